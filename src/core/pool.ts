@@ -1,0 +1,123 @@
+import type { BalancingPolicy, PickContext } from '../balancing/policy.js';
+import type { Server } from './server.js';
+
+/** How a lease ended: fed to the server's statistics (or not, for a cancelled one). */
+export const enum Outcome {
+  Success = 0,
+  /** The server failed: refused, reset, timed out, or answered garbage. */
+  Failure = 1,
+  /** The client went away: says nothing about the server. */
+  Cancelled = 2,
+}
+
+/** Per-pool settings the proxies read (durations in ms). Same meaning at L4 and L7. */
+export interface PoolOptions {
+  retries: { attempts: number; on: ReadonlyArray<'connect-failure' | 'reset' | 'timeout' | '5xx'> };
+  timeouts: { connect: number; response: number; idle: number };
+  maxIdlePerServer: number;
+}
+
+export const DEFAULT_POOL_OPTIONS: PoolOptions = {
+  retries: { attempts: 1, on: ['connect-failure', 'reset'] },
+  timeouts: { connect: 5000, response: 60000, idle: 30000 },
+  maxIdlePerServer: 64,
+};
+
+/**
+ * A named group of servers and the policy that chooses among them. It hands out leases
+ * (acquire → release) so that in-flight counts, response times and failure counts are fed the
+ * same way for every algorithm, at L4 and L7. A lease is the Server itself, to allocate nothing.
+ */
+export class Pool {
+  readonly name: string;
+  policy: BalancingPolicy;
+  servers: Server[];
+  options: PoolOptions;
+
+  /** Available primaries, or available backups when no primary is available. */
+  private eligible: Server[] = [];
+  private dirty = true;
+  /** Earliest time an ejected server becomes available again (0: none pending). */
+  private nextReturn = 0;
+
+  constructor(name: string, policy: BalancingPolicy, servers: Server[], options = DEFAULT_POOL_OPTIONS) {
+    this.name = name;
+    this.policy = policy;
+    this.servers = servers;
+    this.options = options;
+  }
+
+  /** Server states, weights or membership changed: recompute the eligible set on next use. */
+  invalidate(): void {
+    this.dirty = true;
+  }
+
+  setPolicy(policy: BalancingPolicy): void {
+    this.policy = policy;
+    this.dirty = true;
+  }
+
+  setServers(servers: Server[]): void {
+    this.servers = servers;
+    this.dirty = true;
+  }
+
+  find(id: string): Server | undefined {
+    for (const s of this.servers) if (s.id === id) return s;
+    return undefined;
+  }
+
+  /** The servers a request may go to right now (primaries, or backups when no primary is up). */
+  eligibleServers(now = Date.now()): readonly Server[] {
+    if (this.dirty || (this.nextReturn !== 0 && now >= this.nextReturn)) this.recompute(now);
+    return this.eligible;
+  }
+
+  /**
+   * Choose a server and lease it (its in-flight count goes up). `exclude` holds servers already
+   * tried by this request (retries never go to the same server twice). Returns undefined when no
+   * server is eligible.
+   */
+  acquire(ctx: PickContext, exclude?: readonly Server[]): Server | undefined {
+    let list = this.eligibleServers();
+    if (list.length === 0) return undefined;
+    if (exclude !== undefined && exclude.length > 0) {
+      list = list.filter((s) => !exclude.includes(s));
+      if (list.length === 0) return undefined;
+    }
+    const server = list.length === 1 ? list[0]! : this.policy.pick(list, ctx);
+    server.active++;
+    server.total++;
+    return server;
+  }
+
+  /** Take a lease on a server chosen outside the policy (sticky sessions), if it is eligible. */
+  acquireServer(server: Server): boolean {
+    if (!this.eligibleServers().includes(server)) return false;
+    server.active++;
+    server.total++;
+    return true;
+  }
+
+  /** Return a lease with its outcome; `durationMs` is the response (or connect) time. */
+  release(server: Server, outcome: Outcome, durationMs: number): void {
+    server.active--;
+    if (outcome !== Outcome.Cancelled) server.record(outcome === Outcome.Success, durationMs);
+  }
+
+  private recompute(now: number): void {
+    const primaries: Server[] = [];
+    const backups: Server[] = [];
+    let nextReturn = 0;
+    for (const s of this.servers) {
+      if (s.isAvailable(now)) (s.backup ? backups : primaries).push(s);
+      else if (s.state === 'up' && s.ejectedUntil > now && (nextReturn === 0 || s.ejectedUntil < nextReturn)) {
+        nextReturn = s.ejectedUntil;
+      }
+    }
+    this.eligible = primaries.length > 0 ? primaries : backups;
+    this.nextReturn = nextReturn;
+    this.dirty = false;
+    this.policy.rebuild?.(this.eligible);
+  }
+}

@@ -1,0 +1,63 @@
+import { parseConfig } from '../config/index.js';
+import type { Logger } from '../core/log.js';
+import { Runtime } from '../core/runtime.js';
+import { type RunningBackend, startBackend } from './backend.js';
+
+export interface LabOptions {
+  /** Port of the balancer; 0 picks a free one. */
+  port: number;
+  host: string;
+  backends: number;
+  log?: Logger;
+}
+
+export interface RunningLab {
+  balancer: Runtime;
+  backends: RunningBackend[];
+  url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * The demo lab: sample backends on loopback behind one balancer, all in this process, so that a
+ * newcomer sees balancing work with nothing to set up.
+ */
+export async function startLab(options: LabOptions): Promise<RunningLab> {
+  const backends: RunningBackend[] = [];
+  for (let i = 0; i < options.backends; i++) {
+    backends.push(await startBackend({ port: 0, host: options.host, id: `backend-${String.fromCharCode(97 + i)}` }));
+  }
+  const yaml = `
+listeners:
+  - name: web
+    protocol: http
+    listen: ${formatHostPort(options.host, options.port)}
+    pool: web
+pools:
+  - name: web
+    algorithm: round-robin
+    servers:
+${backends.map((b) => `      - address: ${formatHostPort(b.host, b.port)}\n        name: ${b.id}`).join('\n')}
+`;
+  const balancer = new Runtime(parseConfig(yaml, 'demo lab'), options.log ? { log: options.log } : {});
+  try {
+    await balancer.start();
+  } catch (err) {
+    await Promise.all(backends.map((b) => b.close()));
+    throw err;
+  }
+  const a = balancer.address('web');
+  return {
+    balancer,
+    backends,
+    url: `http://${formatHostPort(a.host, a.port)}`,
+    async stop() {
+      await balancer.shutdown(1000);
+      await Promise.all(backends.map((b) => b.close()));
+    },
+  };
+}
+
+function formatHostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}

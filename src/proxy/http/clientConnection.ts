@@ -1,0 +1,850 @@
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import type { PickContext } from '../../balancing/policy.js';
+import type { CidrSet } from '../../core/cidr.js';
+import { unmapIPv4 } from '../../core/cidr.js';
+import type { Logger } from '../../core/log.js';
+import { Outcome, type Pool } from '../../core/pool.js';
+import type { Server } from '../../core/server.js';
+import { CHUNKED_ERROR, CHUNKED_MORE, ChunkedDecoder } from './chunkedDecoder.js';
+import {
+  Framing,
+  findHeadEnd,
+  newRequestHead,
+  newResponseHead,
+  parseRequestHead,
+  parseResponseHead,
+  responseHasBody,
+} from './headParser.js';
+import type { Router } from './router.js';
+import { idleListFor, type UpstreamConnection, type UpstreamOwner } from './upstreamPool.js';
+
+/** What a client connection needs from its listener. Swappable fields apply on reload. */
+export interface ListenerContext {
+  readonly name: string;
+  router: Router;
+  trusted: CidrSet | null;
+  maxHeaderSize: number;
+  timeouts: { requestHead: number; idle: number };
+  /** Shutting down: finish the current exchange, then close. */
+  closing: boolean;
+  readonly log: Logger;
+  readonly connections: Set<ClientConnection>;
+}
+
+const enum Phase {
+  /** Between requests (keep-alive), or before the first byte. */
+  Idle = 0,
+  /** Receiving a request head. */
+  Head = 1,
+  /** Opening a connection to the chosen server. */
+  Connecting = 2,
+  /** Request sent (or its body streaming) and response being received or relayed. */
+  Exchange = 3,
+  /** After a 101 Switching Protocols: bytes are piped both ways. */
+  Tunnel = 4,
+  Closed = 5,
+}
+
+const enum Res {
+  Head = 0,
+  Body = 1,
+  Done = 2,
+}
+
+/** Pipelined bytes held while a response is in flight, before we stop reading. */
+const MAX_PIPELINE_BUFFER = 64 * 1024;
+/** Upstream response heads larger than this are garbage. */
+const MAX_RESPONSE_HEAD = 64 * 1024;
+/** Idle limit of upgraded (WebSocket) connections. */
+const TUNNEL_IDLE_MS = 3_600_000;
+/** A closed-but-lingering client socket is destroyed after this long. */
+const LINGER_MS = 2000;
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+/**
+ * One client connection of an HTTP listener and the exchanges on it, one at a time (pipelined
+ * requests wait their turn). A request is parsed strictly, routed to a pool, leased to a server,
+ * and forwarded over a pooled raw keep-alive connection with its body streamed; the response is
+ * parsed strictly and relayed, streamed, with backpressure both ways.
+ */
+export class ClientConnection implements UpstreamOwner {
+  readonly socket: Socket;
+  private readonly ctx: ListenerContext;
+  private readonly peerIp: string;
+  private readonly trustedPeer: boolean;
+  private readonly pickCtx: PickContext;
+
+  private phase = Phase.Idle;
+  /** When the current phase times out (ms since epoch); checked by the listener's sweep. */
+  deadline: number;
+  private inBuf: Buffer | null = null;
+  private scanFrom = 0;
+  private readPaused = false;
+  private clientEnded = false;
+
+  private readonly req = newRequestHead();
+  private reqHead = '';
+  private reqFraming = Framing.None;
+  private reqRemaining = 0;
+  private readonly reqChunked = new ChunkedDecoder();
+  private reqDone = true;
+  private keepAlive = true;
+
+  private pool: Pool | null = null;
+  /** The leased server, until the lease is released. */
+  private server: Server | null = null;
+  private readonly tried: Server[] = [];
+  private up: UpstreamConnection | null = null;
+  private startedAt = 0;
+  private ttfb = 0;
+  private lastStatus = 502;
+  private lastError = '';
+
+  private readonly res = newResponseHead();
+  private resPhase = Res.Done;
+  private resBuf: Buffer | null = null;
+  private resFraming = Framing.None;
+  private resRemaining = 0;
+  private readonly resChunked = new ChunkedDecoder();
+  /** HTTP/1.0 client and a chunked response: relay only the data, then close. */
+  private resStrip = false;
+  /** A final response head was sent to the client for the current request. */
+  private resStarted = false;
+  private upReusable = false;
+  private readonly stripSink: (b: Buffer, s: number, e: number) => void;
+
+  constructor(socket: Socket, ctx: ListenerContext) {
+    this.socket = socket;
+    this.ctx = ctx;
+    this.peerIp = unmapIPv4(socket.remoteAddress ?? '');
+    this.trustedPeer = ctx.trusted?.has(this.peerIp) ?? false;
+    this.pickCtx = { clientIp: this.peerIp, hashKey: undefined };
+    // The first request must arrive within the request-head timeout, later ones within idle.
+    this.deadline = Date.now() + ctx.timeouts.requestHead;
+    this.stripSink = (b, s, e) => {
+      if (!this.socket.write(b.subarray(s, e))) this.up?.socket.pause();
+    };
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('end', () => this.onEnd());
+    socket.on('drain', () => this.onDrain());
+    socket.on('error', () => {}); // 'close' follows; resets from clients are routine
+    socket.on('close', () => this.onClose());
+    ctx.connections.add(this);
+  }
+
+  /** Idle between requests: safe to close now (shutdown). */
+  get idle(): boolean {
+    return this.phase === Phase.Idle && this.inBuf === null;
+  }
+
+  // ---- client side ----
+
+  private onData(chunk: Buffer): void {
+    try {
+      switch (this.phase) {
+        case Phase.Tunnel:
+          this.deadline = Date.now() + TUNNEL_IDLE_MS;
+          if (this.up !== null && !this.up.socket.write(chunk)) this.pauseReads();
+          return;
+        case Phase.Exchange:
+          if (!this.reqDone) {
+            this.deadline = Date.now() + this.pool!.options.timeouts.response;
+            this.forwardBody(chunk);
+            return;
+          }
+          this.hold(chunk);
+          return;
+        case Phase.Connecting:
+          this.hold(chunk);
+          return;
+        case Phase.Idle:
+          this.phase = Phase.Head;
+          this.deadline = Date.now() + this.ctx.timeouts.requestHead;
+          this.hold(chunk);
+          this.parseHead();
+          return;
+        case Phase.Head:
+          this.hold(chunk);
+          this.parseHead();
+          return;
+        case Phase.Closed:
+          return;
+      }
+    } catch (err) {
+      this.internalError(err);
+    }
+  }
+
+  /** Keeps bytes not consumable yet (a head in progress, a body before the upstream is ready). */
+  private hold(chunk: Buffer): void {
+    this.inBuf = this.inBuf === null ? chunk : Buffer.concat([this.inBuf, chunk]);
+    if (this.phase >= Phase.Connecting && this.inBuf.length > MAX_PIPELINE_BUFFER) this.pauseReads();
+  }
+
+  private parseHead(): void {
+    let buf = this.inBuf!;
+    // RFC 9112 2.2: empty lines before a request line are ignored.
+    let skip = 0;
+    while (skip + 1 < buf.length && buf[skip] === 13 && buf[skip + 1] === 10) skip += 2;
+    if (skip > 0) {
+      buf = buf.subarray(skip);
+      this.inBuf = buf.length > 0 ? buf : null;
+      if (this.inBuf === null) return;
+    }
+    const max = this.ctx.maxHeaderSize;
+    const end = findHeadEnd(buf, this.scanFrom);
+    if (end < 0) {
+      if (buf.length > max) return this.reject(431, 'request head larger than maxHeaderSize');
+      this.scanFrom = buf.length - 3;
+      return;
+    }
+    this.scanFrom = 0;
+    if (end > max) return this.reject(431, 'request head larger than maxHeaderSize');
+    const status = parseRequestHead(buf.toString('latin1', 0, end), this.req);
+    if (status !== 0) return this.reject(status, this.req.error);
+    this.inBuf = end + 4 < buf.length ? buf.subarray(end + 4) : null;
+    this.beginRequest();
+  }
+
+  private beginRequest(): void {
+    const req = this.req;
+    this.startedAt = Date.now();
+    this.pickCtx.clientIp = this.trustedPeer ? this.forwardedClientIp() : this.peerIp;
+    this.pool = this.ctx.router.select(req);
+    this.reqFraming = req.framing;
+    this.reqRemaining = req.contentLength;
+    this.reqDone = req.framing === Framing.None;
+    if (req.framing === Framing.Chunked) this.reqChunked.reset();
+    this.keepAlive = !req.close && !this.ctx.closing;
+    this.resStarted = false;
+    this.resPhase = Res.Done;
+    this.tried.length = 0;
+    this.lastStatus = 502;
+    this.lastError = '';
+    this.reqHead = this.buildRequestHead();
+    this.dispatch();
+  }
+
+  /** Leases a server (excluding those tried) and sends the request over a pooled or new connection. */
+  private dispatch(): void {
+    const pool = this.pool!;
+    const server = pool.acquire(this.pickCtx, this.tried);
+    if (server === undefined) {
+      if (this.tried.length === 0) return this.respondError(503, `pool ${pool.name} has no server available`);
+      return this.respondError(this.lastStatus, this.lastError);
+    }
+    this.server = server;
+    this.tried.push(server);
+    const list = idleListFor(server, pool.options);
+    const up = list.take(this);
+    if (up !== null) {
+      this.up = up;
+      this.sendRequest();
+    } else {
+      this.openConnection(list.open(this));
+    }
+  }
+
+  private openConnection(up: UpstreamConnection): void {
+    this.up = up;
+    this.phase = Phase.Connecting;
+    this.deadline = Date.now() + this.pool!.options.timeouts.connect;
+    this.pauseReads();
+  }
+
+  onUpstreamConnect(up: UpstreamConnection): void {
+    if (up === this.up && this.phase === Phase.Connecting) this.sendRequest();
+  }
+
+  private sendRequest(): void {
+    const out = this.up!.socket;
+    this.phase = Phase.Exchange;
+    this.resPhase = Res.Head;
+    this.resBuf = null;
+    this.deadline = Date.now() + this.pool!.options.timeouts.response;
+    out.cork();
+    out.write(this.req.hostHeader === '' ? this.buildRequestHead() : this.reqHead, 'latin1');
+    if (!this.reqDone && this.inBuf !== null) {
+      const held = this.inBuf;
+      this.inBuf = null;
+      this.forwardBody(held);
+    }
+    out.uncork();
+    this.updateReads();
+  }
+
+  /** Forwards request body bytes; whatever follows the body is the next pipelined request. */
+  private forwardBody(buf: Buffer): void {
+    let used = buf.length;
+    if (this.reqFraming === Framing.Length) {
+      used = Math.min(this.reqRemaining, buf.length);
+      this.reqRemaining -= used;
+      this.writeUp(used === buf.length ? buf : buf.subarray(0, used));
+      if (this.reqRemaining === 0) this.reqDone = true;
+    } else {
+      const r = this.reqChunked.feed(buf, 0);
+      if (r === CHUNKED_ERROR) return this.abortRequestBody(`bad chunked body: ${this.reqChunked.error}`);
+      if (r === CHUNKED_MORE) this.writeUp(buf);
+      else {
+        used = r;
+        this.writeUp(r === buf.length ? buf : buf.subarray(0, r));
+        this.reqDone = true;
+      }
+    }
+    if (used < buf.length) {
+      const rest = buf.subarray(used);
+      this.inBuf = this.inBuf === null ? rest : Buffer.concat([this.inBuf, rest]);
+    }
+    if (this.reqDone) {
+      if (this.resPhase === Res.Done) this.finishExchange();
+      else this.updateReads();
+    }
+  }
+
+  private writeUp(part: Buffer): void {
+    if (!this.up!.socket.write(part)) this.pauseReads();
+  }
+
+  onUpstreamDrain(up: UpstreamConnection): void {
+    if (up === this.up) this.updateReads();
+  }
+
+  private onDrain(): void {
+    const up = this.up;
+    if (up !== null && up.socket.isPaused()) up.socket.resume();
+  }
+
+  private onEnd(): void {
+    this.clientEnded = true;
+    switch (this.phase) {
+      case Phase.Idle:
+        this.socket.end();
+        this.phase = Phase.Closed;
+        return;
+      case Phase.Head:
+        // A request cut short: nothing to answer.
+        this.socket.end();
+        this.phase = Phase.Closed;
+        return;
+      case Phase.Tunnel:
+        this.up?.socket.end();
+        return;
+      default:
+        if (!this.reqDone) this.abortRequestBody('client closed before sending the whole body', true);
+    }
+  }
+
+  private onClose(): void {
+    this.phase = Phase.Closed;
+    this.ctx.connections.delete(this);
+    const up = this.up;
+    if (up !== null) {
+      this.up = null;
+      up.destroy();
+    }
+    this.releaseLease(Outcome.Cancelled);
+  }
+
+  private pauseReads(): void {
+    if (!this.readPaused) {
+      this.readPaused = true;
+      this.socket.pause();
+    }
+  }
+
+  /** Reads from the client only when we can take the bytes: no upstream backlog, room to hold. */
+  private updateReads(): void {
+    let pause = false;
+    switch (this.phase) {
+      case Phase.Connecting:
+        pause = true;
+        break;
+      case Phase.Exchange:
+        pause = this.reqDone
+          ? this.inBuf !== null && this.inBuf.length > MAX_PIPELINE_BUFFER
+          : this.up !== null && this.up.socket.writableNeedDrain;
+        break;
+      case Phase.Tunnel:
+        pause = this.up !== null && this.up.socket.writableNeedDrain;
+        break;
+    }
+    if (pause) this.pauseReads();
+    else if (this.readPaused) {
+      this.readPaused = false;
+      this.socket.resume();
+    }
+  }
+
+  // ---- upstream side ----
+
+  onUpstreamData(up: UpstreamConnection, chunk: Buffer): void {
+    try {
+      if (up !== this.up) return up.destroy();
+      if (this.phase === Phase.Tunnel) {
+        this.deadline = Date.now() + TUNNEL_IDLE_MS;
+        if (!this.socket.write(chunk)) up.socket.pause();
+        return;
+      }
+      this.deadline = Date.now() + this.pool!.options.timeouts.response;
+      if (this.resPhase === Res.Body) return this.forwardResponseBody(chunk);
+      if (this.resPhase === Res.Head) return this.readResponseHead(chunk);
+      // Bytes after a complete response: the server is out of step, never reuse it.
+      this.upReusable = false;
+    } catch (err) {
+      this.internalError(err);
+    }
+  }
+
+  private readResponseHead(chunk: Buffer): void {
+    let buf = this.resBuf === null ? chunk : Buffer.concat([this.resBuf, chunk]);
+    for (;;) {
+      const end = findHeadEnd(buf, 0);
+      if (end < 0) {
+        if (buf.length > MAX_RESPONSE_HEAD) return this.upstreamBroken('response head too large');
+        this.resBuf = buf;
+        return;
+      }
+      const res = this.res;
+      if (parseResponseHead(buf.toString('latin1', 0, end), res) !== 0) return this.upstreamBroken(res.error);
+      const rest = end + 4;
+      if (res.status >= 200) {
+        this.resBuf = null;
+        this.socket.cork();
+        this.startResponse(rest < buf.length ? buf.subarray(rest) : null);
+        this.socket.uncork();
+        return;
+      }
+      if (res.status === 101) {
+        if (!this.req.upgrade) return this.upstreamBroken('101 without an upgrade request');
+        return this.startTunnel(buf.subarray(rest));
+      }
+      // Interim responses (100 Continue, 103 Early Hints) go to HTTP/1.1 clients as they are.
+      if (this.req.minor === 1) this.socket.write(this.buildResponseHead(false, true), 'latin1');
+      if (rest >= buf.length) {
+        this.resBuf = null;
+        return;
+      }
+      buf = buf.subarray(rest);
+    }
+  }
+
+  /** Sends the response head to the client; `extra` holds body bytes that came with the head. */
+  private startResponse(extra: Buffer | null): void {
+    const res = this.res;
+    const req = this.req;
+    this.ttfb = Date.now() - this.startedAt;
+    this.resStrip = false;
+    if (!responseHasBody(req.method, res.status)) this.resFraming = Framing.None;
+    else {
+      this.resFraming = res.framing;
+      if (res.framing === Framing.Chunked) {
+        this.resChunked.reset();
+        if (req.minor === 0) {
+          this.resStrip = true;
+          this.keepAlive = false;
+        }
+      } else if (res.framing === Framing.Length) this.resRemaining = res.contentLength;
+      else if (res.framing === Framing.UntilClose) this.keepAlive = false;
+    }
+    this.upReusable = !res.close && res.minor === 1 && this.resFraming !== Framing.UntilClose;
+    // A response that starts before the request body is complete: we cannot find the next
+    // request's start reliably, so this connection ends with this response.
+    if (!this.reqDone) this.keepAlive = false;
+    this.socket.write(this.buildResponseHead(!this.keepAlive || this.ctx.closing, false), 'latin1');
+    this.resStarted = true;
+    if (this.resFraming === Framing.None) {
+      // Bytes after a bodiless response: the server is out of step, never reuse it.
+      if (extra !== null) this.upReusable = false;
+      return this.finishExchange();
+    }
+    this.resPhase = Res.Body;
+    if (extra !== null) this.forwardResponseBody(extra);
+  }
+
+  private forwardResponseBody(buf: Buffer): void {
+    const out = this.socket;
+    let ok = true;
+    switch (this.resFraming) {
+      case Framing.Length: {
+        const take = Math.min(this.resRemaining, buf.length);
+        this.resRemaining -= take;
+        ok = out.write(take === buf.length ? buf : buf.subarray(0, take));
+        if (this.resRemaining === 0) {
+          if (take < buf.length) this.upReusable = false;
+          return this.finishExchange();
+        }
+        break;
+      }
+      case Framing.Chunked: {
+        const r = this.resChunked.feed(buf, 0, this.resStrip ? this.stripSink : undefined);
+        if (r === CHUNKED_ERROR) return this.upstreamBroken(`bad chunked response: ${this.resChunked.error}`);
+        if (!this.resStrip) ok = out.write(r === CHUNKED_MORE || r === buf.length ? buf : buf.subarray(0, r));
+        if (r !== CHUNKED_MORE) {
+          if (r < buf.length) this.upReusable = false;
+          return this.finishExchange();
+        }
+        break;
+      }
+      default:
+        ok = out.write(buf);
+    }
+    if (!ok) this.up?.socket.pause();
+  }
+
+  private startTunnel(rest: Buffer): void {
+    this.ttfb = Date.now() - this.startedAt;
+    this.socket.write(this.buildResponseHead(false, true), 'latin1');
+    this.resStarted = true;
+    this.resPhase = Res.Done;
+    this.phase = Phase.Tunnel;
+    this.deadline = Date.now() + TUNNEL_IDLE_MS;
+    if (rest.length > 0) this.socket.write(rest);
+    if (this.inBuf !== null) {
+      this.up!.socket.write(this.inBuf);
+      this.inBuf = null;
+    }
+    this.updateReads();
+  }
+
+  onUpstreamClose(up: UpstreamConnection, error: Error | undefined): void {
+    if (up !== this.up) return;
+    this.up = null;
+    try {
+      this.upstreamClosed(up, error);
+    } catch (err) {
+      this.internalError(err);
+    }
+  }
+
+  private upstreamClosed(up: UpstreamConnection, error: Error | undefined): void {
+    const code = (error as NodeJS.ErrnoException | undefined)?.code;
+    if (this.phase === Phase.Tunnel) {
+      this.releaseLease(Outcome.Success);
+      this.socket.end();
+      this.phase = Phase.Closed;
+      return;
+    }
+    if (this.phase === Phase.Connecting) {
+      return this.retryOrFail(Outcome.Failure, 502, `connect ${code ?? 'failed'}`, 'connect-failure');
+    }
+    if (this.phase !== Phase.Exchange || this.resPhase === Res.Done) return;
+    if (this.resPhase === Res.Head && !this.resStarted) {
+      const replayable = this.reqFraming === Framing.None && this.resBuf === null;
+      // A reused keep-alive connection the server had just closed: not the server's fault;
+      // send the request again to the same server on a new connection (only once: it is new).
+      if (up.reused && replayable && this.server !== null) {
+        return this.openConnection(idleListFor(this.server, this.pool!.options).open(this));
+      }
+      const why = `server closed the connection before answering${code ? ` (${code})` : ''}`;
+      if (replayable && IDEMPOTENT.has(this.req.method)) return this.retryOrFail(Outcome.Failure, 502, why, 'reset');
+      this.releaseLease(Outcome.Failure);
+      return this.respondError(502, why);
+    }
+    if (this.resFraming === Framing.UntilClose && error === undefined) {
+      // The end of a body delimited by the connection's close.
+      this.releaseLease(Outcome.Success);
+      this.socket.end();
+      this.phase = Phase.Closed;
+      return;
+    }
+    this.releaseLease(Outcome.Failure);
+    this.log(`server closed the connection mid-response${code ? ` (${code})` : ''}`);
+    this.socket.destroy();
+  }
+
+  /** The server failed before anything was sent to the client: another server, or an error. */
+  private retryOrFail(
+    outcome: Outcome,
+    status: number,
+    why: string,
+    kind: 'connect-failure' | 'reset' | 'timeout',
+  ): void {
+    const server = this.server;
+    this.releaseLease(outcome);
+    this.lastStatus = status;
+    this.lastError = `${why} (server ${server?.id ?? '?'})`;
+    const retries = this.pool!.options.retries;
+    if (this.tried.length <= retries.attempts && retries.on.includes(kind)) {
+      this.ctx.log.info(`${this.ctx.name}: ${this.req.method} ${this.req.path}: ${this.lastError}, retrying`);
+      return this.dispatch();
+    }
+    this.respondError(status, this.lastError);
+  }
+
+  private upstreamBroken(why: string): void {
+    const up = this.up;
+    this.up = null;
+    up?.destroy();
+    this.releaseLease(Outcome.Failure);
+    if (this.resStarted) {
+      this.log(why);
+      this.socket.destroy();
+      this.phase = Phase.Closed;
+      return;
+    }
+    this.respondError(502, `${why} (server ${this.tried[this.tried.length - 1]?.id ?? '?'})`);
+  }
+
+  // ---- end of an exchange ----
+
+  private finishExchange(): void {
+    this.resPhase = Res.Done;
+    if (!this.reqDone) {
+      // Response complete while the request body is still coming: wait for it to finish so
+      // the upstream connection stays in step; the client connection ends afterwards anyway.
+      this.upReusable = false;
+    }
+    this.releaseLease(Outcome.Success);
+    const up = this.up;
+    if (up !== null) {
+      this.up = null;
+      if (this.upReusable && this.reqDone) idleListFor(up.server, this.pool!.options).put(up);
+      else up.destroy();
+    }
+    this.nextRequest();
+  }
+
+  /** After a response: close, or go back to reading the next (maybe already buffered) request. */
+  private nextRequest(): void {
+    if (!this.keepAlive || this.clientEnded || this.ctx.closing || !this.reqDone) {
+      this.close();
+      return;
+    }
+    this.phase = Phase.Idle;
+    this.deadline = Date.now() + this.ctx.timeouts.idle;
+    this.updateReads();
+    // A pipelined request already buffered: handle it on the next tick, so that a long pipeline
+    // answered without I/O (errors) never grows the stack.
+    if (this.inBuf !== null) process.nextTick(() => this.resumePipeline());
+  }
+
+  private resumePipeline(): void {
+    if (this.phase !== Phase.Idle || this.inBuf === null) return;
+    try {
+      this.phase = Phase.Head;
+      this.deadline = Date.now() + this.ctx.timeouts.requestHead;
+      this.parseHead();
+    } catch (err) {
+      this.internalError(err);
+    }
+  }
+
+  private close(): void {
+    this.phase = Phase.Closed;
+    this.deadline = Date.now() + LINGER_MS;
+    this.socket.end();
+  }
+
+  private releaseLease(outcome: Outcome): void {
+    const server = this.server;
+    if (server === null) return;
+    this.server = null;
+    this.pool!.release(server, outcome, outcome === Outcome.Success ? this.ttfb : Date.now() - this.startedAt);
+  }
+
+  /** Called by the listener's sweep when `deadline` has passed. */
+  onTimeout(): void {
+    try {
+      switch (this.phase) {
+        case Phase.Idle:
+          return this.close();
+        case Phase.Head:
+          return this.reject(408, 'request head not received in time');
+        case Phase.Connecting: {
+          const up = this.up;
+          this.up = null;
+          up?.destroy();
+          return this.retryOrFail(Outcome.Failure, 504, 'connect timeout', 'connect-failure');
+        }
+        case Phase.Exchange: {
+          const up = this.up;
+          this.up = null;
+          up?.destroy();
+          this.releaseLease(Outcome.Failure);
+          if (this.resStarted) {
+            this.log('server stopped sending the response (timeout)');
+            this.socket.destroy();
+            return;
+          }
+          return this.respondError(504, `server did not answer in time (server ${this.tried.at(-1)?.id ?? '?'})`);
+        }
+        case Phase.Tunnel:
+          this.up?.destroy();
+          this.up = null;
+          this.releaseLease(Outcome.Success);
+          this.socket.destroy();
+          return;
+        case Phase.Closed:
+          this.socket.destroy();
+          return;
+      }
+    } catch (err) {
+      this.internalError(err);
+    }
+  }
+
+  /** Shutdown: close now if idle, else after the exchange in flight. */
+  shutdown(): void {
+    if (this.idle) this.close();
+  }
+
+  // ---- errors ----
+
+  /** A malformed or unacceptable request: answer and close (the stream can't be trusted). */
+  private reject(status: number, why: string): void {
+    this.ctx.log.info(`${this.ctx.name}: ${status} for client ${this.peerIp}: ${why}`);
+    this.keepAlive = false;
+    this.reqDone = true;
+    this.writeError(status, true);
+    this.inBuf = null;
+    this.close();
+  }
+
+  private abortRequestBody(why: string, clientGone = false): void {
+    const up = this.up;
+    this.up = null;
+    up?.destroy();
+    this.releaseLease(Outcome.Cancelled);
+    this.ctx.log.info(`${this.ctx.name}: client ${this.peerIp}: ${why}`);
+    if (clientGone || this.resStarted) {
+      this.socket.destroy();
+      this.phase = Phase.Closed;
+      return;
+    }
+    this.reqDone = true;
+    this.writeError(400, true);
+    this.close();
+  }
+
+  /** A 5xx of ours for the current request (nothing of the real response was sent). */
+  private respondError(status: number, why: string): void {
+    this.log(`${status}: ${why}`);
+    if (this.resStarted) {
+      this.socket.destroy();
+      this.phase = Phase.Closed;
+      return;
+    }
+    const up = this.up;
+    this.up = null;
+    up?.destroy();
+    this.resPhase = Res.Done;
+    const close = !this.keepAlive || !this.reqDone || this.ctx.closing;
+    if (close) this.keepAlive = false;
+    this.writeError(status, close);
+    this.nextRequest();
+  }
+
+  private writeError(status: number, close: boolean): void {
+    const text = STATUS_CODES[status] ?? 'Error';
+    const body = this.req.method === 'HEAD' ? '' : `${status} ${text}\n`;
+    let head = `HTTP/1.1 ${status} ${text}\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\n`;
+    if (status === 503) head += 'retry-after: 1\r\n';
+    if (close) head += 'connection: close\r\n';
+    this.resStarted = true;
+    this.socket.write(`${head}\r\n${body}`, 'latin1');
+  }
+
+  private internalError(err: unknown): void {
+    this.ctx.log.error(`${this.ctx.name}: internal error: ${(err as Error)?.stack ?? String(err)}`);
+    const up = this.up;
+    this.up = null;
+    up?.destroy();
+    this.releaseLease(Outcome.Cancelled);
+    if (!this.resStarted && this.phase !== Phase.Closed) this.writeError(500, true);
+    this.socket.destroy();
+    this.phase = Phase.Closed;
+  }
+
+  private log(msg: string): void {
+    const r = this.req;
+    this.ctx.log.warn(`${this.ctx.name}: ${r.method} ${r.path} from ${this.pickCtx.clientIp} pool ${this.pool?.name}: ${msg}`);
+  }
+
+  // ---- heads ----
+
+  private buildRequestHead(): string {
+    const r = this.req;
+    let h = `${r.method} ${r.target} HTTP/1.1\r\n`;
+    let xff = '';
+    let upgrade = '';
+    let keepProto = false;
+    let keepHost = false;
+    const tokens = r.connectionTokens;
+    for (let i = 0; i < r.count; i++) {
+      const name = r.names[i]!;
+      if (HOP_BY_HOP.has(name)) {
+        if (name === 'upgrade' && r.upgrade) upgrade = r.values[i]!;
+        continue;
+      }
+      if (tokens !== null && tokens.includes(name)) continue;
+      if (name === 'x-forwarded-for') {
+        xff = xff === '' ? r.values[i]! : `${xff}, ${r.values[i]}`;
+        continue;
+      }
+      // X-Forwarded-Proto/Host are believed only from trusted proxies.
+      if (name === 'x-forwarded-proto') {
+        if (!this.trustedPeer) continue;
+        keepProto = true;
+      } else if (name === 'x-forwarded-host') {
+        if (!this.trustedPeer) continue;
+        keepHost = true;
+      }
+      h += `${r.rawNames[i]}: ${r.values[i]}\r\n`;
+    }
+    // HTTP/1.0 requests may lack Host; HTTP/1.1 servers require one: name the server.
+    if (r.hostHeader === '') h += `host: ${this.server?.address ?? 'localhost'}\r\n`;
+    if (r.framing === Framing.Chunked) h += 'transfer-encoding: chunked\r\n';
+    if (upgrade !== '') h += `connection: upgrade\r\nupgrade: ${upgrade}\r\n`;
+    h += `x-forwarded-for: ${xff === '' ? this.peerIp : `${xff}, ${this.peerIp}`}\r\n`;
+    if (!keepProto) h += 'x-forwarded-proto: http\r\n';
+    if (!keepHost && r.hostHeader !== '') h += `x-forwarded-host: ${r.hostHeader}\r\n`;
+    return `${h}via: 1.${r.minor} fulcrum\r\n\r\n`;
+  }
+
+  /** The response head for the client: hop-by-hop fields replaced by our own connection policy. */
+  private buildResponseHead(close: boolean, passThrough: boolean): string {
+    const r = this.res;
+    let h = `HTTP/1.1 ${r.status} ${r.reason}\r\n`;
+    const tokens = r.connectionTokens;
+    for (let i = 0; i < r.count; i++) {
+      const name = r.names[i]!;
+      // Interim and 101 responses keep their Connection/Upgrade fields.
+      if (!passThrough && (HOP_BY_HOP.has(name) || (tokens !== null && tokens.includes(name)))) continue;
+      h += `${r.rawNames[i]}: ${r.values[i]}\r\n`;
+    }
+    if (!passThrough) {
+      if (this.resFraming === Framing.Chunked && !this.resStrip) h += 'transfer-encoding: chunked\r\n';
+      if (close) h += 'connection: close\r\n';
+      else if (this.req.minor === 0) h += 'connection: keep-alive\r\n';
+    }
+    return `${h}\r\n`;
+  }
+
+  /** The client address from X-Forwarded-For, walking back over trusted proxies. */
+  private forwardedClientIp(): string {
+    const r = this.req;
+    let xff = '';
+    for (let i = 0; i < r.count; i++) {
+      if (r.names[i] === 'x-forwarded-for') xff = xff === '' ? r.values[i]! : `${xff},${r.values[i]}`;
+    }
+    if (xff === '') return this.peerIp;
+    const hops = xff.split(',');
+    for (let i = hops.length - 1; i >= 0; i--) {
+      const ip = hops[i]!.trim();
+      if (i === 0 || !this.ctx.trusted!.has(ip)) return ip;
+    }
+    return this.peerIp;
+  }
+}

@@ -1,0 +1,387 @@
+/**
+ * Strict HTTP/1.1 message-head parsing (RFC 9112), for requests from clients and responses from
+ * servers. Strictness is the point: request smuggling lives in the gaps between two parsers'
+ * leniencies, so anything ambiguous is refused rather than guessed at: bare CR or LF line ends,
+ * whitespace before a colon, obs-fold, control characters, Content-Length together with
+ * Transfer-Encoding, conflicting Content-Lengths, codings other than a final "chunked".
+ *
+ * Input is the head as a latin1 string (one char per byte) WITHOUT the final CRLFCRLF. Parsed
+ * results go into a caller-owned object that is reused across messages.
+ */
+
+/** tchar (RFC 9110 5.6.2) lookup. */
+const TCHAR = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+  TCHAR[c.charCodeAt(0)] = 1;
+}
+
+/** Body framing of a message. */
+export const enum Framing {
+  None = 0,
+  Length = 1,
+  Chunked = 2,
+  /** Response only: body runs until the server closes the connection. */
+  UntilClose = 3,
+}
+
+export interface MessageHead {
+  /** Header names as received, values with surrounding whitespace removed. */
+  rawNames: string[];
+  /** Lowercased names, same order. */
+  names: string[];
+  values: string[];
+  count: number;
+  /** HTTP/1.x minor version. */
+  minor: number;
+  framing: Framing;
+  contentLength: number;
+  /** Connection: close (or HTTP/1.0 without keep-alive). */
+  close: boolean;
+  /** Connection: upgrade with an Upgrade header. */
+  upgrade: boolean;
+  /** Lowercased header names listed in Connection (beyond close/keep-alive/upgrade), to strip. */
+  connectionTokens: string[] | null;
+  /** Why parsing failed, for the log. */
+  error: string;
+}
+
+export interface RequestHead extends MessageHead {
+  method: string;
+  /** Origin-form target to forward (absolute-form is converted). */
+  target: string;
+  /** Path part of the target (before '?'), for routing. */
+  path: string;
+  /** Host header (or absolute-form authority), lowercased, without port. */
+  host: string;
+  /** Host header value as received, for X-Forwarded-Host. */
+  hostHeader: string;
+  expectContinue: boolean;
+}
+
+export interface ResponseHead extends MessageHead {
+  status: number;
+  reason: string;
+}
+
+function newMessage(): MessageHead {
+  return {
+    rawNames: [],
+    names: [],
+    values: [],
+    count: 0,
+    minor: 1,
+    framing: Framing.None,
+    contentLength: 0,
+    close: false,
+    upgrade: false,
+    connectionTokens: null,
+    error: '',
+  };
+}
+
+export function newRequestHead(): RequestHead {
+  return {
+    ...newMessage(),
+    method: '',
+    target: '',
+    path: '',
+    host: '',
+    hostHeader: '',
+    expectContinue: false,
+  };
+}
+
+export function newResponseHead(): ResponseHead {
+  return { ...newMessage(), status: 0, reason: '' };
+}
+
+/** Index of the value of header `name` (lowercase), or -1. */
+export function headerIndex(head: MessageHead, name: string): number {
+  const names = head.names;
+  for (let i = 0; i < head.count; i++) if (names[i] === name) return i;
+  return -1;
+}
+
+export function headerValue(head: MessageHead, name: string): string | undefined {
+  const i = headerIndex(head, name);
+  return i < 0 ? undefined : head.values[i];
+}
+
+/** Finds the end of a head (index of CRLFCRLF) in `buf` starting the search at `from`. */
+export function findHeadEnd(buf: Buffer, from: number): number {
+  return buf.indexOf('\r\n\r\n', from < 0 ? 0 : from, 'latin1');
+}
+
+const enum Scan {
+  Ok = 0,
+}
+
+/**
+ * Parses header lines from `pos` (just after the start line's CRLF) to the end. Lines are split on
+ * CRLF only, so a bare CR or LF ends up inside a name or value, where it is refused.
+ * Returns 0 or an error status (400; 431 when there are too many headers).
+ */
+function parseFields(s: string, pos: number, m: MessageHead, maxHeaders: number): number {
+  const end = s.length;
+  m.count = 0;
+  while (pos < end) {
+    const lineEnd = s.indexOf('\r\n', pos);
+    const stop = lineEnd < 0 ? end : lineEnd;
+    const first = s.charCodeAt(pos);
+    if (first === 32 || first === 9) return fail(m, 'obs-fold (line starting with whitespace)');
+    let i = pos;
+    while (i < stop) {
+      const c = s.charCodeAt(i);
+      if (c >= 128 || TCHAR[c] !== 1) break;
+      i++;
+    }
+    if (i === pos) return fail(m, 'empty header name or invalid character in header name');
+    if (i >= stop || s.charCodeAt(i) !== 58 /* : */) {
+      const c = i < stop ? s.charCodeAt(i) : -1;
+      return fail(m, c === 32 || c === 9 ? 'whitespace before colon in header' : 'invalid header line');
+    }
+    const rawName = s.slice(pos, i);
+    i++;
+    // value: OWS field-value OWS; field-value chars are VCHAR, SP, HTAB, obs-text.
+    while (i < stop && (s.charCodeAt(i) === 32 || s.charCodeAt(i) === 9)) i++;
+    const vStart = i;
+    let vEnd = i;
+    for (; i < stop; i++) {
+      const c = s.charCodeAt(i);
+      if (c === 32 || c === 9) continue;
+      if (c < 32 || c === 127) return fail(m, 'control character in header value');
+      vEnd = i + 1;
+    }
+    if (m.count >= maxHeaders) return fail(m, 'too many header fields', 431);
+    const n = m.count++;
+    m.rawNames[n] = rawName;
+    m.names[n] = rawName.toLowerCase();
+    m.values[n] = s.slice(vStart, vEnd);
+    if (lineEnd < 0) break;
+    pos = lineEnd + 2;
+  }
+  return Scan.Ok;
+}
+
+function fail(m: MessageHead, why: string, status = 400): number {
+  m.error = why;
+  return status;
+}
+
+/**
+ * Works out framing and connection semantics from the parsed fields, shared by requests and
+ * responses. Returns 0, or the status to answer (400 bad framing, 501 unknown coding).
+ */
+function interpretFields(m: MessageHead, isRequest: boolean): number {
+  let cl = -1;
+  let te: string | null = null;
+  let connection: string | null = null;
+  let hasUpgradeHeader = false;
+  m.connectionTokens = null;
+  m.upgrade = false;
+  for (let i = 0; i < m.count; i++) {
+    const name = m.names[i]!;
+    const value = m.values[i]!;
+    switch (name) {
+      case 'content-length': {
+        // Comma lists and repeats are allowed only when every value is the same number.
+        let start = 0;
+        for (;;) {
+          const comma = value.indexOf(',', start);
+          const part = (comma < 0 ? value.slice(start) : value.slice(start, comma)).trim();
+          if (!/^[0-9]{1,15}$/.test(part)) return fail(m, `invalid Content-Length "${value}"`);
+          const n = Number(part);
+          if (cl >= 0 && n !== cl) return fail(m, 'conflicting Content-Length values');
+          cl = n;
+          if (comma < 0) break;
+          start = comma + 1;
+        }
+        break;
+      }
+      case 'transfer-encoding':
+        te = te === null ? value : `${te}, ${value}`;
+        break;
+      case 'connection':
+        connection = connection === null ? value : `${connection}, ${value}`;
+        break;
+      case 'upgrade':
+        hasUpgradeHeader = true;
+        break;
+    }
+  }
+  if (te !== null) {
+    if (cl >= 0) return fail(m, 'both Content-Length and Transfer-Encoding');
+    if (isRequest && m.minor === 0) return fail(m, 'Transfer-Encoding in an HTTP/1.0 request');
+    const codings = te.toLowerCase().split(',');
+    const last = codings[codings.length - 1]!.trim();
+    for (let k = 0; k < codings.length; k++) {
+      const c = codings[k]!.trim();
+      if (c === '' || (c === 'chunked' && k !== codings.length - 1)) {
+        return fail(m, `invalid Transfer-Encoding "${te}"`);
+      }
+    }
+    if (last !== 'chunked') {
+      // A request whose body length cannot be determined is refused (RFC 9112 6.3);
+      // a response is read until the connection closes.
+      if (isRequest) return fail(m, `unsupported Transfer-Encoding "${te}"`, codings.length === 1 ? 501 : 400);
+      m.framing = Framing.UntilClose;
+    } else if (codings.length !== 1) {
+      // Other codings before chunked are legal but we only pass "chunked" through unchanged.
+      return fail(m, `unsupported Transfer-Encoding "${te}"`, isRequest ? 501 : 502);
+    } else {
+      m.framing = Framing.Chunked;
+    }
+    m.contentLength = -1;
+  } else if (cl >= 0) {
+    m.framing = cl === 0 ? Framing.None : Framing.Length;
+    m.contentLength = cl;
+  } else {
+    m.framing = isRequest ? Framing.None : Framing.UntilClose;
+    m.contentLength = isRequest ? 0 : -1;
+  }
+
+  let sawClose = false;
+  let sawKeepAlive = false;
+  if (connection !== null) {
+    for (const raw of connection.split(',')) {
+      const token = raw.trim().toLowerCase();
+      if (token === 'close') sawClose = true;
+      else if (token === 'keep-alive') sawKeepAlive = true;
+      else if (token === 'upgrade') m.upgrade = hasUpgradeHeader;
+      else if (token !== '') (m.connectionTokens ??= []).push(token);
+    }
+  }
+  // HTTP/1.0 closes unless it asks for keep-alive; "close" wins over "keep-alive".
+  const close = sawClose || (m.minor === 0 && !sawKeepAlive);
+  m.close = close;
+  return Scan.Ok;
+}
+
+/**
+ * Parses a request head. Returns 0 on success, else the status to answer the client with
+ * (400, 405, 431, 501, 505) and `head.error` saying why.
+ */
+export function parseRequestHead(s: string, head: RequestHead, maxHeaders = 100): number {
+  head.error = '';
+  let pos = 0;
+  // RFC 9112 2.2: ignore at least one empty line before the request line.
+  while (s.startsWith('\r\n', pos)) pos += 2;
+  const lineEnd = s.indexOf('\r\n', pos);
+  const line = lineEnd < 0 ? s.slice(pos) : s.slice(pos, lineEnd);
+  if (line.indexOf('\r') >= 0 || line.indexOf('\n') >= 0) return fail(head, 'bare CR or LF in request line');
+  const sp1 = line.indexOf(' ');
+  const sp2 = sp1 < 0 ? -1 : line.indexOf(' ', sp1 + 1);
+  if (sp1 <= 0 || sp2 < 0 || line.indexOf(' ', sp2 + 1) >= 0) return fail(head, 'malformed request line');
+  const method = line.slice(0, sp1);
+  for (let i = 0; i < method.length; i++) {
+    const c = method.charCodeAt(i);
+    if (c >= 128 || TCHAR[c] !== 1) return fail(head, 'invalid method');
+  }
+  const target = line.slice(sp1 + 1, sp2);
+  if (target.length === 0) return fail(head, 'empty request target');
+  for (let i = 0; i < target.length; i++) {
+    const c = target.charCodeAt(i);
+    if (c <= 32 || c >= 127) return fail(head, 'invalid character in request target');
+  }
+  const version = line.slice(sp2 + 1);
+  if (version === 'HTTP/1.1') head.minor = 1;
+  else if (version === 'HTTP/1.0') head.minor = 0;
+  else if (/^HTTP\/[0-9]\.[0-9]$/.test(version)) return fail(head, `unsupported version ${version}`, 505);
+  else return fail(head, 'malformed HTTP version');
+  head.method = method;
+  if (method === 'CONNECT') return fail(head, 'CONNECT is not supported by a reverse proxy', 405);
+
+  const status = lineEnd < 0 ? 0 : parseFields(s, lineEnd + 2, head, maxHeaders);
+  if (lineEnd < 0) head.count = 0;
+  if (status !== 0) return status;
+
+  // Host: exactly one for HTTP/1.1 (RFC 9112 3.2).
+  let hostIndex = -1;
+  head.expectContinue = false;
+  for (let i = 0; i < head.count; i++) {
+    const n = head.names[i]!;
+    if (n === 'host') {
+      if (hostIndex >= 0) return fail(head, 'more than one Host header');
+      hostIndex = i;
+    } else if (n === 'expect' && head.values[i]!.toLowerCase() === '100-continue') {
+      head.expectContinue = true;
+    }
+  }
+  if (hostIndex < 0 && head.minor === 1) return fail(head, 'missing Host header');
+  head.hostHeader = hostIndex < 0 ? '' : head.values[hostIndex]!;
+
+  // Absolute-form (http://host/path) is turned into origin-form; its authority is the host.
+  let authority = head.hostHeader;
+  if (target.charCodeAt(0) === 47 /* / */) {
+    head.target = target;
+  } else if (target === '*' && method === 'OPTIONS') {
+    head.target = target;
+  } else {
+    const m = /^https?:\/\/([^/?#]*)(.*)$/i.exec(target);
+    if (m === null) return fail(head, 'invalid request target form');
+    authority = m[1]!;
+    head.target = m[2] === '' ? '/' : m[2]!.charCodeAt(0) === 47 ? m[2]! : `/${m[2]}`;
+  }
+  if (!validAuthority(authority) && !(authority === '' && head.minor === 0)) {
+    return fail(head, `invalid Host "${authority}"`);
+  }
+  head.host = hostWithoutPort(authority);
+  const q = head.target.indexOf('?');
+  head.path = q < 0 ? head.target : head.target.slice(0, q);
+  return interpretFields(head, true);
+}
+
+/** Parses a response head from a server. Returns 0 or 502 (with `head.error`). */
+export function parseResponseHead(s: string, head: ResponseHead, maxHeaders = 200): number {
+  head.error = '';
+  const lineEnd = s.indexOf('\r\n');
+  const line = lineEnd < 0 ? s : s.slice(0, lineEnd);
+  // status-line = HTTP-version SP 3DIGIT SP [reason-phrase]; a missing final SP is tolerated.
+  if (!line.startsWith('HTTP/1.') || line.length < 12 || line.charCodeAt(8) !== 32) {
+    return fail(head, 'malformed status line', 502);
+  }
+  const minor = line.charCodeAt(7) - 48;
+  if (minor !== 0 && minor !== 1) return fail(head, 'unsupported response version', 502);
+  const d0 = line.charCodeAt(9) - 48;
+  const d1 = line.charCodeAt(10) - 48;
+  const d2 = line.charCodeAt(11) - 48;
+  if (d0 < 1 || d0 > 5 || d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9) return fail(head, 'invalid status code', 502);
+  if (line.length > 12 && line.charCodeAt(12) !== 32) return fail(head, 'malformed status line', 502);
+  head.minor = minor;
+  head.status = d0 * 100 + d1 * 10 + d2;
+  head.reason = line.length > 13 ? line.slice(13) : '';
+  for (let i = 0; i < head.reason.length; i++) {
+    const c = head.reason.charCodeAt(i);
+    if ((c < 32 && c !== 9) || c === 127) return fail(head, 'control character in reason phrase', 502);
+  }
+  const status = lineEnd < 0 ? 0 : parseFields(s, lineEnd + 2, head, maxHeaders);
+  if (lineEnd < 0) head.count = 0;
+  if (status !== 0) {
+    head.error = `response: ${head.error}`;
+    return 502;
+  }
+  if (interpretFields(head, false) !== 0) return 502;
+  return 0;
+}
+
+/** Response framing given the request method (HEAD and 1xx/204/304 have no body). */
+export function responseHasBody(method: string, status: number): boolean {
+  return !(method === 'HEAD' || status < 200 || status === 204 || status === 304);
+}
+
+const AUTHORITY = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]*)(?::[0-9]*)?$/;
+
+function validAuthority(a: string): boolean {
+  return a.length > 0 && a.length <= 255 && AUTHORITY.test(a);
+}
+
+/** "Example.COM:8080" → "example.com"; "[::1]:80" → "[::1]". Trailing dot dropped. */
+export function hostWithoutPort(authority: string): string {
+  let end = authority.length;
+  const colon = authority.lastIndexOf(':');
+  if (colon >= 0 && authority.indexOf(']', colon) < 0) end = colon;
+  if (end > 0 && authority.charCodeAt(end - 1) === 46) end--;
+  const host = authority.slice(0, end);
+  // Most hosts arrive lowercase already: skip the copy then.
+  return /[A-Z]/.test(host) ? host.toLowerCase() : host;
+}

@@ -1,0 +1,121 @@
+import { createServer, type Server as NetServer } from 'node:net';
+import { CidrSet } from '../../core/cidr.js';
+import type { Logger } from '../../core/log.js';
+import { ClientConnection, type ListenerContext } from './clientConnection.js';
+import type { Router } from './router.js';
+
+export interface HttpListenerOptions {
+  name: string;
+  host: string;
+  port: number;
+  router: Router;
+  trustedProxies: readonly string[];
+  maxHeaderSize: number;
+  timeouts: { requestHead: number; idle: number };
+  log: Logger;
+}
+
+/**
+ * An HTTP/1.1 listener: accepts connections and runs a ClientConnection on each. One coarse
+ * sweep timer enforces every per-connection deadline (request head, keep-alive idle, connect,
+ * response), so the hot path arms no timer per request.
+ */
+export class HttpListener implements ListenerContext {
+  readonly name: string;
+  router: Router;
+  trusted: CidrSet | null;
+  maxHeaderSize: number;
+  timeouts: { requestHead: number; idle: number };
+  closing = false;
+  readonly log: Logger;
+  readonly connections = new Set<ClientConnection>();
+  private readonly server: NetServer;
+  private readonly host: string;
+  private readonly requestedPort: number;
+  private sweeper: NodeJS.Timeout | undefined;
+
+  constructor(opts: HttpListenerOptions) {
+    this.name = opts.name;
+    this.router = opts.router;
+    this.trusted = opts.trustedProxies.length > 0 ? new CidrSet(opts.trustedProxies) : null;
+    this.maxHeaderSize = opts.maxHeaderSize;
+    this.timeouts = opts.timeouts;
+    this.log = opts.log;
+    this.host = opts.host;
+    this.requestedPort = opts.port;
+    // allowHalfOpen: a client may send its request and shut down its side, and still
+    // expects the whole response.
+    this.server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+      if (this.closing) {
+        socket.destroy();
+        return;
+      }
+      new ClientConnection(socket, this);
+    });
+    this.server.on('error', (err) => this.log.error(`listener ${this.name}: ${err.message}`));
+  }
+
+  /** The bound address (the real port when 0 was asked for). */
+  get address(): { host: string; port: number } {
+    const a = this.server.address();
+    if (a === null || typeof a === 'string') return { host: this.host, port: this.requestedPort };
+    return { host: a.address, port: a.port };
+  }
+
+  start(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException) => {
+        const where = `${this.host.includes(':') ? `[${this.host}]` : this.host}:${this.requestedPort}`;
+        if (err.code === 'EADDRINUSE') reject(new Error(`address ${where} is already in use`));
+        else if (err.code === 'EACCES') reject(new Error(`no permission to listen on ${where}`));
+        else if (err.code === 'EADDRNOTAVAIL') reject(new Error(`address ${where} is not available on this host`));
+        else reject(new Error(`cannot listen on ${where}: ${err.message}`));
+      };
+      this.server.once('error', onError);
+      this.server.listen({ host: this.host, port: this.requestedPort }, () => {
+        this.server.off('error', onError);
+        this.startSweeper();
+        resolve();
+      });
+    });
+  }
+
+  /** Re-arms the sweep at a period fine enough for the shortest timeout in use. */
+  startSweeper(shortestTimeout = Math.min(this.timeouts.requestHead, this.timeouts.idle)): void {
+    if (this.sweeper !== undefined) clearInterval(this.sweeper);
+    const period = Math.max(10, Math.min(250, Math.floor(shortestTimeout / 10)));
+    this.sweeper = setInterval(() => this.sweep(), period);
+    this.sweeper.unref();
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const c of this.connections) if (c.deadline <= now) c.onTimeout();
+  }
+
+  /** Stops accepting; open connections go on. */
+  stopAccepting(): Promise<void> {
+    return new Promise((resolve) => {
+      if (!this.server.listening) return resolve();
+      this.server.close(() => resolve());
+    });
+  }
+
+  /**
+   * Graceful stop: no new connections, idle keep-alive connections closed now, requests in
+   * flight finish (their connections close after the response), then after `timeoutMs`
+   * whatever is left is cut.
+   */
+  async shutdown(timeoutMs: number): Promise<void> {
+    this.closing = true;
+    const closed = this.stopAccepting();
+    for (const c of this.connections) c.shutdown();
+    const deadline = Date.now() + timeoutMs;
+    while (this.connections.size > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    for (const c of this.connections) c.socket.destroy();
+    if (this.sweeper !== undefined) clearInterval(this.sweeper);
+    await closed;
+  }
+}

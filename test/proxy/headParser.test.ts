@@ -1,0 +1,155 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import {
+  Framing,
+  headerValue,
+  newRequestHead,
+  newResponseHead,
+  parseRequestHead,
+  parseResponseHead,
+} from '../../src/proxy/http/headParser.js';
+
+function req(text: string) {
+  const head = newRequestHead();
+  const status = parseRequestHead(text.replaceAll('\n', '\r\n').replace(/\r\n$/, ''), head);
+  return { status, head };
+}
+
+function rawReq(text: string) {
+  const head = newRequestHead();
+  return { status: parseRequestHead(text, head), head };
+}
+
+test('parses a simple GET with headers, host without port, path and query', () => {
+  const { status, head } = req('GET /a/b?x=1 HTTP/1.1\nHost: Example.COM:8080\nX-Test:  v  \nAccept: */*');
+  assert.equal(status, 0);
+  assert.equal(head.method, 'GET');
+  assert.equal(head.target, '/a/b?x=1');
+  assert.equal(head.path, '/a/b');
+  assert.equal(head.host, 'example.com');
+  assert.equal(head.hostHeader, 'Example.COM:8080');
+  assert.equal(headerValue(head, 'x-test'), 'v');
+  assert.equal(head.rawNames[1], 'X-Test');
+  assert.equal(head.framing, Framing.None);
+  assert.equal(head.close, false);
+});
+
+test('Content-Length and chunked framing', () => {
+  assert.equal(req('POST / HTTP/1.1\nHost: a\nContent-Length: 12').head.framing, Framing.Length);
+  assert.equal(req('POST / HTTP/1.1\nHost: a\nContent-Length: 12').head.contentLength, 12);
+  assert.equal(req('POST / HTTP/1.1\nHost: a\nTransfer-Encoding: chunked').head.framing, Framing.Chunked);
+  assert.equal(req('POST / HTTP/1.1\nHost: a\nTransfer-Encoding: Chunked').head.framing, Framing.Chunked);
+  // identical repeated lengths collapse to one
+  const same = req('POST / HTTP/1.1\nHost: a\nContent-Length: 5\nContent-Length: 5');
+  assert.equal(same.status, 0);
+  assert.equal(same.head.contentLength, 5);
+});
+
+test('smuggling vectors are refused with 400 (or 501 for unknown codings)', () => {
+  const cases: Array<[string, number, RegExp]> = [
+    ['POST / HTTP/1.1\nHost: a\nContent-Length: 5\nTransfer-Encoding: chunked', 400, /both Content-Length/],
+    ['POST / HTTP/1.1\nHost: a\nContent-Length: 5\nContent-Length: 6', 400, /conflicting/],
+    ['POST / HTTP/1.1\nHost: a\nContent-Length: 5, 6', 400, /conflicting/],
+    ['POST / HTTP/1.1\nHost: a\nContent-Length: +5', 400, /invalid Content-Length/],
+    ['POST / HTTP/1.1\nHost: a\nContent-Length: 0x5', 400, /invalid Content-Length/],
+    ['POST / HTTP/1.1\nHost: a\nTransfer-Encoding : chunked', 400, /whitespace before colon/],
+    ['POST / HTTP/1.1\nHost: a\nContent-Length : 5', 400, /whitespace before colon/],
+    ['GET / HTTP/1.1\nHost: a\nX-A: 1\n continued', 400, /obs-fold/],
+    ['POST / HTTP/1.1\nHost: a\nTransfer-Encoding: chunked, chunked', 400, /invalid Transfer-Encoding/],
+    ['POST / HTTP/1.1\nHost: a\nTransfer-Encoding: gzip', 501, /unsupported Transfer-Encoding/],
+    ['POST / HTTP/1.1\nHost: a\nTransfer-Encoding: chunked, gzip', 400, /invalid Transfer-Encoding/],
+    ['POST / HTTP/1.0\nTransfer-Encoding: chunked', 400, /HTTP\/1.0/],
+    ['GET / HTTP/1.1\nHost: a\nHost: b', 400, /more than one Host/],
+    ['GET / HTTP/1.1\nX: 1', 400, /missing Host/],
+    ['GET / HTTP/1.1\nHost: a b', 400, /invalid Host/],
+    ['GET  / HTTP/1.1\nHost: a', 400, /malformed request line/],
+    ['GET / HTTP/1.1 \nHost: a', 400, /malformed request line|malformed HTTP version/],
+    ['G@T / HTTP/1.1\nHost: a', 400, /invalid method/],
+    ['GET / HTTP/2.0\nHost: a', 505, /unsupported version/],
+    ['GET / HTTPS/1.1\nHost: a', 400, /malformed HTTP version/],
+    ['GET /\u0001 HTTP/1.1\nHost: a', 400, /invalid character in request target/],
+    ['GET / HTTP/1.1\nHost: a\nX-A: a\u0000b', 400, /control character/],
+    ['GET / HTTP/1.1\nHost: a\n: empty', 400, /header name/],
+    ['CONNECT a:443 HTTP/1.1\nHost: a:443', 405, /CONNECT/],
+  ];
+  for (const [text, status, why] of cases) {
+    const r = req(text);
+    assert.equal(r.status, status, `${JSON.stringify(text)} → ${r.status} ${r.head.error}`);
+    assert.match(r.head.error, why, JSON.stringify(text));
+  }
+});
+
+test('bare LF and bare CR are refused', () => {
+  assert.equal(rawReq('GET / HTTP/1.1\r\nHost: a\nX: 1').status, 400);
+  assert.equal(rawReq('GET / HTTP/1.1\r\nHost: a\rX: 1').status, 400);
+  assert.equal(rawReq('GET / HTTP/1.1\nHost: a').status, 400);
+});
+
+test('Connection semantics: keep-alive defaults, close wins, tokens to strip, upgrade', () => {
+  assert.equal(req('GET / HTTP/1.1\nHost: a').head.close, false);
+  assert.equal(req('GET / HTTP/1.0').head.close, true);
+  assert.equal(req('GET / HTTP/1.0\nConnection: keep-alive').head.close, false);
+  assert.equal(req('GET / HTTP/1.1\nHost: a\nConnection: keep-alive, close').head.close, true);
+  const t = req('GET / HTTP/1.1\nHost: a\nConnection: X-Secret, keep-alive');
+  assert.deepEqual(t.head.connectionTokens, ['x-secret']);
+  const u = req('GET /ws HTTP/1.1\nHost: a\nConnection: Upgrade\nUpgrade: websocket');
+  assert.equal(u.head.upgrade, true);
+  assert.equal(req('GET /ws HTTP/1.1\nHost: a\nConnection: Upgrade').head.upgrade, false);
+});
+
+test('absolute-form target becomes origin-form with its authority as host', () => {
+  const { status, head } = req('GET http://API.example.com:81/x?y HTTP/1.1\nHost: other');
+  assert.equal(status, 0);
+  assert.equal(head.target, '/x?y');
+  assert.equal(head.host, 'api.example.com');
+  assert.equal(req('GET http://a.example.com HTTP/1.1\nHost: a').head.target, '/');
+});
+
+test('Expect: 100-continue is recognised', () => {
+  assert.equal(req('PUT /u HTTP/1.1\nHost: a\nContent-Length: 3\nExpect: 100-continue').head.expectContinue, true);
+});
+
+test('leading empty lines are ignored', () => {
+  assert.equal(rawReq('\r\n\r\nGET / HTTP/1.1\r\nHost: a').status, 0);
+});
+
+test('too many headers → 431', () => {
+  let text = 'GET / HTTP/1.1\r\nHost: a';
+  for (let i = 0; i < 150; i++) text += `\r\nX-${i}: v`;
+  const r = rawReq(text);
+  assert.equal(r.status, 431);
+});
+
+function res(text: string) {
+  const head = newResponseHead();
+  return { status: parseResponseHead(text.replaceAll('\n', '\r\n'), head), head };
+}
+
+test('response heads: status, reason, framing', () => {
+  const ok = res('HTTP/1.1 200 OK\nContent-Length: 3');
+  assert.equal(ok.status, 0);
+  assert.equal(ok.head.status, 200);
+  assert.equal(ok.head.reason, 'OK');
+  assert.equal(ok.head.framing, Framing.Length);
+  assert.equal(res('HTTP/1.1 204 No Content').head.status, 204);
+  assert.equal(res('HTTP/1.1 200 OK').head.framing, Framing.UntilClose);
+  assert.equal(res('HTTP/1.1 200 OK\nTransfer-Encoding: chunked').head.framing, Framing.Chunked);
+  assert.equal(res('HTTP/1.1 200 OK\nTransfer-Encoding: gzip').head.framing, Framing.UntilClose);
+  assert.equal(res('HTTP/1.1 200').head.reason, '');
+  assert.equal(res('HTTP/1.0 200 OK\nContent-Length: 1').head.close, true);
+});
+
+test('garbage responses are refused with 502', () => {
+  for (const text of [
+    'HTTP/1.1 2000 OK',
+    'HTTP/1.1 20 OK',
+    'HTTP/2 200 OK',
+    'hello world',
+    'HTTP/1.1 200 OK\nContent-Length: 1\nContent-Length: 2',
+    'HTTP/1.1 200 OK\nContent-Length: 1\nTransfer-Encoding: chunked',
+    'HTTP/1.1 200 OK\nBad Header: x',
+    'HTTP/1.1 099 Weird',
+  ]) {
+    assert.equal(res(text).status, 502, text);
+  }
+});
