@@ -1,0 +1,231 @@
+/**
+ * Checks that relate several keys: unique names, pool references, unique listen addresses, unique
+ * servers in a pool, and keys that only make sense for one protocol or type. They read the raw
+ * YAML data defensively (anything may be missing or mistyped there; the schema reports that) so
+ * that they run even when other parts of the file are invalid, and all problems come out at once.
+ */
+import { type Address, parseAddress } from './address.js';
+import { describeValue, formatPath, type PathProblem } from './errors.js';
+
+type Path = (string | number)[];
+type Mapping = Record<string, unknown>;
+
+const HTTP_ONLY_LISTENER_KEYS = ['routes', 'maxHeaderSize'];
+const HTTP_ONLY_HEALTH_KEYS = ['path', 'method', 'expectStatus', 'expectBody', 'host'];
+const COOKIE_ONLY_STICKY_KEYS = ['mode', 'cookie', 'secret'];
+const MATCH_KEYS = ['host', 'pathPrefix', 'method', 'headers'];
+
+export function checkConfig(raw: unknown): PathProblem[] {
+  const problems: PathProblem[] = [];
+  if (!isMapping(raw)) return problems;
+  const listeners = entries(raw.listeners, ['listeners']);
+  const pools = entries(raw.pools, ['pools']);
+
+  uniqueNames(listeners, 'listener', problems);
+  uniqueNames(pools, 'pool', problems);
+  const poolNames = pools.map(([pool]) => pool.name).filter((name) => typeof name === 'string');
+  const cookiePools = new Set(
+    pools
+      .filter(([pool]) => isMapping(pool.sticky) && pool.sticky.type === 'cookie')
+      .map(([pool]) => pool.name),
+  );
+
+  for (const [listener, at] of listeners) {
+    const protocol = listener.protocol ?? 'http';
+    checkPoolReference(listener.pool, [...at, 'pool'], poolNames, problems);
+    if (protocol === 'tcp' || protocol === 'udp') {
+      onlyFor(
+        listener,
+        at,
+        HTTP_ONLY_LISTENER_KEYS,
+        `protocol is http, got protocol "${protocol}"`,
+        problems,
+      );
+      if (isMapping(listener.timeouts)) {
+        onlyFor(
+          listener.timeouts,
+          [...at, 'timeouts'],
+          ['requestHead'],
+          `protocol is http, got protocol "${protocol}"`,
+          problems,
+        );
+      }
+      if (cookiePools.has(listener.pool)) {
+        problems.push({
+          path: [...at, 'pool'],
+          message: `expected a pool without cookie stickiness (a ${protocol} listener cannot set cookies), got ${describeValue(listener.pool)}`,
+        });
+      }
+    }
+    for (const [route, routeAt] of entries(listener.routes, [...at, 'routes'])) {
+      checkPoolReference(route.pool, [...routeAt, 'pool'], poolNames, problems);
+      if (isMapping(route.match) && Object.keys(route.match).length === 0) {
+        problems.push({
+          path: [...routeAt, 'match'],
+          message: `expected at least one of ${MATCH_KEYS.join(', ')}, got an empty mapping`,
+        });
+      }
+    }
+  }
+  uniqueListenAddresses(raw, listeners, problems);
+
+  for (const [pool, at] of pools) {
+    uniqueServers(entries(pool.servers, [...at, 'servers']), problems);
+    const health = pool.healthCheck;
+    if (isMapping(health) && health.type === 'tcp') {
+      onlyFor(
+        health,
+        [...at, 'healthCheck'],
+        HTTP_ONLY_HEALTH_KEYS,
+        'type is http, got type "tcp"',
+        problems,
+      );
+    }
+    const sticky = pool.sticky;
+    if (isMapping(sticky) && sticky.type === 'source') {
+      onlyFor(
+        sticky,
+        [...at, 'sticky'],
+        COOKIE_ONLY_STICKY_KEYS,
+        'type is cookie, got type "source"',
+        problems,
+      );
+    }
+    if (isMapping(sticky) && sticky.type === 'cookie' && sticky.mode === 'learn' && !('cookie' in sticky)) {
+      problems.push({
+        path: [...at, 'sticky'],
+        message:
+          'missing required key "cookie" (mode learn follows a cookie the application sets, e.g. JSESSIONID)',
+      });
+    }
+  }
+  return problems;
+}
+
+function checkPoolReference(name: unknown, at: Path, poolNames: unknown[], problems: PathProblem[]): void {
+  // Without any valid pool name the schema already reports the pools; a list "()" would be noise.
+  if (typeof name !== 'string' || poolNames.length === 0 || poolNames.includes(name)) return;
+  problems.push({
+    path: at,
+    message: `expected the name of a pool (${poolNames.join(', ')}), got ${describeValue(name)}`,
+  });
+}
+
+function uniqueNames(items: [Mapping, Path][], kind: string, problems: PathProblem[]): void {
+  const seen = new Map<string, Path>();
+  for (const [item, at] of items) {
+    if (typeof item.name !== 'string') continue;
+    const first = seen.get(item.name);
+    if (first) {
+      problems.push({
+        path: [...at, 'name'],
+        message: `expected a unique ${kind} name, got ${describeValue(item.name)} (already used by ${formatPath(first)})`,
+      });
+    } else {
+      seen.set(item.name, at);
+    }
+  }
+}
+
+/** A server's identity is its name, else its address; two servers of a pool may not share one. */
+function uniqueServers(servers: [Mapping, Path][], problems: PathProblem[]): void {
+  const seen = new Map<string, Path>();
+  for (const [server, at] of servers) {
+    const named = typeof server.name === 'string';
+    const identity = named ? (server.name as string) : addressText(server.address);
+    if (identity === undefined) continue;
+    const first = seen.get(identity);
+    if (!first) {
+      seen.set(identity, at);
+      continue;
+    }
+    const hint = named ? '' : '; give each a name to have both';
+    problems.push({
+      path: [...at, named ? 'name' : 'address'],
+      message: `expected a server not already in the pool, got ${describeValue(identity)} (already used by ${formatPath(first)}${hint})`,
+    });
+  }
+}
+
+interface Bound {
+  address: Address;
+  transport: 'tcp' | 'udp';
+  at: Path;
+}
+
+/** Two sockets of the same transport cannot bind one port; a wildcard host overlaps every host. */
+function uniqueListenAddresses(raw: Mapping, listeners: [Mapping, Path][], problems: PathProblem[]): void {
+  const candidates: Bound[] = [];
+  if (isMapping(raw.admin)) {
+    const address = listenAddress(raw.admin.listen);
+    if (address) candidates.push({ address, transport: 'tcp', at: ['admin'] });
+  }
+  for (const [listener, at] of listeners) {
+    const address = listenAddress(listener.listen);
+    if (address) candidates.push({ address, transport: listener.protocol === 'udp' ? 'udp' : 'tcp', at });
+  }
+  const bound: Bound[] = [];
+  for (const candidate of candidates) {
+    const clash = bound.find((other) => clashes(other, candidate));
+    if (clash) {
+      problems.push({
+        path: [...candidate.at, 'listen'],
+        message: `expected an address no other listener uses, got ${describeValue(candidate.address.text)} (already used by ${formatPath(clash.at)})`,
+      });
+    } else {
+      bound.push(candidate);
+    }
+  }
+}
+
+function clashes(a: Bound, b: Bound): boolean {
+  if (a.transport !== b.transport || a.address.port !== b.address.port || a.address.port === 0) return false;
+  return (
+    a.address.host === b.address.host ||
+    covers(a.address.host, b.address.host) ||
+    covers(b.address.host, a.address.host)
+  );
+}
+
+/** "::" binds every address (dual stack); "0.0.0.0" every IPv4 one (a host name may be IPv4). */
+function covers(wildcard: string, host: string): boolean {
+  return wildcard === '::' || (wildcard === '0.0.0.0' && !host.includes(':'));
+}
+
+function onlyFor(item: Mapping, at: Path, keys: string[], condition: string, problems: PathProblem[]): void {
+  for (const key of keys) {
+    if (key in item)
+      problems.push({ path: [...at, key], message: `only allowed when ${condition}`, anchor: [...at, key] });
+  }
+}
+
+function listenAddress(text: unknown): Address | undefined {
+  try {
+    return typeof text === 'string' ? parseAddress(text, { allowPortZero: true }) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function addressText(text: unknown): string | undefined {
+  if (typeof text !== 'string') return undefined;
+  try {
+    return parseAddress(text).text;
+  } catch {
+    return text;
+  }
+}
+
+/** The mappings of a list, each with its path; anything else is skipped (the schema reports it). */
+function entries(list: unknown, at: Path): [Mapping, Path][] {
+  if (!Array.isArray(list)) return [];
+  const found: [Mapping, Path][] = [];
+  list.forEach((item, index) => {
+    if (isMapping(item)) found.push([item, [...at, index]]);
+  });
+  return found;
+}
+
+function isMapping(value: unknown): value is Mapping {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

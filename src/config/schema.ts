@@ -1,0 +1,211 @@
+/**
+ * The shape of fulcrum.yaml as zod schemas: strict objects (unknown keys are errors), defaults, and
+ * the value parsers of values.ts at the leaves. The output is the normalized Config of types.ts.
+ * Checks that relate several keys (duplicates, pool references, protocol-specific keys) live in
+ * checks.ts, because they must run even when some other part of the file is invalid.
+ */
+import { z } from 'zod';
+import { formatDuration } from './duration.js';
+import { ValueError } from './errors.js';
+import type {
+  AdminConfig,
+  Config,
+  HealthCheckConfig,
+  ListenerConfig,
+  OutlierDetectionConfig,
+  PoolConfig,
+  RetriesConfig,
+  RetryOn,
+  RouteConfig,
+  ServerConfig,
+  StickyConfig,
+} from './types.js';
+import * as v from './values.js';
+
+/**
+ * A key whose value a ValueParser checks and converts. A missing key reaches the parser as
+ * undefined and is reported by the loader as `missing required key`, so wrap optional keys.
+ */
+function value<T>(parse: v.ValueParser<T>) {
+  return z.unknown().transform((input, ctx): T => {
+    if (input === undefined) {
+      // No message: the loader's error map words a missing key.
+      ctx.issues.push({ code: 'custom', input });
+      return z.NEVER;
+    }
+    try {
+      return parse(input);
+    } catch (error) {
+      if (!(error instanceof ValueError)) throw error;
+      ctx.issues.push({ code: 'custom', input, message: error.message });
+      return z.NEVER;
+    }
+  });
+}
+
+export const PROTOCOLS = ['http', 'tcp', 'udp'] as const;
+export const ALGORITHMS = [
+  'round-robin',
+  'weighted-round-robin',
+  'ip-hash',
+  'least-connections',
+  'least-response-time',
+] as const;
+export const RETRY_ON = ['connect-failure', 'reset', 'timeout', '5xx'] as const;
+const DEFAULT_RETRY_ON: RetryOn[] = ['connect-failure', 'reset'];
+
+const positive = v.integer(1);
+
+const AdminSchema = z.strictObject({
+  listen: value(v.listenAddress),
+  token: value(v.secret(1)).optional(),
+}) satisfies z.ZodType<AdminConfig>;
+
+const RouteMatchSchema = z.strictObject({
+  host: value(v.hostPattern).optional(),
+  pathPrefix: value(v.path).optional(),
+  method: value(v.method).optional(),
+  headers: z
+    .record(z.string(), value(v.headerValue))
+    .transform((headers, ctx) => {
+      const normalized: Record<string, string> = {};
+      for (const [key, text] of Object.entries(headers)) {
+        try {
+          const header = v.headerName(key);
+          if (header in normalized) {
+            throw new ValueError('each header once (names ignore case)', key);
+          }
+          normalized[header] = text;
+        } catch (error) {
+          if (!(error instanceof ValueError)) throw error;
+          ctx.issues.push({ code: 'custom', input: key, path: [key], message: error.message });
+        }
+      }
+      return normalized;
+    })
+    .optional(),
+});
+// "At least one condition" is checked in checks.ts, on the raw mapping: here a match holding
+// only a misspelt key would be reported twice.
+
+const RouteSchema = z.strictObject({
+  match: RouteMatchSchema,
+  pool: value(v.nonEmptyString),
+}) satisfies z.ZodType<RouteConfig>;
+
+const ListenerSchema = z.strictObject({
+  name: value(v.name),
+  protocol: z.enum(PROTOCOLS).default('http'),
+  listen: value(v.listenAddress),
+  pool: value(v.nonEmptyString),
+  routes: z.array(RouteSchema).default([]),
+  trustedProxies: z.array(value(v.cidr)).default([]),
+  maxHeaderSize: value(v.integer(1024, 1024 * 1024)).default(16384),
+  maxConnections: value(positive).optional(),
+  timeouts: z
+    .strictObject({
+      requestHead: value(v.duration(1)).default(10_000),
+      idle: value(v.duration(1)).default(60_000),
+    })
+    .prefault({}),
+}) satisfies z.ZodType<ListenerConfig>;
+
+const ServerSchema = z
+  .strictObject({
+    address: value(v.serverAddress),
+    name: value(v.serverName).optional(),
+    weight: value(v.integer(0, 256)).default(1),
+    backup: value(v.boolean).default(false),
+  })
+  .transform(
+    (server): ServerConfig => ({
+      address: server.address,
+      name: server.name ?? server.address.text,
+      weight: server.weight,
+      backup: server.backup,
+    }),
+  );
+
+const HealthCheckSchema = z.strictObject({
+  type: z.enum(['http', 'tcp']),
+  path: value(v.path).default('/health'),
+  method: value(v.method).default('GET'),
+  expectStatus: value(v.statusRange).default([200, 399]),
+  expectBody: value(v.nonEmptyString).optional(),
+  host: value(v.hostHeader).optional(),
+  interval: value(v.duration(1)).default(2000),
+  timeout: value(v.duration(1)).default(1000),
+  rise: value(positive).default(2),
+  fall: value(positive).default(3),
+  startDown: value(v.boolean).default(false),
+}) satisfies z.ZodType<HealthCheckConfig>;
+
+const DEFAULT_MAX_EJECT_FOR = 300_000;
+
+const OutlierDetectionSchema = z
+  .strictObject({
+    consecutiveFailures: value(positive).default(5),
+    on5xx: value(v.boolean).default(false),
+    ejectFor: value(v.duration(1)).default(30_000),
+    maxEjectFor: value(v.duration(1)).optional(),
+    maxEjectedPercent: value(v.integer(0, 100)).default(50),
+  })
+  .transform((outlier, ctx): OutlierDetectionConfig => {
+    const { maxEjectFor } = outlier;
+    if (maxEjectFor !== undefined && maxEjectFor < outlier.ejectFor) {
+      ctx.issues.push({
+        code: 'custom',
+        input: maxEjectFor,
+        path: ['maxEjectFor'],
+        message: `expected at least ejectFor (${formatDuration(outlier.ejectFor)}), got ${formatDuration(maxEjectFor)}`,
+      });
+    }
+    // An ejectFor above the default cap raises the cap rather than being an error nobody wrote.
+    return { ...outlier, maxEjectFor: maxEjectFor ?? Math.max(DEFAULT_MAX_EJECT_FOR, outlier.ejectFor) };
+  });
+
+const RetriesSchema = z.strictObject({
+  attempts: value(v.integer(0, 100)).default(1),
+  on: z
+    .array(z.enum(RETRY_ON))
+    .default(DEFAULT_RETRY_ON)
+    .transform((on) => [...new Set(on)]),
+}) satisfies z.ZodType<RetriesConfig>;
+
+const StickySchema = z.strictObject({
+  type: z.enum(['cookie', 'source']),
+  mode: z.enum(['insert', 'learn']).default('insert'),
+  cookie: value(v.cookieName).default('fulcrum_srv'),
+  // Not timers (cookie Max-Age, store expiry), so longer than the 24-day timer cap is fine.
+  ttl: value(v.duration(1, Number.MAX_SAFE_INTEGER)).optional(),
+  idle: value(v.duration(1, Number.MAX_SAFE_INTEGER)).optional(),
+  store: value(v.store).default('memory'),
+  secret: value(v.secret(16)).optional(),
+  maxEntries: value(positive).default(100_000),
+}) satisfies z.ZodType<StickyConfig>;
+
+const PoolSchema = z.strictObject({
+  name: value(v.name),
+  algorithm: z.enum(ALGORITHMS).default('round-robin'),
+  servers: z.array(ServerSchema).min(1, 'expected at least one server, got an empty list'),
+  healthCheck: HealthCheckSchema.optional(),
+  outlierDetection: OutlierDetectionSchema.optional(),
+  retries: RetriesSchema.prefault({}),
+  sticky: StickySchema.optional(),
+  slowStart: value(v.duration(0)).default(0),
+  timeouts: z
+    .strictObject({
+      connect: value(v.duration(1)).default(5000),
+      response: value(v.duration(1)).default(60_000),
+      idle: value(v.duration(1)).default(30_000),
+    })
+    .prefault({}),
+  maxIdlePerServer: value(v.integer(0)).default(64),
+}) satisfies z.ZodType<PoolConfig>;
+
+export const ConfigSchema = z.strictObject({
+  admin: AdminSchema.optional(),
+  shutdownTimeout: value(v.duration(0)).default(30_000),
+  listeners: z.array(ListenerSchema).min(1, 'expected at least one listener, got an empty list'),
+  pools: z.array(PoolSchema).min(1, 'expected at least one pool, got an empty list'),
+}) satisfies z.ZodType<Config>;

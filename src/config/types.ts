@@ -1,0 +1,162 @@
+/**
+ * The normalized configuration: every default filled in, durations in milliseconds under the same
+ * key names as in the YAML, addresses parsed. docs/configuration.md documents each key.
+ * schema.ts is checked against these types at compile time.
+ */
+import type { Address } from './address.js';
+
+export type Protocol = 'http' | 'tcp' | 'udp';
+export type Algorithm =
+  | 'round-robin'
+  | 'weighted-round-robin'
+  | 'ip-hash'
+  | 'least-connections'
+  | 'least-response-time';
+export type RetryOn = 'connect-failure' | 'reset' | 'timeout' | '5xx';
+
+export interface Config {
+  admin?: AdminConfig;
+  /** ms to wait for in-flight requests and connections on SIGTERM before closing them. */
+  shutdownTimeout: number;
+  listeners: ListenerConfig[];
+  pools: PoolConfig[];
+}
+
+export interface AdminConfig {
+  listen: Address;
+  /** When set, the admin API requires `Authorization: Bearer <token>`. */
+  token?: string;
+}
+
+export interface ListenerConfig {
+  name: string;
+  protocol: Protocol;
+  listen: Address;
+  /** Default pool: used when no route matches (and always for tcp/udp). */
+  pool: string;
+  /** http only; first match wins. Empty for tcp and udp. */
+  routes: RouteConfig[];
+  /** Canonical CIDRs ("10.0.0.0/8", "::1/128") whose X-Forwarded-For / PROXY header is believed. */
+  trustedProxies: string[];
+  /** http: largest accepted request head in bytes. */
+  maxHeaderSize: number;
+  /** Concurrent client connections accepted; unlimited when absent. */
+  maxConnections?: number;
+  timeouts: ListenerTimeouts;
+}
+
+export interface ListenerTimeouts {
+  /** http: ms for a client to send a complete request head. */
+  requestHead: number;
+  /** ms a connection may sit idle (http: between keep-alive requests; udp: a client's session). */
+  idle: number;
+}
+
+export interface RouteConfig {
+  /** Every given condition must hold. */
+  match: RouteMatch;
+  pool: string;
+}
+
+export interface RouteMatch {
+  /** Lower-cased; exact ("api.example.com") or one leading wildcard label ("*.example.com"). */
+  host?: string;
+  /** Starts with "/". */
+  pathPrefix?: string;
+  /** Upper-cased token, e.g. "GET". */
+  method?: string;
+  /** Header name (lower-cased) → exact value. */
+  headers?: Record<string, string>;
+}
+
+export interface PoolConfig {
+  name: string;
+  algorithm: Algorithm;
+  servers: ServerConfig[];
+  healthCheck?: HealthCheckConfig;
+  outlierDetection?: OutlierDetectionConfig;
+  retries: RetriesConfig;
+  sticky?: StickyConfig;
+  /** ms over which a server that comes (back) up ramps from little traffic to its full weight; 0 = off. */
+  slowStart: number;
+  timeouts: PoolTimeouts;
+  /** Idle keep-alive upstream connections kept per server. */
+  maxIdlePerServer: number;
+}
+
+export interface PoolTimeouts {
+  /** ms to establish an upstream connection. */
+  connect: number;
+  /** ms to the response head, and the longest silence while a response streams. */
+  response: number;
+  /** ms a pooled idle upstream keep-alive connection is kept. */
+  idle: number;
+}
+
+export interface ServerConfig {
+  address: Address;
+  /** Identity, stable across reloads: the configured name, else `address.text`. */
+  name: string;
+  /** 0..256; 0 = only chosen when nothing else is eligible. */
+  weight: number;
+  /** Used only while no primary (non-backup) server is available. */
+  backup: boolean;
+}
+
+export interface HealthCheckConfig {
+  type: 'http' | 'tcp';
+  /** http: request path. */
+  path: string;
+  /** http: request method. */
+  method: string;
+  /** http: inclusive range of statuses that count as healthy. */
+  expectStatus: [number, number];
+  /** http: the body must contain this text. */
+  expectBody?: string;
+  /** http: Host header to send (default: the server address). */
+  host?: string;
+  interval: number;
+  timeout: number;
+  /** Consecutive successes that bring a down server up. */
+  rise: number;
+  /** Consecutive failures that bring an up server down. */
+  fall: number;
+  /** Servers start down and must pass `rise` checks first (else they start up). */
+  startDown: boolean;
+}
+
+export interface OutlierDetectionConfig {
+  /** Failed requests in a row that eject a server. */
+  consecutiveFailures: number;
+  /** Count http 5xx responses as failures (connect errors, resets and timeouts always count). */
+  on5xx: boolean;
+  /** ms of the first ejection; repeated ejections last longer, up to maxEjectFor. */
+  ejectFor: number;
+  maxEjectFor: number;
+  /** Never eject more than this percentage of a pool's servers at once. */
+  maxEjectedPercent: number;
+}
+
+export interface RetriesConfig {
+  /** Retries after the first try (HAProxy `retries`); 0 disables retrying. */
+  attempts: number;
+  on: RetryOn[];
+}
+
+export interface StickyConfig {
+  type: 'cookie' | 'source';
+  /** cookie: `insert` sets our own cookie; `learn` follows a cookie the application sets. */
+  mode: 'insert' | 'learn';
+  /** cookie: name of the cookie. */
+  cookie: string;
+  /** ms an affinity lives after it is created (cookie Max-Age; stick-table entry lifetime). */
+  ttl?: number;
+  /** ms an affinity survives without traffic. */
+  idle?: number;
+  /** "memory", or "redis://[user:pass@]host[:port][/db]" to share affinities between instances. */
+  store: string;
+  /** cookie: HMAC key that signs the cookie value. */
+  secret?: string;
+  /** Most affinities kept by the memory store. */
+  maxEntries: number;
+}
