@@ -2,7 +2,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError, loadConfig, parseDuration } from '../config/index.js';
 import { log, type LogLevel } from '../core/log.js';
-import { Runtime } from '../core/runtime.js';
+import { type ReloadSummary, Runtime } from '../core/runtime.js';
 import { startBackend } from '../demo/backend.js';
 import { startLab } from '../demo/lab.js';
 
@@ -22,7 +22,9 @@ program
 
 program
   .command('start')
-  .description('Run the balancer in the foreground. SIGTERM/SIGINT finish requests in flight, then exit.')
+  .description(
+    'Run the balancer in the foreground. SIGHUP reloads the file in place; SIGTERM/SIGINT finish requests in flight, then exit.',
+  )
   .requiredOption('-c, --config <file>', 'YAML config file')
   .addHelpText('after', '\nExample:\n  fulcrum start -c fulcrum.yaml')
   .action(async (opts: { config: string }) => {
@@ -38,7 +40,13 @@ program
     };
     process.on('SIGTERM', () => void stop('SIGTERM'));
     process.on('SIGINT', () => void stop('SIGINT'));
-    process.on('SIGHUP', () => log.warn('SIGHUP: hot reload is not available in this version; restart to apply changes'));
+    process.on('SIGHUP', () => {
+      log.info(`SIGHUP: reloading ${opts.config}`);
+      runtime.reload().then(
+        (summary) => log.info(`reloaded ${opts.config}: ${describeReload(summary)}`),
+        (err: Error) => log.error(`reload rejected, the running config stays:\n${err.message}`),
+      );
+    });
   });
 
 program
@@ -118,6 +126,21 @@ async function loadAndStart(file: string): Promise<Runtime> {
   } catch (err) {
     return exitWithConfigError(err);
   }
+}
+
+function describeReload(s: ReloadSummary): string {
+  const parts: string[] = [];
+  const say = (what: string, names: string[]) => {
+    if (names.length > 0) parts.push(`${what} ${names.join(', ')}`);
+  };
+  say('listeners added:', s.listeners.added);
+  say('listeners removed:', s.listeners.removed);
+  say('pools added:', s.pools.added);
+  say('pools removed:', s.pools.removed);
+  say('pools changed:', s.pools.updated);
+  say('servers added:', s.servers.added);
+  say('servers removed:', s.servers.removed);
+  return parts.length > 0 ? parts.join('; ') : 'no change';
 }
 
 function exitWithConfigError(err: unknown): never {

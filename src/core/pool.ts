@@ -1,5 +1,6 @@
 import type { BalancingPolicy, PickContext } from '../balancing/policy.js';
-import type { Server } from './server.js';
+import { type Logger, log as defaultLog } from './log.js';
+import type { Server, ServerState } from './server.js';
 
 /** How a lease ended: fed to the server's statistics (or not, for a cancelled one). */
 export const enum Outcome {
@@ -17,6 +18,11 @@ export interface PoolOptions {
   maxIdlePerServer: number;
 }
 
+/** Told of every released lease (passive health checks listen here). */
+export type OutcomeListener = (server: Server, outcome: Outcome, status: number) => void;
+/** Told of every server state change (health checks, admin actions, slow start). */
+export type TransitionListener = (server: Server, from: ServerState, reason: string) => void;
+
 export const DEFAULT_POOL_OPTIONS: PoolOptions = {
   retries: { attempts: 1, on: ['connect-failure', 'reset'] },
   timeouts: { connect: 5000, response: 60000, idle: 30000 },
@@ -33,6 +39,9 @@ export class Pool {
   policy: BalancingPolicy;
   servers: Server[];
   options: PoolOptions;
+  log: Logger = defaultLog;
+  readonly outcomeListeners: OutcomeListener[] = [];
+  readonly transitionListeners: TransitionListener[] = [];
 
   /** Available primaries, or available backups when no primary is available. */
   private eligible: Server[] = [];
@@ -99,10 +108,32 @@ export class Pool {
     return true;
   }
 
-  /** Return a lease with its outcome; `durationMs` is the response (or connect) time. */
-  release(server: Server, outcome: Outcome, durationMs: number): void {
+  /**
+   * Return a lease with its outcome; `durationMs` is the response (or connect) time, `status`
+   * the HTTP status when there is one (0 otherwise).
+   */
+  release(server: Server, outcome: Outcome, durationMs: number, status = 0): void {
     server.active--;
     if (outcome !== Outcome.Cancelled) server.record(outcome === Outcome.Success, durationMs);
+    const listeners = this.outcomeListeners;
+    for (let i = 0; i < listeners.length; i++) listeners[i]!(server, outcome, status);
+  }
+
+  /**
+   * The one way a server changes state: logged once with its reason, the eligible set
+   * recomputed, listeners (slow start, metrics) told.
+   */
+  setState(server: Server, state: ServerState, reason: string): void {
+    const from = server.state;
+    if (from === state) return;
+    server.state = state;
+    server.lastTransition = { at: Date.now(), from, to: state, reason };
+    if (from === 'down' && state === 'up') server.resetEstimate();
+    this.dirty = true;
+    const line = `pool ${this.name}: server ${server.id} ${state}: ${reason}`;
+    if (state === 'down') this.log.warn(line);
+    else this.log.info(line);
+    for (const l of this.transitionListeners) l(server, from, reason);
   }
 
   private recompute(now: number): void {
@@ -115,9 +146,15 @@ export class Pool {
         nextReturn = s.ejectedUntil;
       }
     }
-    this.eligible = primaries.length > 0 ? primaries : backups;
+    // Weight 0 means "no new traffic" while any other server can take it, in every algorithm.
+    this.eligible = withoutZeroWeight(primaries.length > 0 ? primaries : backups);
     this.nextReturn = nextReturn;
     this.dirty = false;
     this.policy.rebuild?.(this.eligible);
   }
+}
+
+function withoutZeroWeight(servers: Server[]): Server[] {
+  if (!servers.some((s) => s.weight === 0) || servers.every((s) => s.weight === 0)) return servers;
+  return servers.filter((s) => s.weight > 0);
 }

@@ -1,30 +1,42 @@
 import { createPolicy } from '../balancing/index.js';
-import { ConfigError, type ConfigProblem } from '../config/errors.js';
-import type { Config, ListenerConfig, PoolConfig } from '../config/types.js';
-import { HttpListener } from '../proxy/http/httpListener.js';
-import { Router } from '../proxy/http/router.js';
+import { ConfigError, loadConfig } from '../config/index.js';
+import type { Config, PoolConfig } from '../config/types.js';
+import { createPoolHealth, type PoolHealth } from '../health/index.js';
 import { closeIdle } from '../proxy/http/upstreamPool.js';
+import type { Listener, PoolLookup } from '../proxy/listener.js';
+import { createListener } from '../proxy/listenerFactory.js';
 import type { Logger } from './log.js';
 import { log as defaultLog } from './log.js';
-import { Pool } from './pool.js';
+import { Pool, type PoolOptions } from './pool.js';
 import { Server } from './server.js';
 
 export interface RuntimeOptions {
-  /** The config file's name, for error messages. */
+  /** The config file's name, for error messages and reloads. */
   file?: string;
   log?: Logger;
 }
 
+/** What a reload changed, for the log and the admin API. */
+export interface ReloadSummary {
+  listeners: { added: string[]; removed: string[]; updated: string[] };
+  pools: { added: string[]; removed: string[]; updated: string[] };
+  servers: { added: string[]; removed: string[] };
+}
+
 /**
- * The running balancer: pools and listeners by name, built from a Config. Owns their lifetime:
- * start binds every listener (or none: a failure closes those already bound), shutdown drains.
+ * The running balancer: pools and listeners by name, built from a Config. It starts them all or
+ * none, applies a new config in place (listening sockets, connections in flight and server
+ * state and statistics survive), and stops gracefully.
  */
 export class Runtime {
   readonly pools = new Map<string, Pool>();
-  readonly listeners = new Map<string, HttpListener>();
+  readonly listeners = new Map<string, Listener>();
+  private readonly health = new Map<string, PoolHealth>();
   config: Config;
-  private readonly file: string;
+  readonly file: string;
   private readonly log: Logger;
+  /** Reloads run one at a time. */
+  private applying: Promise<unknown> = Promise.resolve();
 
   constructor(config: Config, options: RuntimeOptions = {}) {
     this.config = config;
@@ -33,29 +45,16 @@ export class Runtime {
   }
 
   async start(): Promise<void> {
-    const { config } = this;
-    const problems: ConfigProblem[] = [];
-    config.listeners.forEach((l, i) => {
-      if (l.protocol !== 'http') {
-        problems.push({
-          path: `listeners[${i}].protocol`,
-          message: `protocol "${l.protocol}" is not available in this version (only http)`,
-        });
+    for (const p of this.config.pools) this.addPool(p);
+    const lookup = this.lookup(this.pools);
+    try {
+      for (const [i, l] of this.config.listeners.entries()) {
+        const listener = await this.bind(i, createListener(l, { pools: lookup, log: this.log }));
+        this.listeners.set(l.name, listener);
       }
-    });
-    if (problems.length > 0) throw new ConfigError(this.file, problems);
-    for (const p of config.pools) this.pools.set(p.name, buildPool(p));
-    for (const [i, l] of config.listeners.entries()) {
-      const listener = this.buildListener(l);
-      try {
-        await listener.start();
-      } catch (err) {
-        await this.shutdown(0);
-        throw new ConfigError(this.file, [{ path: `listeners[${i}].listen`, message: (err as Error).message }]);
-      }
-      this.listeners.set(l.name, listener);
-      const a = listener.address;
-      this.log.info(`listener ${l.name}: http on ${formatHostPort(a.host, a.port)} → pool ${l.pool}`);
+    } catch (err) {
+      await this.shutdown(0);
+      throw err;
     }
   }
 
@@ -66,55 +65,201 @@ export class Runtime {
     return l.address;
   }
 
+  /** Re-reads the config file and applies it; on any error the running config stays. */
+  reload(): Promise<ReloadSummary> {
+    return this.serialize(async () => this.applyNow(await loadConfig(this.file)));
+  }
+
+  /** Applies a new, already validated config in place. On error the running config stays. */
+  apply(next: Config): Promise<ReloadSummary> {
+    return this.serialize(() => this.applyNow(next));
+  }
+
   /** Stop accepting, let requests in flight finish for up to `timeoutMs`, then close the rest. */
   async shutdown(timeoutMs = this.config.shutdownTimeout): Promise<void> {
+    for (const h of this.health.values()) h.stop();
+    this.health.clear();
     await Promise.all([...this.listeners.values()].map((l) => l.shutdown(timeoutMs)));
     this.listeners.clear();
     for (const pool of this.pools.values()) for (const s of pool.servers) closeIdle(s);
   }
 
-  private buildListener(l: ListenerConfig): HttpListener {
-    const pool = (name: string): Pool => {
-      const p = this.pools.get(name);
-      if (p === undefined) throw new Error(`unknown pool ${name}`); // the config loader already checked
+  private serialize<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.applying.then(work, work);
+    this.applying = run.catch(() => {});
+    return run;
+  }
+
+  private async applyNow(next: Config): Promise<ReloadSummary> {
+    const summary: ReloadSummary = {
+      listeners: { added: [], removed: [], updated: [] },
+      pools: { added: [], removed: [], updated: [] },
+      servers: { added: [], removed: [] },
+    };
+    // Pools as they will be: kept ones are the same objects (updated below), new ones fresh.
+    const nextPools = new Map<string, Pool>();
+    const created: PoolConfig[] = [];
+    for (const p of next.pools) {
+      const existing = this.pools.get(p.name);
+      if (existing !== undefined) nextPools.set(p.name, existing);
+      else {
+        nextPools.set(p.name, buildPool(p, this.log));
+        created.push(p);
+      }
+    }
+    const lookup = this.lookup(nextPools);
+
+    // 1. Bind what needs a new socket first: if that fails, nothing has changed yet.
+    const bound = new Map<string, Listener>();
+    try {
+      for (const [i, l] of next.listeners.entries()) {
+        const old = this.listeners.get(l.name);
+        const oldConfig = this.config.listeners.find((c) => c.name === l.name);
+        if (old !== undefined && oldConfig !== undefined && sameSocket(oldConfig, l)) continue;
+        bound.set(l.name, await this.bind(i, createListener(l, { pools: lookup, log: this.log })));
+      }
+    } catch (err) {
+      await Promise.all([...bound.values()].map((l) => l.shutdown(0)));
+      throw err;
+    }
+
+    // 2. Pools: update kept ones in place, add new ones, retire removed ones.
+    for (const p of next.pools) {
+      const pool = nextPools.get(p.name)!;
+      if (created.includes(p)) {
+        this.pools.set(p.name, pool);
+        this.health.set(p.name, createPoolHealth(pool, p, this.log));
+        summary.pools.added.push(p.name);
+        continue;
+      }
+      const before = this.config.pools.find((c) => c.name === p.name);
+      if (before !== undefined && JSON.stringify(before) === JSON.stringify(p)) continue;
+      const { added, removed } = updatePool(pool, p);
+      summary.servers.added.push(...added.map((id) => `${p.name}/${id}`));
+      summary.servers.removed.push(...removed.map((id) => `${p.name}/${id}`));
+      summary.pools.updated.push(p.name);
+      this.health.get(p.name)?.stop();
+      this.health.set(p.name, createPoolHealth(pool, p, this.log));
+    }
+    for (const [name, pool] of this.pools) {
+      if (nextPools.has(name)) continue;
+      this.health.get(name)?.stop();
+      this.health.delete(name);
+      this.pools.delete(name);
+      // Requests in flight hold the Pool object and finish; idle connections go now.
+      for (const s of pool.servers) closeIdle(s);
+      summary.pools.removed.push(name);
+    }
+
+    // 3. Listeners: update kept ones, start using new ones, drain replaced and removed ones.
+    const retiring: Listener[] = [];
+    for (const l of next.listeners) {
+      const fresh = bound.get(l.name);
+      const old = this.listeners.get(l.name);
+      if (fresh !== undefined) {
+        if (old !== undefined) retiring.push(old);
+        this.listeners.set(l.name, fresh);
+        summary.listeners.added.push(l.name);
+      } else if (old !== undefined) {
+        old.update(l, lookup);
+        summary.listeners.updated.push(l.name);
+      }
+    }
+    for (const [name, old] of this.listeners) {
+      if (next.listeners.some((l) => l.name === name)) continue;
+      this.listeners.delete(name);
+      retiring.push(old);
+      summary.listeners.removed.push(name);
+    }
+    this.config = next;
+    for (const old of retiring) {
+      old.shutdown(next.shutdownTimeout).catch((err: Error) => this.log.error(`listener ${old.name}: ${err.message}`));
+    }
+    return summary;
+  }
+
+  private addPool(p: PoolConfig): void {
+    const pool = buildPool(p, this.log);
+    this.pools.set(p.name, pool);
+    this.health.set(p.name, createPoolHealth(pool, p, this.log));
+  }
+
+  private lookup(pools: Map<string, Pool>): PoolLookup {
+    return (name) => {
+      const p = pools.get(name);
+      if (p === undefined) throw new Error(`unknown pool ${name}`); // the loader already checked
       return p;
     };
-    const router = new Router(
-      l.routes.map((r) => ({ match: r.match, pool: pool(r.pool) })),
-      pool(l.pool),
-    );
-    return new HttpListener({
-      name: l.name,
-      host: l.listen.host,
-      port: l.listen.port,
-      router,
-      trustedProxies: l.trustedProxies,
-      maxHeaderSize: l.maxHeaderSize,
-      timeouts: l.timeouts,
-      log: this.log,
-    });
+  }
+
+  /** Starts a listener; a bind failure becomes a ConfigError naming the listen key. */
+  private async bind(index: number, listener: Listener): Promise<Listener> {
+    try {
+      await listener.start();
+    } catch (err) {
+      throw new ConfigError(this.file, [{ path: `listeners[${index}].listen`, message: (err as Error).message }]);
+    }
+    const a = listener.address;
+    const where = a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+    this.log.info(`listener ${listener.name}: ${listener.protocol} on ${where}`);
+    return listener;
   }
 }
 
-export function buildPool(p: PoolConfig): Pool {
-  const servers = p.servers.map(
-    (s) =>
-      new Server({
-        id: s.name,
-        host: s.address.host,
-        port: s.address.port,
-        address: s.address.text,
-        weight: s.weight,
-        backup: s.backup,
-      }),
-  );
-  return new Pool(p.name, createPolicy(p.algorithm), servers, {
-    retries: p.retries,
-    timeouts: p.timeouts,
-    maxIdlePerServer: p.maxIdlePerServer,
+function sameSocket(a: Config['listeners'][number], b: Config['listeners'][number]): boolean {
+  return a.protocol === b.protocol && a.listen.host === b.listen.host && a.listen.port === b.listen.port;
+}
+
+function poolOptions(p: PoolConfig): PoolOptions {
+  return { retries: p.retries, timeouts: p.timeouts, maxIdlePerServer: p.maxIdlePerServer };
+}
+
+function newServer(s: PoolConfig['servers'][number]): Server {
+  return new Server({
+    id: s.name,
+    host: s.address.host,
+    port: s.address.port,
+    address: s.address.text,
+    weight: s.weight,
+    backup: s.backup,
   });
 }
 
-function formatHostPort(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+export function buildPool(p: PoolConfig, log: Logger = defaultLog): Pool {
+  const pool = new Pool(p.name, createPolicy(p.algorithm), p.servers.map(newServer), poolOptions(p));
+  pool.log = log;
+  return pool;
+}
+
+/**
+ * Applies a pool's new config to the running Pool. Servers are matched by identity (name, else
+ * address): a kept server keeps its state, counters and response-time estimate.
+ */
+export function updatePool(pool: Pool, p: PoolConfig): { added: string[]; removed: string[] } {
+  if (pool.policy.name !== p.algorithm) pool.setPolicy(createPolicy(p.algorithm));
+  pool.options = poolOptions(p);
+  const current = new Map(pool.servers.map((s) => [s.id, s]));
+  const added: string[] = [];
+  const servers = p.servers.map((sc) => {
+    const s = current.get(sc.name);
+    if (s === undefined) {
+      added.push(sc.name);
+      return newServer(sc);
+    }
+    current.delete(sc.name);
+    if (s.host !== sc.address.host || s.port !== sc.address.port) {
+      closeIdle(s);
+      s.host = sc.address.host;
+      s.port = sc.address.port;
+      s.address = sc.address.text;
+    }
+    // A server ramping up under slow start keeps its ramp; the health module rescales it.
+    if (s.effectiveWeight === s.weight) s.effectiveWeight = sc.weight;
+    s.weight = sc.weight;
+    s.backup = sc.backup;
+    return s;
+  });
+  for (const s of current.values()) closeIdle(s);
+  pool.setServers(servers);
+  return { added, removed: [...current.keys()] };
 }

@@ -5,6 +5,13 @@
  */
 export type ServerState = 'up' | 'down' | 'draining' | 'maintenance';
 
+export interface Transition {
+  at: number;
+  from: ServerState;
+  to: ServerState;
+  reason: string;
+}
+
 export interface ServerSpec {
   /** `name` if configured, else the address text. */
   id: string;
@@ -20,6 +27,7 @@ export interface ServerSpec {
 const EWMA_ALPHA = 0.2;
 /** A failed request counts as at least this slow, so that failing fast is never rewarded. */
 export const FAILURE_PENALTY_MS = 1000;
+const MAX_PENALTY_MS = 30_000;
 
 export class Server {
   readonly id: string;
@@ -37,6 +45,8 @@ export class Server {
   state: ServerState = 'up';
   /** Passive ejection (outlier detection): not eligible before this time (ms since epoch). */
   ejectedUntil = 0;
+  /** The last state change and why, for logs, the API and the dashboard. */
+  lastTransition: Transition | null = null;
 
   /** In-flight requests (L7) or open connections (L4) currently leased to this server. */
   active = 0;
@@ -65,6 +75,12 @@ export class Server {
     return this.state === 'up' && this.ejectedUntil <= now;
   }
 
+  /** Forget the response-time estimate: a server back from down is measured afresh. */
+  resetEstimate(): void {
+    this.ewmaMs = 0;
+    this.samples = 0;
+  }
+
   /** Feed one outcome into the statistics. Called by Pool.release only. */
   record(ok: boolean, durationMs: number): void {
     if (ok) {
@@ -72,8 +88,9 @@ export class Server {
     } else {
       this.failures++;
       this.consecutiveFailures++;
-      // A failure is sampled as slow: a server that fails fast must not look fast.
-      durationMs = Math.max(durationMs, FAILURE_PENALTY_MS, this.ewmaMs * 2);
+      // A failure is sampled as slow: a server that fails fast must not look fast. Capped, so
+      // that a long run of failures cannot push the average towards Infinity.
+      durationMs = Math.min(Math.max(durationMs, FAILURE_PENALTY_MS, this.ewmaMs * 2), MAX_PENALTY_MS);
     }
     this.ewmaMs = this.samples === 0 ? durationMs : this.ewmaMs + EWMA_ALPHA * (durationMs - this.ewmaMs);
     this.samples++;

@@ -554,7 +554,7 @@ export class ClientConnection implements UpstreamOwner {
     }
     if (this.resFraming === Framing.UntilClose && error === undefined) {
       // The end of a body delimited by the connection's close.
-      this.releaseLease(Outcome.Success);
+      this.releaseLease(Outcome.Success, this.res.status);
       this.socket.end();
       this.phase = Phase.Closed;
       return;
@@ -606,7 +606,7 @@ export class ClientConnection implements UpstreamOwner {
       // the upstream connection stays in step; the client connection ends afterwards anyway.
       this.upReusable = false;
     }
-    this.releaseLease(Outcome.Success);
+    this.releaseLease(Outcome.Success, this.res.status);
     const up = this.up;
     if (up !== null) {
       this.up = null;
@@ -647,11 +647,12 @@ export class ClientConnection implements UpstreamOwner {
     this.socket.end();
   }
 
-  private releaseLease(outcome: Outcome): void {
+  private releaseLease(outcome: Outcome, status = 0): void {
     const server = this.server;
     if (server === null) return;
     this.server = null;
-    this.pool!.release(server, outcome, outcome === Outcome.Success ? this.ttfb : Date.now() - this.startedAt);
+    const ms = outcome === Outcome.Success ? this.ttfb : Date.now() - this.startedAt;
+    this.pool!.release(server, outcome, ms, status);
   }
 
   /** Called by the listener's sweep when `deadline` has passed. */

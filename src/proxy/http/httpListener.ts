@@ -1,18 +1,16 @@
 import { createServer, type Server as NetServer } from 'node:net';
+import type { ListenerConfig } from '../../config/types.js';
 import { CidrSet } from '../../core/cidr.js';
 import type { Logger } from '../../core/log.js';
+import type { Listener, ListenerDeps, PoolLookup } from '../listener.js';
 import { ClientConnection, type ListenerContext } from './clientConnection.js';
-import type { Router } from './router.js';
+import { Router } from './router.js';
 
-export interface HttpListenerOptions {
-  name: string;
-  host: string;
-  port: number;
-  router: Router;
-  trustedProxies: readonly string[];
-  maxHeaderSize: number;
-  timeouts: { requestHead: number; idle: number };
-  log: Logger;
+function buildRouter(config: ListenerConfig, pools: PoolLookup): Router {
+  return new Router(
+    config.routes.map((r) => ({ match: r.match, pool: pools(r.pool) })),
+    pools(config.pool),
+  );
 }
 
 /**
@@ -20,7 +18,8 @@ export interface HttpListenerOptions {
  * sweep timer enforces every per-connection deadline (request head, keep-alive idle, connect,
  * response), so the hot path arms no timer per request.
  */
-export class HttpListener implements ListenerContext {
+export class HttpListener implements ListenerContext, Listener {
+  readonly protocol = 'http';
   readonly name: string;
   router: Router;
   trusted: CidrSet | null;
@@ -34,15 +33,15 @@ export class HttpListener implements ListenerContext {
   private readonly requestedPort: number;
   private sweeper: NodeJS.Timeout | undefined;
 
-  constructor(opts: HttpListenerOptions) {
-    this.name = opts.name;
-    this.router = opts.router;
-    this.trusted = opts.trustedProxies.length > 0 ? new CidrSet(opts.trustedProxies) : null;
-    this.maxHeaderSize = opts.maxHeaderSize;
-    this.timeouts = opts.timeouts;
-    this.log = opts.log;
-    this.host = opts.host;
-    this.requestedPort = opts.port;
+  constructor(config: ListenerConfig, deps: ListenerDeps) {
+    this.name = config.name;
+    this.router = buildRouter(config, deps.pools);
+    this.trusted = config.trustedProxies.length > 0 ? new CidrSet(config.trustedProxies) : null;
+    this.maxHeaderSize = config.maxHeaderSize;
+    this.timeouts = config.timeouts;
+    this.log = deps.log;
+    this.host = config.listen.host;
+    this.requestedPort = config.listen.port;
     // allowHalfOpen: a client may send its request and shut down its side, and still
     // expects the whole response.
     this.server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
@@ -53,6 +52,19 @@ export class HttpListener implements ListenerContext {
       new ClientConnection(socket, this);
     });
     this.server.on('error', (err) => this.log.error(`listener ${this.name}: ${err.message}`));
+  }
+
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  /** Reload: new routes, pools and limits apply to the next request; connections stay open. */
+  update(config: ListenerConfig, pools: PoolLookup): void {
+    this.router = buildRouter(config, pools);
+    this.trusted = config.trustedProxies.length > 0 ? new CidrSet(config.trustedProxies) : null;
+    this.maxHeaderSize = config.maxHeaderSize;
+    this.timeouts = config.timeouts;
+    this.startSweeper();
   }
 
   /** The bound address (the real port when 0 was asked for). */

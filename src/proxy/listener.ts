@@ -1,0 +1,30 @@
+import type { ListenerConfig } from '../config/types.js';
+import type { Logger } from '../core/log.js';
+import type { Pool } from '../core/pool.js';
+
+/** Looks up a pool by name (the config loader has already checked that it exists). */
+export type PoolLookup = (name: string) => Pool;
+
+/**
+ * What the runtime needs of every listener, whatever its protocol: start, apply a new config of
+ * the same name and address in place (reload), and stop gracefully.
+ */
+export interface Listener {
+  readonly name: string;
+  readonly protocol: ListenerConfig['protocol'];
+  /** The bound address (the real port when 0 was asked for). */
+  readonly address: { host: string; port: number };
+  /** Binds; rejects with a message naming the address (e.g. "already in use"). */
+  start(): Promise<void>;
+  /** New settings and pools for this listener; connections in flight keep what they had. */
+  update(config: ListenerConfig, pools: PoolLookup): void;
+  /** Stop accepting, let work in flight finish for up to `timeoutMs`, then close what is left. */
+  shutdown(timeoutMs: number): Promise<void>;
+  /** Open client connections (or UDP flows). */
+  readonly connectionCount: number;
+}
+
+export interface ListenerDeps {
+  pools: PoolLookup;
+  log: Logger;
+}

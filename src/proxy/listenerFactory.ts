@@ -1,0 +1,13 @@
+import type { ListenerConfig } from '../config/types.js';
+import { HttpListener } from './http/httpListener.js';
+import type { Listener, ListenerDeps } from './listener.js';
+
+/** One place that knows which class serves which protocol. */
+export function createListener(config: ListenerConfig, deps: ListenerDeps): Listener {
+  switch (config.protocol) {
+    case 'http':
+      return new HttpListener(config, deps);
+    default:
+      throw new Error(`protocol "${config.protocol}" is not available in this version`);
+  }
+}
