@@ -1,10 +1,8 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError, loadConfig, parseDuration } from '../config/index.js';
-import { log, type LogLevel } from '../core/log.js';
+import { type LogLevel, log } from '../core/log.js';
 import { type ReloadSummary, Runtime } from '../core/runtime.js';
-import { startBackend } from '../demo/backend.js';
-import { startLab } from '../demo/lab.js';
 
 /** Exit status for a bad config (`check` and `start`), as the contract says. */
 const EXIT_CONFIG = 2;
@@ -74,6 +72,8 @@ program
   .option('--delay <duration>', 'delay before each answer, e.g. 50ms', duration, 0)
   .option('--session-store <store>', 'memory | redis://H:P | memcached://H:P', 'memory')
   .action(async (opts: { port: number; host: string; id?: string; delay: number; sessionStore: string }) => {
+    // Loaded on demand: the backend pulls in the session stores, which the balancer never needs.
+    const { startBackend } = await import('../demo/backend.js');
     const b = await startBackend({
       port: opts.port,
       host: opts.host,
@@ -93,8 +93,11 @@ program
   .option('-p, --port <port>', 'balancer port', port, 8080)
   .option('--host <host>', 'loopback address to use', '127.0.0.1')
   .action(async (opts: { port: number; host: string }) => {
+    const { startLab } = await import('../demo/lab.js');
     const lab = await startLab({ port: opts.port, host: opts.host, backends: 3 }).catch((err: Error) => {
-      process.stderr.write(`fulcrum demo: ${err.message}\n  (another port: fulcrum demo --port 8081)\n`);
+      process.stderr.write(
+        `fulcrum ${err.message}\n  (choose another port: fulcrum demo --port ${opts.port === 0 ? 8080 : opts.port + 1})\n`,
+      );
       process.exit(EXIT_CONFIG);
     });
     const lines = [

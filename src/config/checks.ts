@@ -23,7 +23,7 @@ export function checkConfig(raw: unknown): PathProblem[] {
 
   uniqueNames(listeners, 'listener', problems);
   uniqueNames(pools, 'pool', problems);
-  const poolNames = pools.map(([pool]) => pool.name).filter((name) => typeof name === 'string');
+  const poolNames = [...new Set(pools.map(([pool]) => pool.name).filter((name) => typeof name === 'string'))];
   const cookiePools = new Set(
     pools
       .filter(([pool]) => isMapping(pool.sticky) && pool.sticky.type === 'cookie')

@@ -15,7 +15,10 @@ export interface Logger {
 
 export type LogSink = (line: string) => void;
 
-export function createLogger(level: LogLevel = 'info', sink: LogSink = (l) => process.stderr.write(l)): Logger {
+export function createLogger(
+  level: LogLevel = 'info',
+  sink: LogSink = (l) => process.stderr.write(l),
+): Logger {
   const logger: Logger = {
     level,
     debug: (m) => emit('debug', m),

@@ -1,9 +1,9 @@
 import type { BalancingPolicy, PickContext } from '../balancing/policy.js';
-import { type Logger, log as defaultLog } from './log.js';
+import { log as defaultLog, type Logger } from './log.js';
 import type { Server, ServerState } from './server.js';
 
 /** How a lease ended: fed to the server's statistics (or not, for a cancelled one). */
-export const enum Outcome {
+export enum Outcome {
   Success = 0,
   /** The server failed: refused, reset, timed out, or answered garbage. */
   Failure = 1,
@@ -142,7 +142,11 @@ export class Pool {
     let nextReturn = 0;
     for (const s of this.servers) {
       if (s.isAvailable(now)) (s.backup ? backups : primaries).push(s);
-      else if (s.state === 'up' && s.ejectedUntil > now && (nextReturn === 0 || s.ejectedUntil < nextReturn)) {
+      else if (
+        s.state === 'up' &&
+        s.ejectedUntil > now &&
+        (nextReturn === 0 || s.ejectedUntil < nextReturn)
+      ) {
         nextReturn = s.ejectedUntil;
       }
     }

@@ -173,7 +173,9 @@ export class Runtime {
     }
     this.config = next;
     for (const old of retiring) {
-      old.shutdown(next.shutdownTimeout).catch((err: Error) => this.log.error(`listener ${old.name}: ${err.message}`));
+      old
+        .shutdown(next.shutdownTimeout)
+        .catch((err: Error) => this.log.error(`listener ${old.name}: ${err.message}`));
     }
     return summary;
   }
@@ -197,7 +199,9 @@ export class Runtime {
     try {
       await listener.start();
     } catch (err) {
-      throw new ConfigError(this.file, [{ path: `listeners[${index}].listen`, message: (err as Error).message }]);
+      throw new ConfigError(this.file, [
+        { path: `listeners[${index}].listen`, message: (err as Error).message },
+      ]);
     }
     const a = listener.address;
     const where = a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;

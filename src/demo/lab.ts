@@ -25,7 +25,9 @@ export interface RunningLab {
 export async function startLab(options: LabOptions): Promise<RunningLab> {
   const backends: RunningBackend[] = [];
   for (let i = 0; i < options.backends; i++) {
-    backends.push(await startBackend({ port: 0, host: options.host, id: `backend-${String.fromCharCode(97 + i)}` }));
+    backends.push(
+      await startBackend({ port: 0, host: options.host, id: `backend-${String.fromCharCode(97 + i)}` }),
+    );
   }
   const yaml = `
 listeners:
@@ -39,7 +41,10 @@ pools:
     servers:
 ${backends.map((b) => `      - address: ${formatHostPort(b.host, b.port)}\n        name: ${b.id}`).join('\n')}
 `;
-  const balancer = new Runtime(parseConfig(yaml, 'demo lab'), options.log ? { log: options.log } : {});
+  const balancer = new Runtime(parseConfig(yaml, 'demo'), {
+    file: 'demo',
+    ...(options.log ? { log: options.log } : {}),
+  });
   try {
     await balancer.start();
   } catch (err) {

@@ -6,7 +6,15 @@ import { Outcome, Pool } from '../../src/core/pool.js';
 import { Server } from '../../src/core/server.js';
 
 function server(id: string, extra: Partial<{ weight: number; backup: boolean }> = {}): Server {
-  return new Server({ id, host: '127.0.0.1', port: 1, address: `127.0.0.1:${id}`, weight: 1, backup: false, ...extra });
+  return new Server({
+    id,
+    host: '127.0.0.1',
+    port: 1,
+    address: `127.0.0.1:${id}`,
+    weight: 1,
+    backup: false,
+    ...extra,
+  });
 }
 
 function pool(servers: Server[], algorithm: Parameters<typeof createPolicy>[0] = 'round-robin') {
@@ -50,7 +58,7 @@ test('setState logs each transition once with its reason and tells listeners', (
   p.setState(a, 'down', '3 failed checks: connect ECONNREFUSED');
   p.setState(a, 'down', 'again');
   assert.equal(lines.length, 1);
-  assert.match(lines[0]!, /WARN  pool p: server a down: 3 failed checks: connect ECONNREFUSED/);
+  assert.match(lines[0]!, /WARN {2}pool p: server a down: 3 failed checks: connect ECONNREFUSED/);
   assert.deepEqual(seen, ['a:up->down:3 failed checks: connect ECONNREFUSED']);
   assert.equal(a.lastTransition?.reason, '3 failed checks: connect ECONNREFUSED');
 });
@@ -104,7 +112,13 @@ test('an ejected server returns by itself when its ejection time has passed', as
 });
 
 test('weight 0 takes no new traffic while others can, in every algorithm', () => {
-  for (const algo of ['round-robin', 'least-connections', 'ip-hash', 'weighted-round-robin', 'least-response-time'] as const) {
+  for (const algo of [
+    'round-robin',
+    'least-connections',
+    'ip-hash',
+    'weighted-round-robin',
+    'least-response-time',
+  ] as const) {
     const [a, z] = [server('a'), server('z', { weight: 0 })];
     const { p } = pool([a, z], algo);
     assert.equal(picks(p, 4), 'aaaa', algo);

@@ -11,7 +11,9 @@ async function withPool(
   weights?: number[],
 ) {
   const servers = weights
-    ? backends.map((b, i) => `      - { address: "127.0.0.1:${b.port}", name: ${b.id}, weight: ${weights[i]} }`).join('\n')
+    ? backends
+        .map((b, i) => `      - { address: "127.0.0.1:${b.port}", name: ${b.id}, weight: ${weights[i]} }`)
+        .join('\n')
     : serverList(backends);
   const lb = await startBalancer(`
 listeners: [{ name: web, protocol: http, listen: "127.0.0.1:0", pool: p }]
@@ -42,7 +44,8 @@ test('weighted-round-robin: weights 5,1,1 give a a b a c a a, through real socke
     async (port) => {
       const agent = new Agent({ keepAlive: true, maxSockets: 1 });
       const seen: string[] = [];
-      for (let i = 0; i < 14; i++) seen.push((await request(port, { agent })).headers['x-served-by'] as string);
+      for (let i = 0; i < 14; i++)
+        seen.push((await request(port, { agent })).headers['x-served-by'] as string);
       agent.destroy();
       assert.deepEqual(seen.join(''), 'aabacaaaabacaa');
     },
@@ -93,7 +96,8 @@ test('least-response-time: traffic steers away from a slow server', async () => 
     const agent = new Agent({ keepAlive: true, maxSockets: 2 });
     await Promise.all(
       Array.from({ length: 2 }, async () => {
-        for (let i = 0; i < 40; i++) ids.push((await request(port, { agent })).headers['x-served-by'] as string);
+        for (let i = 0; i < 40; i++)
+          ids.push((await request(port, { agent })).headers['x-served-by'] as string);
       }),
     );
     agent.destroy();

@@ -1,12 +1,27 @@
 import assert from 'node:assert/strict';
-import { createServer as createHttpServer, Agent, request as httpRequest } from 'node:http';
-import { createServer as createNetServer, connect, type AddressInfo, type Server as NetServer } from 'node:net';
+import { Agent, createServer as createHttpServer, request as httpRequest } from 'node:http';
+import {
+  type AddressInfo,
+  connect,
+  createServer as createNetServer,
+  type Server as NetServer,
+} from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { RunningBackend } from '../../src/demo/backend.js';
-import { json, rawExchange, request, serverList, startBackends, startBalancer, type TestBalancer } from '../helpers/balancer.js';
+import {
+  json,
+  rawExchange,
+  request,
+  serverList,
+  startBackends,
+  startBalancer,
+  type TestBalancer,
+} from '../helpers/balancer.js';
 
 function listen(server: NetServer): Promise<number> {
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)),
+  );
 }
 
 describe('HTTP proxy, one pool of three sample backends', () => {
@@ -35,7 +50,8 @@ ${serverList(backends)}
     assert.deepEqual(seen, ['a', 'b', 'c', 'a', 'b', 'c']);
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     const kept: string[] = [];
-    for (let i = 0; i < 6; i++) kept.push((await request(lb.port, { path: '/whoami', agent })).headers['x-served-by'] as string);
+    for (let i = 0; i < 6; i++)
+      kept.push((await request(lb.port, { path: '/whoami', agent })).headers['x-served-by'] as string);
     agent.destroy();
     assert.deepEqual(kept, ['a', 'b', 'c', 'a', 'b', 'c']);
   });
@@ -70,13 +86,16 @@ ${serverList(backends)}
     const r1 = json(await request(lb.port, { method: 'POST', path: '/up', body }));
     assert.equal(r1.bodyLength, 100_000);
     const r2 = await new Promise<Record<string, unknown>>((resolve, reject) => {
-      const req = httpRequest({ host: '127.0.0.1', port: lb.port, method: 'PUT', path: '/chunked', agent: false }, (res) => {
-        let text = '';
-        res.on('data', (c) => {
-          text += c;
-        });
-        res.on('end', () => resolve(JSON.parse(text)));
-      });
+      const req = httpRequest(
+        { host: '127.0.0.1', port: lb.port, method: 'PUT', path: '/chunked', agent: false },
+        (res) => {
+          let text = '';
+          res.on('data', (c) => {
+            text += c;
+          });
+          res.on('end', () => resolve(JSON.parse(text)));
+        },
+      );
       req.on('error', reject);
       for (let i = 0; i < 10; i++) req.write('0123456789');
       req.end();
@@ -97,31 +116,33 @@ ${serverList(backends)}
   });
 
   test('Expect: 100-continue is relayed and the body follows', async () => {
-    const result = await new Promise<{ continued: boolean; body: Record<string, unknown> }>((resolve, reject) => {
-      let continued = false;
-      const req = httpRequest(
-        {
-          host: '127.0.0.1',
-          port: lb.port,
-          method: 'POST',
-          path: '/expect',
-          agent: false,
-          headers: { expect: '100-continue', 'content-length': '5' },
-        },
-        (res) => {
-          let text = '';
-          res.on('data', (c) => {
-            text += c;
-          });
-          res.on('end', () => resolve({ continued, body: JSON.parse(text) }));
-        },
-      );
-      req.on('continue', () => {
-        continued = true;
-        req.end('hello');
-      });
-      req.on('error', reject);
-    });
+    const result = await new Promise<{ continued: boolean; body: Record<string, unknown> }>(
+      (resolve, reject) => {
+        let continued = false;
+        const req = httpRequest(
+          {
+            host: '127.0.0.1',
+            port: lb.port,
+            method: 'POST',
+            path: '/expect',
+            agent: false,
+            headers: { expect: '100-continue', 'content-length': '5' },
+          },
+          (res) => {
+            let text = '';
+            res.on('data', (c) => {
+              text += c;
+            });
+            res.on('end', () => resolve({ continued, body: JSON.parse(text) }));
+          },
+        );
+        req.on('continue', () => {
+          continued = true;
+          req.end('hello');
+        });
+        req.on('error', reject);
+      },
+    );
     assert.equal(result.continued, true);
     assert.equal(result.body.bodyLength, 5);
   });
@@ -241,7 +262,10 @@ pools:
       const r = await request(lb2.port, { path: '/x' });
       assert.equal(r.status, 502);
       assert.equal(r.body, '502 Bad Gateway\n');
-      assert.ok(lb2.log.lines.some((l) => /502: connect ECONNREFUSED \(server dead\)/.test(l)), lb2.log.lines.join(''));
+      assert.ok(
+        lb2.log.lines.some((l) => /502: connect ECONNREFUSED \(server dead\)/.test(l)),
+        lb2.log.lines.join(''),
+      );
     } finally {
       await lb2.stop();
       await good!.close();
@@ -332,7 +356,8 @@ describe('HTTP proxy, routing', () => {
   test('host (exact and wildcard), path prefix, method and header, first match wins', async () => {
     const backends = await startBackends(6);
     const [dflt, api, wild, post, canary, admin] = backends;
-    const pool = (name: string, b: RunningBackend) => `  - name: ${name}\n    servers: [{ address: "127.0.0.1:${b.port}", name: ${b.id} }]`;
+    const pool = (name: string, b: RunningBackend) =>
+      `  - name: ${name}\n    servers: [{ address: "127.0.0.1:${b.port}", name: ${b.id} }]`;
     const lb = await startBalancer(`
 listeners:
   - name: web
@@ -353,8 +378,10 @@ ${pool('post', post!)}
 ${pool('canary', canary!)}
 ${pool('admin', admin!)}
 `);
-    const who = async (host: string, opts: { method?: string; path?: string; headers?: Record<string, string> } = {}) =>
-      (await request(lb.port, { ...opts, headers: { host, ...opts.headers } })).headers['x-served-by'];
+    const who = async (
+      host: string,
+      opts: { method?: string; path?: string; headers?: Record<string, string> } = {},
+    ) => (await request(lb.port, { ...opts, headers: { host, ...opts.headers } })).headers['x-served-by'];
     try {
       assert.equal(await who('api.example.com'), 'b');
       assert.equal(await who('API.example.com:8080'), 'b');
@@ -421,7 +448,14 @@ pools: [{ name: p, servers: [{ address: "127.0.0.1:${originPort}" }] }]
       });
       const uploaded = await new Promise<string>((resolve, reject) => {
         const req = httpRequest(
-          { host: '127.0.0.1', port: lb.port, method: 'POST', path: '/up', agent: false, headers: { 'content-length': size } },
+          {
+            host: '127.0.0.1',
+            port: lb.port,
+            method: 'POST',
+            path: '/up',
+            agent: false,
+            headers: { 'content-length': size },
+          },
           (res) => {
             let text = '';
             res.on('data', (c) => {
@@ -478,7 +512,9 @@ pools: [{ name: p, servers: [{ address: "127.0.0.1:${originPort}" }] }]
   test('connection upgrades (WebSocket handshake) become a two-way tunnel', async () => {
     const origin = createHttpServer();
     origin.on('upgrade', (req, socket) => {
-      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${req.headers.upgrade}\r\nConnection: Upgrade\r\n\r\n`);
+      socket.write(
+        `HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${req.headers.upgrade}\r\nConnection: Upgrade\r\n\r\n`,
+      );
       socket.on('data', (d: Buffer) => socket.write(`echo:${d}`));
     });
     const originPort = await listen(origin as unknown as NetServer);

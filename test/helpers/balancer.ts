@@ -1,4 +1,4 @@
-import { type IncomingHttpHeaders, request as httpRequest, type Agent } from 'node:http';
+import { type Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { connect } from 'node:net';
 import { parseConfig } from '../../src/config/index.js';
 import { createLogger, type Logger } from '../../src/core/log.js';
@@ -76,7 +76,11 @@ export function request(port: number, opts: RequestOptions = {}): Promise<Reply>
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }),
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString(),
+          }),
         );
         res.on('error', reject);
       },

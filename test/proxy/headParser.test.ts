@@ -106,7 +106,10 @@ test('absolute-form target becomes origin-form with its authority as host', () =
 });
 
 test('Expect: 100-continue is recognised', () => {
-  assert.equal(req('PUT /u HTTP/1.1\nHost: a\nContent-Length: 3\nExpect: 100-continue').head.expectContinue, true);
+  assert.equal(
+    req('PUT /u HTTP/1.1\nHost: a\nContent-Length: 3\nExpect: 100-continue').head.expectContinue,
+    true,
+  );
 });
 
 test('leading empty lines are ignored', () => {

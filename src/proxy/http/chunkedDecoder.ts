@@ -4,7 +4,7 @@
  * extensions, missing CRLFs. The proxy forwards the bytes unchanged (the receiver sees exactly
  * the framing we validated), or, for HTTP/1.0 clients, only the data (`onData`).
  */
-const enum St {
+enum St {
   Size = 0,
   SizeMore = 1,
   Ext = 2,
@@ -89,7 +89,8 @@ export class ChunkedDecoder {
         case St.Ext: {
           const c = buf[i]!;
           if (c === 0x0d) this.st = St.SizeLf;
-          else if ((c < 0x20 && c !== 0x09) || c === 0x7f) return this.fail('control character in chunk extension');
+          else if ((c < 0x20 && c !== 0x09) || c === 0x7f)
+            return this.fail('control character in chunk extension');
           else if (++this.meta > MAX_META_BYTES) return this.fail('chunk extensions too long');
           break;
         }

@@ -32,7 +32,7 @@ export interface ListenerContext {
   readonly connections: Set<ClientConnection>;
 }
 
-const enum Phase {
+enum Phase {
   /** Between requests (keep-alive), or before the first byte. */
   Idle = 0,
   /** Receiving a request head. */
@@ -46,7 +46,7 @@ const enum Phase {
   Closed = 5,
 }
 
-const enum Res {
+enum Res {
   Head = 0,
   Body = 1,
   Done = 2,
@@ -54,6 +54,8 @@ const enum Res {
 
 /** Pipelined bytes held while a response is in flight, before we stop reading. */
 const MAX_PIPELINE_BUFFER = 64 * 1024;
+/** Bodies up to this size that arrive with their head are sent in the same write. */
+const SMALL_BODY = 4096;
 /** Upstream response heads larger than this are garbage. */
 const MAX_RESPONSE_HEAD = 64 * 1024;
 /** Idle limit of upgraded (WebSocket) connections. */
@@ -274,14 +276,18 @@ export class ClientConnection implements UpstreamOwner {
     this.resPhase = Res.Head;
     this.resBuf = null;
     this.deadline = Date.now() + this.pool!.options.timeouts.response;
-    out.cork();
-    out.write(this.req.hostHeader === '' ? this.buildRequestHead() : this.reqHead, 'latin1');
-    if (!this.reqDone && this.inBuf !== null) {
+    const head = this.req.hostHeader === '' ? this.buildRequestHead() : this.reqHead;
+    if (this.reqDone || this.inBuf === null) {
+      // No body bytes at hand: one plain write (cork would force the slower buffered path).
+      out.write(head, 'latin1');
+    } else {
+      out.cork();
+      out.write(head, 'latin1');
       const held = this.inBuf;
       this.inBuf = null;
       this.forwardBody(held);
+      out.uncork();
     }
-    out.uncork();
     this.updateReads();
   }
 
@@ -323,7 +329,7 @@ export class ClientConnection implements UpstreamOwner {
 
   private onDrain(): void {
     const up = this.up;
-    if (up !== null && up.socket.isPaused()) up.socket.resume();
+    if (up?.socket.isPaused()) up.socket.resume();
   }
 
   private onEnd(): void {
@@ -374,10 +380,10 @@ export class ClientConnection implements UpstreamOwner {
       case Phase.Exchange:
         pause = this.reqDone
           ? this.inBuf !== null && this.inBuf.length > MAX_PIPELINE_BUFFER
-          : this.up !== null && this.up.socket.writableNeedDrain;
+          : this.up?.socket.writableNeedDrain === true;
         break;
       case Phase.Tunnel:
-        pause = this.up !== null && this.up.socket.writableNeedDrain;
+        pause = this.up?.socket.writableNeedDrain === true;
         break;
     }
     if (pause) this.pauseReads();
@@ -421,9 +427,7 @@ export class ClientConnection implements UpstreamOwner {
       const rest = end + 4;
       if (res.status >= 200) {
         this.resBuf = null;
-        this.socket.cork();
-        this.startResponse(rest < buf.length ? buf.subarray(rest) : null);
-        this.socket.uncork();
+        this.startResponse(buf, rest);
         return;
       }
       if (res.status === 101) {
@@ -440,8 +444,11 @@ export class ClientConnection implements UpstreamOwner {
     }
   }
 
-  /** Sends the response head to the client; `extra` holds body bytes that came with the head. */
-  private startResponse(extra: Buffer | null): void {
+  /**
+   * Sends the response head to the client, with the body bytes that came along with it
+   * (`buf` from `rest` on).
+   */
+  private startResponse(buf: Buffer, rest: number): void {
     const res = this.res;
     const req = this.req;
     this.ttfb = Date.now() - this.startedAt;
@@ -462,15 +469,34 @@ export class ClientConnection implements UpstreamOwner {
     // A response that starts before the request body is complete: we cannot find the next
     // request's start reliably, so this connection ends with this response.
     if (!this.reqDone) this.keepAlive = false;
-    this.socket.write(this.buildResponseHead(!this.keepAlive || this.ctx.closing, false), 'latin1');
+    const head = this.buildResponseHead(!this.keepAlive || this.ctx.closing, false);
+    const out = this.socket;
+    const extra = buf.length - rest;
     this.resStarted = true;
     if (this.resFraming === Framing.None) {
+      out.write(head, 'latin1');
       // Bytes after a bodiless response: the server is out of step, never reuse it.
-      if (extra !== null) this.upReusable = false;
+      if (extra > 0) this.upReusable = false;
+      return this.finishExchange();
+    }
+    if (this.resFraming === Framing.Length && extra >= this.resRemaining && this.resRemaining <= SMALL_BODY) {
+      // A small response that arrived whole (the common case): one latin1 string (byte for
+      // byte), one plain write, no cork and no buffer object.
+      const bodyLen = this.resRemaining;
+      out.write(head + buf.toString('latin1', rest, rest + bodyLen), 'latin1');
+      this.resRemaining = 0;
+      if (extra > bodyLen) this.upReusable = false;
       return this.finishExchange();
     }
     this.resPhase = Res.Body;
-    if (extra !== null) this.forwardResponseBody(extra);
+    if (extra === 0) {
+      out.write(head, 'latin1');
+      return;
+    }
+    out.cork();
+    out.write(head, 'latin1');
+    this.forwardResponseBody(buf.subarray(rest));
+    out.uncork();
   }
 
   private forwardResponseBody(buf: Buffer): void {
@@ -548,7 +574,8 @@ export class ClientConnection implements UpstreamOwner {
         return this.openConnection(idleListFor(this.server, this.pool!.options).open(this));
       }
       const why = `server closed the connection before answering${code ? ` (${code})` : ''}`;
-      if (replayable && IDEMPOTENT.has(this.req.method)) return this.retryOrFail(Outcome.Failure, 502, why, 'reset');
+      if (replayable && IDEMPOTENT.has(this.req.method))
+        return this.retryOrFail(Outcome.Failure, 502, why, 'reset');
       this.releaseLease(Outcome.Failure);
       return this.respondError(502, why);
     }
@@ -679,7 +706,10 @@ export class ClientConnection implements UpstreamOwner {
             this.socket.destroy();
             return;
           }
-          return this.respondError(504, `server did not answer in time (server ${this.tried.at(-1)?.id ?? '?'})`);
+          return this.respondError(
+            504,
+            `server did not answer in time (server ${this.tried.at(-1)?.id ?? '?'})`,
+          );
         }
         case Phase.Tunnel:
           this.up?.destroy();
@@ -770,7 +800,9 @@ export class ClientConnection implements UpstreamOwner {
 
   private log(msg: string): void {
     const r = this.req;
-    this.ctx.log.warn(`${this.ctx.name}: ${r.method} ${r.path} from ${this.pickCtx.clientIp} pool ${this.pool?.name}: ${msg}`);
+    this.ctx.log.warn(
+      `${this.ctx.name}: ${r.method} ${r.path} from ${this.pickCtx.clientIp} pool ${this.pool?.name}: ${msg}`,
+    );
   }
 
   // ---- heads ----
@@ -789,7 +821,7 @@ export class ClientConnection implements UpstreamOwner {
         if (name === 'upgrade' && r.upgrade) upgrade = r.values[i]!;
         continue;
       }
-      if (tokens !== null && tokens.includes(name)) continue;
+      if (tokens?.includes(name)) continue;
       if (name === 'x-forwarded-for') {
         xff = xff === '' ? r.values[i]! : `${xff}, ${r.values[i]}`;
         continue;
@@ -822,7 +854,7 @@ export class ClientConnection implements UpstreamOwner {
     for (let i = 0; i < r.count; i++) {
       const name = r.names[i]!;
       // Interim and 101 responses keep their Connection/Upgrade fields.
-      if (!passThrough && (HOP_BY_HOP.has(name) || (tokens !== null && tokens.includes(name)))) continue;
+      if (!passThrough && (HOP_BY_HOP.has(name) || tokens?.includes(name))) continue;
       h += `${r.rawNames[i]}: ${r.values[i]}\r\n`;
     }
     if (!passThrough) {

@@ -16,7 +16,7 @@ for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL
 }
 
 /** Body framing of a message. */
-export const enum Framing {
+export enum Framing {
   None = 0,
   Length = 1,
   Chunked = 2,
@@ -109,10 +109,10 @@ export function headerValue(head: MessageHead, name: string): string | undefined
 
 /** Finds the end of a head (index of CRLFCRLF) in `buf` starting the search at `from`. */
 export function findHeadEnd(buf: Buffer, from: number): number {
-  return buf.indexOf('\r\n\r\n', from < 0 ? 0 : from, 'latin1');
+  return buf.indexOf('\r\n\r\n', Math.max(from, 0), 'latin1');
 }
 
-const enum Scan {
+enum Scan {
   Ok = 0,
 }
 
@@ -223,7 +223,8 @@ function interpretFields(m: MessageHead, isRequest: boolean): number {
     if (last !== 'chunked') {
       // A request whose body length cannot be determined is refused (RFC 9112 6.3);
       // a response is read until the connection closes.
-      if (isRequest) return fail(m, `unsupported Transfer-Encoding "${te}"`, codings.length === 1 ? 501 : 400);
+      if (isRequest)
+        return fail(m, `unsupported Transfer-Encoding "${te}"`, codings.length === 1 ? 501 : 400);
       m.framing = Framing.UntilClose;
     } else if (codings.length !== 1) {
       // Other codings before chunked are legal but we only pass "chunked" through unchanged.
@@ -248,7 +249,10 @@ function interpretFields(m: MessageHead, isRequest: boolean): number {
       if (token === 'close') sawClose = true;
       else if (token === 'keep-alive') sawKeepAlive = true;
       else if (token === 'upgrade') m.upgrade = hasUpgradeHeader;
-      else if (token !== '') (m.connectionTokens ??= []).push(token);
+      else if (token !== '') {
+        if (m.connectionTokens === null) m.connectionTokens = [];
+        m.connectionTokens.push(token);
+      }
     }
   }
   // HTTP/1.0 closes unless it asks for keep-alive; "close" wins over "keep-alive".

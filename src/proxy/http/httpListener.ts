@@ -51,7 +51,6 @@ export class HttpListener implements ListenerContext, Listener {
       }
       new ClientConnection(socket, this);
     });
-    this.server.on('error', (err) => this.log.error(`listener ${this.name}: ${err.message}`));
   }
 
   get connectionCount(): number {
@@ -80,12 +79,16 @@ export class HttpListener implements ListenerContext, Listener {
         const where = `${this.host.includes(':') ? `[${this.host}]` : this.host}:${this.requestedPort}`;
         if (err.code === 'EADDRINUSE') reject(new Error(`address ${where} is already in use`));
         else if (err.code === 'EACCES') reject(new Error(`no permission to listen on ${where}`));
-        else if (err.code === 'EADDRNOTAVAIL') reject(new Error(`address ${where} is not available on this host`));
+        else if (err.code === 'EADDRNOTAVAIL')
+          reject(new Error(`address ${where} is not available on this host`));
         else reject(new Error(`cannot listen on ${where}: ${err.message}`));
       };
       this.server.once('error', onError);
       this.server.listen({ host: this.host, port: this.requestedPort }, () => {
         this.server.off('error', onError);
+        // Errors after binding (accept failures such as EMFILE) are logged; binding errors are
+        // the caller's, reported once by start().
+        this.server.on('error', (err) => this.log.error(`listener ${this.name}: ${err.message}`));
         this.startSweeper();
         resolve();
       });

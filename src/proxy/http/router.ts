@@ -38,7 +38,9 @@ export class Router {
         wildcard,
         pathPrefix: match.pathPrefix ?? null,
         method: match.method?.toUpperCase() ?? null,
-        headers: Object.entries(match.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v] as [string, string]),
+        headers: Object.entries(match.headers ?? {}).map(
+          ([k, v]) => [k.toLowerCase(), v] as [string, string],
+        ),
         pool,
       };
     });
