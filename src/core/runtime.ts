@@ -115,7 +115,7 @@ export class Runtime {
       for (const [i, l] of next.listeners.entries()) {
         const old = this.listeners.get(l.name);
         const oldConfig = this.config.listeners.find((c) => c.name === l.name);
-        if (old !== undefined && oldConfig !== undefined && sameSocket(oldConfig, l)) continue;
+        if (old !== undefined && oldConfig !== undefined && sameSocket(oldConfig, old, l)) continue;
         bound.set(l.name, await this.bind(i, createListener(l, { pools: lookup, log: this.log })));
       }
     } catch (err) {
@@ -210,8 +210,15 @@ export class Runtime {
   }
 }
 
-function sameSocket(a: Config['listeners'][number], b: Config['listeners'][number]): boolean {
-  return a.protocol === b.protocol && a.listen.host === b.listen.host && a.listen.port === b.listen.port;
+/** Whether a listener's new config can keep its socket: same protocol, host and port (port 0 in
+ * the old config matches the port it was given). */
+function sameSocket(
+  before: Config['listeners'][number],
+  running: Listener,
+  next: Config['listeners'][number],
+): boolean {
+  if (before.protocol !== next.protocol || before.listen.host !== next.listen.host) return false;
+  return before.listen.port === next.listen.port || running.address.port === next.listen.port;
 }
 
 function poolOptions(p: PoolConfig): PoolOptions {
