@@ -567,15 +567,15 @@ export class ClientConnection implements UpstreamOwner {
     }
     if (this.phase !== Phase.Exchange || this.resPhase === Res.Done) return;
     if (this.resPhase === Res.Head && !this.resStarted) {
-      const replayable = this.reqFraming === Framing.None && this.resBuf === null;
+      // Never replayed unless idempotent: the server may have acted on it before closing.
+      const replayable = this.replayable();
       // A reused keep-alive connection the server had just closed: not the server's fault;
       // send the request again to the same server on a new connection (only once: it is new).
       if (up.reused && replayable && this.server !== null) {
         return this.openConnection(idleListFor(this.server, this.pool!.options).open(this));
       }
       const why = `server closed the connection before answering${code ? ` (${code})` : ''}`;
-      if (replayable && IDEMPOTENT.has(this.req.method))
-        return this.retryOrFail(Outcome.Failure, 502, why, 'reset');
+      if (replayable) return this.retryOrFail(Outcome.Failure, 502, why, 'reset');
       this.releaseLease(Outcome.Failure);
       return this.respondError(502, why);
     }
@@ -589,6 +589,14 @@ export class ClientConnection implements UpstreamOwner {
     this.releaseLease(Outcome.Failure);
     this.log(`server closed the connection mid-response${code ? ` (${code})` : ''}`);
     this.socket.destroy();
+  }
+
+  /**
+   * The request can be sent again: idempotent, without a body (so nothing of it was consumed),
+   * and nothing of a response received yet.
+   */
+  private replayable(): boolean {
+    return this.reqFraming === Framing.None && this.resBuf === null && IDEMPOTENT.has(this.req.method);
   }
 
   /** The server failed before anything was sent to the client: another server, or an error. */
@@ -700,6 +708,10 @@ export class ClientConnection implements UpstreamOwner {
           const up = this.up;
           this.up = null;
           up?.destroy();
+          if (!this.resStarted && this.replayable()) {
+            const why = `server did not answer within ${this.pool!.options.timeouts.response}ms`;
+            return this.retryOrFail(Outcome.Failure, 504, why, 'timeout');
+          }
           this.releaseLease(Outcome.Failure);
           if (this.resStarted) {
             this.log('server stopped sending the response (timeout)');
