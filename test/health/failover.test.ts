@@ -6,7 +6,7 @@ import { startBackend } from '../../src/demo/backend.js';
 import { request, serverList, startBackends, startBalancer } from '../helpers/balancer.js';
 import { startTcp, waitFor } from './fixtures.js';
 
-test('kill one of three backends under a steady stream of GETs: no failed request; down in fall × interval, back in rise × interval', async () => {
+test('kill one of three backends under a steady stream of GETs: no failed request; down in fall × interval, back in rise × interval', async (t) => {
   const backends = await startBackends(3);
   const interval = 200;
   const lb = await startBalancer(`
@@ -55,6 +55,10 @@ ${serverList(backends)}
     assert.ok(upAfter <= 2 * interval * 1.1 + 3000, `up after ${upAfter}ms`);
     const before = servedBy.length;
     await waitFor(() => servedBy.slice(before).includes('b'), 'b to serve again');
+    const trafficAfter = Date.now() - restartedAt;
+    t.diagnostic(
+      `interval ${interval}ms fall 3 rise 2: marked down ${downAfter}ms after the kill, up ${upAfter}ms after the restart, serving again after ${trafficAfter}ms; ${servedBy.length} requests, ${failures.length} failed`,
+    );
   } finally {
     running = false;
     await client;

@@ -1,0 +1,22 @@
+/**
+ * Fulcrum's balancer API (`import … from 'fulcrum'`): run a balancer from a config in your own
+ * process, change it at runtime, or use its parts. The session library is `fulcrum/session`.
+ */
+export type { AlgorithmName, BalancingPolicy, PickContext } from './balancing/index.js';
+export {
+  ALGORITHMS,
+  createPolicy,
+  IpHash,
+  LeastConnections,
+  LeastResponseTime,
+  RoundRobin,
+  WeightedRoundRobin,
+} from './balancing/index.js';
+export type { Config, ListenerConfig, PoolConfig, ServerConfig } from './config/index.js';
+export { ConfigError, loadConfig, parseConfig, parseDuration } from './config/index.js';
+export { createLogger, type Logger, type LogLevel } from './core/log.js';
+export { Outcome, Pool, type PoolOptions } from './core/pool.js';
+export { type ReloadSummary, Runtime, type RuntimeOptions } from './core/runtime.js';
+export { Server, type ServerState } from './core/server.js';
+export { type BackendOptions, type RunningBackend, startBackend } from './demo/backend.js';
+export { healthOf } from './health/index.js';
