@@ -18,5 +18,4 @@ export { createLogger, type Logger, type LogLevel } from './core/log.js';
 export { Outcome, Pool, type PoolOptions } from './core/pool.js';
 export { type ReloadSummary, Runtime, type RuntimeOptions } from './core/runtime.js';
 export { Server, type ServerState } from './core/server.js';
-export { type BackendOptions, type RunningBackend, startBackend } from './demo/backend.js';
 export { healthOf } from './health/index.js';

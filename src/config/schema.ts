@@ -14,6 +14,7 @@ import type {
   ListenerConfig,
   OutlierDetectionConfig,
   PoolConfig,
+  QueueConfig,
   RetriesConfig,
   RetryOn,
   RouteConfig,
@@ -93,22 +94,58 @@ const RouteSchema = z.strictObject({
   pool: value(v.nonEmptyString),
 }) satisfies z.ZodType<RouteConfig>;
 
-const ListenerSchema = z.strictObject({
-  name: value(v.name),
-  protocol: z.enum(PROTOCOLS).default('http'),
-  listen: value(v.listenAddress),
-  pool: value(v.nonEmptyString),
-  routes: z.array(RouteSchema).default([]),
-  trustedProxies: z.array(value(v.cidr)).default([]),
-  maxHeaderSize: value(v.integer(1024, 1024 * 1024)).default(16384),
-  maxConnections: value(positive).optional(),
-  timeouts: z
-    .strictObject({
-      requestHead: value(v.duration(1)).default(10_000),
-      idle: value(v.duration(1)).default(60_000),
-    })
-    .prefault({}),
-}) satisfies z.ZodType<ListenerConfig>;
+const QueueSchema = z.strictObject({
+  size: value(v.integer(0)).default(1000),
+  timeout: value(v.duration(1)).default(5000),
+}) satisfies z.ZodType<QueueConfig>;
+
+const ListenerSchema = z
+  .strictObject({
+    name: value(v.name),
+    protocol: z.enum(PROTOCOLS).default('http'),
+    listen: value(v.listenAddress),
+    pool: value(v.nonEmptyString),
+    routes: z.array(RouteSchema).default([]),
+    trustedProxies: z.array(value(v.cidr)).default([]),
+    maxHeaderSize: value(v.integer(1024, 1024 * 1024)).default(16384),
+    maxConnections: value(positive).optional(),
+    acceptProxyProtocol: value(v.boolean).optional(),
+    queue: QueueSchema.optional(),
+    maxFlows: value(positive).optional(),
+    timeouts: z
+      .strictObject({
+        requestHead: value(v.duration(1)).default(10_000),
+        idle: value(v.duration(1)).default(60_000),
+      })
+      .prefault({}),
+  })
+  .transform((listener, ctx): ListenerConfig => {
+    // The L4 keys, by protocol (the http-only keys are checked in checks.ts).
+    const { protocol } = listener;
+    const only = (key: keyof typeof listener, protocols: string, allowed: boolean, hint = '') => {
+      if (listener[key] === undefined || allowed) return;
+      ctx.issues.push({
+        code: 'custom',
+        input: listener[key],
+        path: [key],
+        message: `only allowed when protocol is ${protocols}, got protocol "${protocol}"${hint}`,
+      });
+    };
+    only('acceptProxyProtocol', 'tcp', protocol === 'tcp');
+    only('queue', 'tcp', protocol === 'tcp');
+    only('maxFlows', 'udp', protocol === 'udp');
+    only('maxConnections', 'http or tcp', protocol !== 'udp', ' (a udp listener limits flows with maxFlows)');
+    if (listener.acceptProxyProtocol === true && listener.trustedProxies.length === 0) {
+      ctx.issues.push({
+        code: 'custom',
+        input: listener.acceptProxyProtocol,
+        path: ['acceptProxyProtocol'],
+        message:
+          'expected trustedProxies to list the balancers allowed to send PROXY headers, got none (anyone could claim any address)',
+      });
+    }
+    return listener;
+  }) satisfies z.ZodType<ListenerConfig>;
 
 const ServerSchema = z
   .strictObject({
@@ -116,15 +153,21 @@ const ServerSchema = z
     name: value(v.serverName).optional(),
     weight: value(v.integer(0, 256)).default(1),
     backup: value(v.boolean).default(false),
+    maxConnections: value(positive).optional(),
+    sendProxyProtocol: z.enum(['v1', 'v2', 'none']).optional(),
   })
-  .transform(
-    (server): ServerConfig => ({
+  .transform((server): ServerConfig => {
+    const out: ServerConfig = {
       address: server.address,
       name: server.name ?? server.address.text,
       weight: server.weight,
       backup: server.backup,
-    }),
-  );
+    };
+    // The L4 keys appear only when given, like every optional key.
+    if (server.maxConnections !== undefined) out.maxConnections = server.maxConnections;
+    if (server.sendProxyProtocol !== undefined) out.sendProxyProtocol = server.sendProxyProtocol;
+    return out;
+  });
 
 const HealthCheckSchema = z.strictObject({
   type: z.enum(['http', 'tcp']),
@@ -201,11 +244,75 @@ const PoolSchema = z.strictObject({
     })
     .prefault({}),
   maxIdlePerServer: value(v.integer(0)).default(64),
+  drainTimeout: value(v.duration(0)).optional(),
+  sendProxyProtocol: z.enum(['v1', 'v2']).optional(),
 }) satisfies z.ZodType<PoolConfig>;
 
-export const ConfigSchema = z.strictObject({
-  admin: AdminSchema.optional(),
-  shutdownTimeout: value(v.duration(0)).default(30_000),
-  listeners: z.array(ListenerSchema).min(1, 'expected at least one listener, got an empty list'),
-  pools: z.array(PoolSchema).min(1, 'expected at least one pool, got an empty list'),
-}) satisfies z.ZodType<Config>;
+export const ConfigSchema = z
+  .strictObject({
+    admin: AdminSchema.optional(),
+    shutdownTimeout: value(v.duration(0)).default(30_000),
+    listeners: z.array(ListenerSchema).min(1, 'expected at least one listener, got an empty list'),
+    pools: z.array(PoolSchema).min(1, 'expected at least one pool, got an empty list'),
+  })
+  .transform((config, ctx): Config => {
+    checkL4PoolKeys(config, ctx);
+    return config;
+  }) satisfies z.ZodType<Config>;
+
+/**
+ * Pool and server keys that only the L4 listeners apply: a PROXY header toward servers only
+ * makes sense on tcp connections (http upstream connections are shared by many clients, which
+ * the PROXY protocol forbids), and per-server maxConnections is enforced by tcp and udp
+ * listeners only. Rejected rather than silently ignored when a listener of another protocol
+ * uses the pool.
+ */
+function checkL4PoolKeys(config: Config, ctx: z.core.$RefinementCtx<Config>): void {
+  const users = new Map<string, ListenerConfig[]>();
+  const use = (pool: string, listener: ListenerConfig) => {
+    const list = users.get(pool) ?? [];
+    if (!list.includes(listener)) list.push(listener);
+    users.set(pool, list);
+  };
+  for (const l of config.listeners) {
+    use(l.pool, l);
+    for (const r of l.routes) use(r.pool, l);
+  }
+  const complain = (
+    path: (string | number)[],
+    input: unknown,
+    allowed: string,
+    pool: string,
+    l: ListenerConfig,
+  ) => {
+    ctx.issues.push({
+      code: 'custom',
+      input,
+      path,
+      message: `only allowed in pools that only ${allowed} listeners use, got pool "${pool}" used by ${l.protocol} listener "${l.name}"`,
+    });
+  };
+  config.pools.forEach((pool, i) => {
+    const listeners = users.get(pool.name) ?? [];
+    const notTcp = listeners.find((l) => l.protocol !== 'tcp');
+    const http = listeners.find((l) => l.protocol === 'http');
+    if (pool.sendProxyProtocol !== undefined && notTcp !== undefined) {
+      complain(['pools', i, 'sendProxyProtocol'], pool.sendProxyProtocol, 'tcp', pool.name, notTcp);
+    }
+    pool.servers.forEach((server, j) => {
+      const proxy = server.sendProxyProtocol;
+      if (proxy !== undefined && proxy !== 'none' && notTcp !== undefined) {
+        complain(['pools', i, 'servers', j, 'sendProxyProtocol'], proxy, 'tcp', pool.name, notTcp);
+      }
+      if (server.maxConnections !== undefined && http !== undefined) {
+        complain(
+          ['pools', i, 'servers', j, 'maxConnections'],
+          server.maxConnections,
+          'tcp or udp',
+          pool.name,
+          http,
+        );
+      }
+    });
+  });
+}

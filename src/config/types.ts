@@ -40,15 +40,37 @@ export interface ListenerConfig {
   trustedProxies: string[];
   /** http: largest accepted request head in bytes. */
   maxHeaderSize: number;
-  /** Concurrent client connections accepted; unlimited when absent. */
+  /** Concurrent client connections accepted; unlimited when absent. http and tcp. */
   maxConnections?: number;
+  /**
+   * tcp: every connection must start with a PROXY protocol header (v1 or v2), and only peers in
+   * `trustedProxies` may connect. Absent: false.
+   */
+  acceptProxyProtocol?: boolean;
+  /**
+   * tcp: connections beyond `maxConnections`, or while every server is at its own
+   * `maxConnections`, wait here (unread). Absent: `{ size: 1000, timeout: 5000 }`.
+   */
+  queue?: QueueConfig;
+  /** udp: most client flows at once; datagrams from new clients are dropped beyond. Absent: 10000. */
+  maxFlows?: number;
   timeouts: ListenerTimeouts;
+}
+
+export interface QueueConfig {
+  /** Connections that may wait at once; 0 refuses at once. */
+  size: number;
+  /** ms a connection may wait before it is refused. */
+  timeout: number;
 }
 
 export interface ListenerTimeouts {
   /** http: ms for a client to send a complete request head. */
   requestHead: number;
-  /** ms a connection may sit idle (http: between keep-alive requests; udp: a client's session). */
+  /**
+   * ms a connection may sit idle (http: between keep-alive requests; tcp: no bytes either way;
+   * udp: a client's flow).
+   */
   idle: number;
 }
 
@@ -82,7 +104,16 @@ export interface PoolConfig {
   timeouts: PoolTimeouts;
   /** Idle keep-alive upstream connections kept per server. */
   maxIdlePerServer: number;
+  /**
+   * ms a draining (or removed) server keeps its tcp connections and udp flows before they are
+   * closed; 0 = until they end. Absent: 300000 (5 minutes).
+   */
+  drainTimeout?: number;
+  /** tcp: send a PROXY protocol header of this version to every server (absent: none). */
+  sendProxyProtocol?: ProxyProtocolVersion;
 }
+
+export type ProxyProtocolVersion = 'v1' | 'v2';
 
 export interface PoolTimeouts {
   /** ms to establish an upstream connection. */
@@ -101,6 +132,10 @@ export interface ServerConfig {
   weight: number;
   /** Used only while no primary (non-backup) server is available. */
   backup: boolean;
+  /** tcp and udp: most connections (flows) at once to this server; absent: unlimited. */
+  maxConnections?: number;
+  /** tcp: overrides the pool's `sendProxyProtocol` for this server; 'none' sends none. */
+  sendProxyProtocol?: ProxyProtocolVersion | 'none';
 }
 
 export interface HealthCheckConfig {

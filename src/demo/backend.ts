@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { getSession, openStore, sessionMiddleware } from '../session/index.js';
 
 export interface BackendOptions {
   port: number;
@@ -96,23 +96,34 @@ interface SessionHandler {
   close(): Promise<void>;
 }
 
-/** The session counter of `GET /session`. */
-function createSessionHandler(store: string): SessionHandler {
-  if (store !== 'memory') throw new Error(`session store "${store}" is not supported`);
-  const counts = new Map<string, number>();
+/**
+ * The session counter of `GET /session`, on the session library: the store is `--session-store`
+ * (`memory` keeps sessions in this process; `redis://` and `memcached://` share them between
+ * servers). Every backend must sign cookies with the same secret for a shared store to help.
+ */
+function createSessionHandler(spec: string): SessionHandler {
+  const store = openStore(spec);
+  const sessions = sessionMiddleware({
+    store,
+    name: SESSION_COOKIE,
+    secret: process.env.FULCRUM_SESSION_SECRET ?? 'fulcrum-demo-session-secret',
+  });
   return {
-    async handle(req, res, id) {
-      const cookie = req.headers.cookie ?? '';
-      const m = new RegExp(`(?:^|;\\s*)${SESSION_COOKIE.replace('.', '\\.')}=([A-Za-z0-9_-]+)`).exec(cookie);
-      let sid = m?.[1];
-      if (sid === undefined || !counts.has(sid)) {
-        sid = randomBytes(18).toString('base64url');
-        res.setHeader('set-cookie', `${SESSION_COOKIE}=${sid}; Path=/; HttpOnly; SameSite=Lax`);
-      }
-      const count = (counts.get(sid) ?? 0) + 1;
-      counts.set(sid, count);
-      send(res, 200, { server: id, count, sessionId: sid });
-    },
-    async close() {},
+    handle: (req, res, id) =>
+      new Promise<void>((resolve) => {
+        // The middleware answers 503 itself when the store is unreachable.
+        res.once('close', resolve);
+        sessions(req, res, (err) => {
+          if (err) {
+            send(res, 500, { error: `session: ${String(err)}` });
+            return;
+          }
+          const session = getSession(req);
+          const count = (Number(session.count) || 0) + 1;
+          session.count = count;
+          send(res, 200, { server: id, count, sessionId: session.id });
+        });
+      }),
+    close: () => store.close(),
   };
 }
