@@ -7,6 +7,7 @@ import {
   newResponseHead,
   parseRequestHead,
   parseResponseHead,
+  rawLines,
 } from '../../src/proxy/http/headParser.js';
 
 function req(text: string) {
@@ -29,7 +30,9 @@ test('parses a simple GET with headers, host without port, path and query', () =
   assert.equal(head.host, 'example.com');
   assert.equal(head.hostHeader, 'Example.COM:8080');
   assert.equal(headerValue(head, 'x-test'), 'v');
-  assert.equal(head.rawNames[1], 'X-Test');
+  // Lines are forwarded exactly as received (name case, spacing), in runs.
+  assert.equal(rawLines(head, 1, 2), 'X-Test:  v  \r\n');
+  assert.equal(rawLines(head, 0, head.count), 'Host: Example.COM:8080\r\nX-Test:  v  \r\nAccept: */*\r\n');
   assert.equal(head.framing, Framing.None);
   assert.equal(head.close, false);
 });

@@ -10,10 +10,12 @@ import { CHUNKED_ERROR, CHUNKED_MORE, ChunkedDecoder } from './chunkedDecoder.js
 import {
   Framing,
   findHeadEnd,
+  isHopByHop,
   newRequestHead,
   newResponseHead,
   parseRequestHead,
   parseResponseHead,
+  rawLines,
   responseHasBody,
 } from './headParser.js';
 import type { Router } from './router.js';
@@ -64,15 +66,6 @@ const TUNNEL_IDLE_MS = 3_600_000;
 const LINGER_MS = 2000;
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
 
 /**
  * One client connection of an HTTP listener and the exchanges on it, one at a time (pipelined
@@ -819,6 +812,10 @@ export class ClientConnection implements UpstreamOwner {
 
   // ---- heads ----
 
+  /**
+   * The head sent to the server: unchanged header lines forwarded as raw runs, hop-by-hop fields
+   * dropped, X-Forwarded-* and Via added.
+   */
   private buildRequestHead(): string {
     const r = this.req;
     let h = `${r.method} ${r.target} HTTP/1.1\r\n`;
@@ -827,27 +824,36 @@ export class ClientConnection implements UpstreamOwner {
     let keepProto = false;
     let keepHost = false;
     const tokens = r.connectionTokens;
+    let run = -1;
     for (let i = 0; i < r.count; i++) {
       const name = r.names[i]!;
-      if (HOP_BY_HOP.has(name)) {
+      let keep = true;
+      if (isHopByHop(name)) {
         if (name === 'upgrade' && r.upgrade) upgrade = r.values[i]!;
-        continue;
+        keep = false;
+      } else if (tokens?.includes(name)) {
+        keep = false;
+      } else if (name.length >= 15 && name.startsWith('x-forwarded-')) {
+        if (name === 'x-forwarded-for') {
+          xff = xff === '' ? r.values[i]! : `${xff}, ${r.values[i]}`;
+          keep = false;
+        } else if (name === 'x-forwarded-proto') {
+          // X-Forwarded-Proto/Host are believed only from trusted proxies.
+          keep = this.trustedPeer;
+          keepProto ||= keep;
+        } else if (name === 'x-forwarded-host') {
+          keep = this.trustedPeer;
+          keepHost ||= keep;
+        }
       }
-      if (tokens?.includes(name)) continue;
-      if (name === 'x-forwarded-for') {
-        xff = xff === '' ? r.values[i]! : `${xff}, ${r.values[i]}`;
-        continue;
+      if (keep) {
+        if (run < 0) run = i;
+      } else if (run >= 0) {
+        h += rawLines(r, run, i);
+        run = -1;
       }
-      // X-Forwarded-Proto/Host are believed only from trusted proxies.
-      if (name === 'x-forwarded-proto') {
-        if (!this.trustedPeer) continue;
-        keepProto = true;
-      } else if (name === 'x-forwarded-host') {
-        if (!this.trustedPeer) continue;
-        keepHost = true;
-      }
-      h += `${r.rawNames[i]}: ${r.values[i]}\r\n`;
     }
+    if (run >= 0) h += rawLines(r, run, r.count);
     // HTTP/1.0 requests may lack Host; HTTP/1.1 servers require one: name the server.
     if (r.hostHeader === '') h += `host: ${this.server?.address ?? 'localhost'}\r\n`;
     if (r.framing === Framing.Chunked) h += 'transfer-encoding: chunked\r\n';
@@ -862,12 +868,24 @@ export class ClientConnection implements UpstreamOwner {
   private buildResponseHead(close: boolean, passThrough: boolean): string {
     const r = this.res;
     let h = `HTTP/1.1 ${r.status} ${r.reason}\r\n`;
-    const tokens = r.connectionTokens;
-    for (let i = 0; i < r.count; i++) {
-      const name = r.names[i]!;
-      // Interim and 101 responses keep their Connection/Upgrade fields.
-      if (!passThrough && (HOP_BY_HOP.has(name) || tokens?.includes(name))) continue;
-      h += `${r.rawNames[i]}: ${r.values[i]}\r\n`;
+    if (r.count > 0) {
+      if (passThrough) {
+        // Interim and 101 responses keep every field, Connection and Upgrade included.
+        h += rawLines(r, 0, r.count);
+      } else {
+        const tokens = r.connectionTokens;
+        let run = -1;
+        for (let i = 0; i < r.count; i++) {
+          const name = r.names[i]!;
+          if (!(isHopByHop(name) || tokens?.includes(name))) {
+            if (run < 0) run = i;
+          } else if (run >= 0) {
+            h += rawLines(r, run, i);
+            run = -1;
+          }
+        }
+        if (run >= 0) h += rawLines(r, run, r.count);
+      }
     }
     if (!passThrough) {
       if (this.resFraming === Framing.Chunked && !this.resStrip) h += 'transfer-encoding: chunked\r\n';

@@ -24,75 +24,56 @@ export enum Framing {
   UntilClose = 3,
 }
 
-export interface MessageHead {
-  /** Header names as received, values with surrounding whitespace removed. */
-  rawNames: string[];
-  /** Lowercased names, same order. */
-  names: string[];
-  values: string[];
-  count: number;
+/**
+ * A parsed message head. Classes with every field set in the constructor give V8 one stable
+ * shape per kind, so the parser's property stores stay fast.
+ */
+export class MessageHead {
+  /** Lowercased header names, in order; values with surrounding whitespace removed. */
+  names: string[] = [];
+  values: string[] = [];
+  count = 0;
   /** HTTP/1.x minor version. */
-  minor: number;
-  framing: Framing;
-  contentLength: number;
+  minor = 1;
+  framing: Framing = Framing.None;
+  contentLength = 0;
   /** Connection: close (or HTTP/1.0 without keep-alive). */
-  close: boolean;
+  close = false;
   /** Connection: upgrade with an Upgrade header. */
-  upgrade: boolean;
+  upgrade = false;
   /** Lowercased header names listed in Connection (beyond close/keep-alive/upgrade), to strip. */
-  connectionTokens: string[] | null;
+  connectionTokens: string[] | null = null;
   /** Why parsing failed, for the log. */
-  error: string;
+  error = '';
+  /** The head as received (latin1), and where each header line starts in it. */
+  source = '';
+  lineStarts: number[] = [];
 }
 
-export interface RequestHead extends MessageHead {
-  method: string;
+export class RequestHead extends MessageHead {
+  method = '';
   /** Origin-form target to forward (absolute-form is converted). */
-  target: string;
+  target = '';
   /** Path part of the target (before '?'), for routing. */
-  path: string;
+  path = '';
   /** Host header (or absolute-form authority), lowercased, without port. */
-  host: string;
+  host = '';
   /** Host header value as received, for X-Forwarded-Host. */
-  hostHeader: string;
-  expectContinue: boolean;
+  hostHeader = '';
+  expectContinue = false;
 }
 
-export interface ResponseHead extends MessageHead {
-  status: number;
-  reason: string;
-}
-
-function newMessage(): MessageHead {
-  return {
-    rawNames: [],
-    names: [],
-    values: [],
-    count: 0,
-    minor: 1,
-    framing: Framing.None,
-    contentLength: 0,
-    close: false,
-    upgrade: false,
-    connectionTokens: null,
-    error: '',
-  };
+export class ResponseHead extends MessageHead {
+  status = 0;
+  reason = '';
 }
 
 export function newRequestHead(): RequestHead {
-  return {
-    ...newMessage(),
-    method: '',
-    target: '',
-    path: '',
-    host: '',
-    hostHeader: '',
-    expectContinue: false,
-  };
+  return new RequestHead();
 }
 
 export function newResponseHead(): ResponseHead {
-  return { ...newMessage(), status: 0, reason: '' };
+  return new ResponseHead();
 }
 
 /** Index of the value of header `name` (lowercase), or -1. */
@@ -117,50 +98,82 @@ enum Scan {
 }
 
 /**
- * Parses header lines from `pos` (just after the start line's CRLF) to the end. Lines are split on
- * CRLF only, so a bare CR or LF ends up inside a name or value, where it is refused.
+ * Control characters never allowed in a head (CR and LF are checked per line, as line ends).
+ * One native scan of the whole head replaces a per-character loop over every value.
+ */
+const CONTROL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/;
+
+/**
+ * Parses header lines from `pos` (just after the start line's CRLF) to the end.
  * Returns 0 or an error status (400; 431 when there are too many headers).
  */
 function parseFields(s: string, pos: number, m: MessageHead, maxHeaders: number): number {
   const end = s.length;
   m.count = 0;
+  m.source = s;
+  if (CONTROL.test(s)) return fail(m, 'control character in head');
   while (pos < end) {
     const lineEnd = s.indexOf('\r\n', pos);
     const stop = lineEnd < 0 ? end : lineEnd;
+    // Lines end at CRLF only: a CR or LF anywhere else is refused (smuggling hides there).
+    const cr = s.indexOf('\r', pos);
+    const lf = s.indexOf('\n', pos);
+    if ((cr >= 0 && cr < stop) || (lf >= 0 && lf <= stop)) return fail(m, 'bare CR or LF in head');
     const first = s.charCodeAt(pos);
     if (first === 32 || first === 9) return fail(m, 'obs-fold (line starting with whitespace)');
-    let i = pos;
-    while (i < stop) {
+    const colon = s.indexOf(':', pos);
+    if (colon < 0 || colon >= stop) return fail(m, 'invalid header line (no colon)');
+    if (colon === pos) return fail(m, 'empty header name');
+    for (let i = pos; i < colon; i++) {
       const c = s.charCodeAt(i);
-      if (c >= 128 || TCHAR[c] !== 1) break;
-      i++;
+      if (c >= 128 || TCHAR[c] !== 1) {
+        return fail(
+          m,
+          c === 32 || c === 9 ? 'whitespace before colon in header' : 'invalid character in header name',
+        );
+      }
     }
-    if (i === pos) return fail(m, 'empty header name or invalid character in header name');
-    if (i >= stop || s.charCodeAt(i) !== 58 /* : */) {
-      const c = i < stop ? s.charCodeAt(i) : -1;
-      return fail(m, c === 32 || c === 9 ? 'whitespace before colon in header' : 'invalid header line');
-    }
-    const rawName = s.slice(pos, i);
-    i++;
-    // value: OWS field-value OWS; field-value chars are VCHAR, SP, HTAB, obs-text.
-    while (i < stop && (s.charCodeAt(i) === 32 || s.charCodeAt(i) === 9)) i++;
-    const vStart = i;
-    let vEnd = i;
-    for (; i < stop; i++) {
-      const c = s.charCodeAt(i);
-      if (c === 32 || c === 9) continue;
-      if (c < 32 || c === 127) return fail(m, 'control character in header value');
-      vEnd = i + 1;
-    }
+    // value: OWS field-value OWS
+    let vStart = colon + 1;
+    let vEnd = stop;
+    while (vStart < vEnd && (s.charCodeAt(vStart) === 32 || s.charCodeAt(vStart) === 9)) vStart++;
+    while (vEnd > vStart && (s.charCodeAt(vEnd - 1) === 32 || s.charCodeAt(vEnd - 1) === 9)) vEnd--;
     if (m.count >= maxHeaders) return fail(m, 'too many header fields', 431);
     const n = m.count++;
-    m.rawNames[n] = rawName;
-    m.names[n] = rawName.toLowerCase();
+    m.lineStarts[n] = pos;
+    m.names[n] = s.slice(pos, colon).toLowerCase();
     m.values[n] = s.slice(vStart, vEnd);
     if (lineEnd < 0) break;
     pos = lineEnd + 2;
   }
   return Scan.Ok;
+}
+
+/**
+ * Header lines `from` to `to` (exclusive) exactly as received, each ending in CRLF: forwarding
+ * runs of unchanged lines as one slice beats rebuilding them field by field.
+ */
+export function rawLines(m: MessageHead, from: number, to: number): string {
+  const start = m.lineStarts[from]!;
+  return to < m.count ? m.source.slice(start, m.lineStarts[to]) : `${m.source.slice(start)}\r\n`;
+}
+
+/** Connection-specific fields a proxy must not forward (RFC 9110 7.6.1). No hashing: by length. */
+export function isHopByHop(name: string): boolean {
+  switch (name.length) {
+    case 2:
+      return name === 'te';
+    case 7:
+      return name === 'upgrade' || name === 'trailer';
+    case 10:
+      return name === 'connection' || name === 'keep-alive';
+    case 16:
+      return name === 'proxy-connection';
+    case 17:
+      return name === 'transfer-encoding';
+    default:
+      return false;
+  }
 }
 
 function fail(m: MessageHead, why: string, status = 400): number {
@@ -212,7 +225,7 @@ function interpretFields(m: MessageHead, isRequest: boolean): number {
   if (te !== null) {
     if (cl >= 0) return fail(m, 'both Content-Length and Transfer-Encoding');
     if (isRequest && m.minor === 0) return fail(m, 'Transfer-Encoding in an HTTP/1.0 request');
-    const codings = te.toLowerCase().split(',');
+    const codings = te.indexOf(',') < 0 ? [te.toLowerCase()] : te.toLowerCase().split(',');
     const last = codings[codings.length - 1]!.trim();
     for (let k = 0; k < codings.length; k++) {
       const c = codings[k]!.trim();
@@ -244,7 +257,9 @@ function interpretFields(m: MessageHead, isRequest: boolean): number {
   let sawClose = false;
   let sawKeepAlive = false;
   if (connection !== null) {
-    for (const raw of connection.split(',')) {
+    // Almost always one token ("keep-alive", "close"): no array for that case.
+    const tokens = connection.indexOf(',') < 0 ? [connection] : connection.split(',');
+    for (const raw of tokens) {
       const token = raw.trim().toLowerCase();
       if (token === 'close') sawClose = true;
       else if (token === 'keep-alive') sawKeepAlive = true;
