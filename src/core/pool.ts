@@ -1,4 +1,5 @@
 import type { BalancingPolicy, PickContext } from '../balancing/policy.js';
+import type { Affinity } from './affinity.js';
 import { log as defaultLog, type Logger } from './log.js';
 import type { Server, ServerState } from './server.js';
 
@@ -40,6 +41,10 @@ export class Pool {
   servers: Server[];
   options: PoolOptions;
   log: Logger = defaultLog;
+  /** Sticky sessions, when the pool has them. */
+  affinity: Affinity | null = null;
+  /** Requests that had an affinity to a server that could not take them (sticky_reassigned). */
+  reassigned = 0;
   readonly outcomeListeners: OutcomeListener[] = [];
   readonly transitionListeners: TransitionListener[] = [];
 

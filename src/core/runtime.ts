@@ -7,6 +7,7 @@ import type { Listener, PoolLookup } from '../proxy/listener.js';
 import { createListener } from '../proxy/listenerFactory.js';
 import type { Logger } from './log.js';
 import { log as defaultLog } from './log.js';
+import type { TrafficObserver } from './observer.js';
 import { Pool, type PoolOptions } from './pool.js';
 import { Server } from './server.js';
 
@@ -37,6 +38,8 @@ export class Runtime {
   private readonly log: Logger;
   /** Reloads run one at a time. */
   private applying: Promise<unknown> = Promise.resolve();
+  /** Who watches traffic (metrics, access log); given to every listener, new ones included. */
+  private observer: TrafficObserver | null = null;
 
   constructor(config: Config, options: RuntimeOptions = {}) {
     this.config = config;
@@ -56,6 +59,12 @@ export class Runtime {
       await this.shutdown(0);
       throw err;
     }
+  }
+
+  /** Sets (or clears) the traffic observer of every listener, now and after reloads. */
+  setObserver(observer: TrafficObserver | null): void {
+    this.observer = observer;
+    for (const l of this.listeners.values()) l.observer = observer;
   }
 
   /** Where a listener really listens (useful with port 0). */
@@ -196,6 +205,7 @@ export class Runtime {
 
   /** Starts a listener; a bind failure becomes a ConfigError naming the listen key. */
   private async bind(index: number, listener: Listener): Promise<Listener> {
+    listener.observer = this.observer;
     try {
       await listener.start();
     } catch (err) {

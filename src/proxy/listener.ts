@@ -1,5 +1,6 @@
 import type { ListenerConfig } from '../config/types.js';
 import type { Logger } from '../core/log.js';
+import type { TrafficObserver } from '../core/observer.js';
 import type { Pool } from '../core/pool.js';
 
 /** Looks up a pool by name (the config loader has already checked that it exists). */
@@ -22,6 +23,8 @@ export interface Listener {
   shutdown(timeoutMs: number): Promise<void>;
   /** Open client connections (or UDP flows). */
   readonly connectionCount: number;
+  /** Told of every finished exchange or connection (metrics, access log); set by the runtime. */
+  observer?: TrafficObserver | null;
 }
 
 export interface ListenerDeps {

@@ -4,6 +4,7 @@ import type { PickContext } from '../../balancing/policy.js';
 import type { CidrSet } from '../../core/cidr.js';
 import { unmapIPv4 } from '../../core/cidr.js';
 import type { Logger } from '../../core/log.js';
+import type { TrafficObserver } from '../../core/observer.js';
 import { Outcome, type Pool } from '../../core/pool.js';
 import type { Server } from '../../core/server.js';
 import { CHUNKED_ERROR, CHUNKED_MORE, ChunkedDecoder } from './chunkedDecoder.js';
@@ -30,6 +31,8 @@ export interface ListenerContext {
   timeouts: { requestHead: number; idle: number };
   /** Shutting down: finish the current exchange, then close. */
   closing: boolean;
+  /** Told of every finished exchange (metrics, access log), when set. */
+  observer: TrafficObserver | null;
   readonly log: Logger;
   readonly connections: Set<ClientConnection>;
 }
@@ -100,6 +103,10 @@ export class ClientConnection implements UpstreamOwner {
   /** The leased server, until the lease is released. */
   private server: Server | null = null;
   private readonly tried: Server[] = [];
+  /** The server this request's client is pinned to (sticky sessions), if any. */
+  private pinned: Server | undefined = undefined;
+  /** socket.bytesWritten when the exchange began; -1 while nobody observes traffic. */
+  private reportStart = -1;
   private up: UpstreamConnection | null = null;
   private startedAt = 0;
   private ttfb = 0;
@@ -229,13 +236,53 @@ export class ClientConnection implements UpstreamOwner {
     this.lastStatus = 502;
     this.lastError = '';
     this.reqHead = this.buildRequestHead();
-    this.dispatch();
+    this.pinned = undefined;
+    this.reportStart = this.ctx.observer === null ? -1 : this.socket.bytesWritten;
+    const affinity = this.pool.affinity;
+    if (affinity === null) return this.dispatch();
+    const found = affinity.pinned(this.pickCtx.clientIp, this.cookies());
+    if (!(found instanceof Promise)) {
+      this.pinned = found;
+      return this.dispatch();
+    }
+    // A shared stick table is being asked: hold the client's bytes meanwhile.
+    this.phase = Phase.Connecting;
+    this.deadline = Date.now() + this.pool.options.timeouts.connect;
+    this.pauseReads();
+    found.then(
+      (server) => {
+        if (this.phase !== Phase.Connecting || this.up !== null) return;
+        this.pinned = server;
+        this.dispatch();
+      },
+      () => {
+        if (this.phase === Phase.Connecting && this.up === null) this.dispatch();
+      },
+    );
+  }
+
+  /** The request's Cookie header(s), joined, or null. */
+  private cookies(): string | null {
+    const r = this.req;
+    let out: string | null = null;
+    for (let i = 0; i < r.count; i++) {
+      if (r.names[i] === 'cookie') out = out === null ? r.values[i]! : `${out}; ${r.values[i]}`;
+    }
+    return out;
   }
 
   /** Leases a server (excluding those tried) and sends the request over a pooled or new connection. */
   private dispatch(): void {
     const pool = this.pool!;
-    const server = pool.acquire(this.pickCtx, this.tried);
+    let server: Server | undefined;
+    const pinned = this.pinned;
+    if (pinned !== undefined && this.tried.length === 0 && pool.acquireServer(pinned)) server = pinned;
+    else {
+      // No affinity, or its server cannot take the request: the policy chooses (for ip-hash,
+      // the next server on the ring).
+      if (pinned !== undefined && this.tried.length === 0) pool.reassigned++;
+      server = pool.acquire(this.pickCtx, this.tried);
+    }
     if (server === undefined) {
       if (this.tried.length === 0) return this.respondError(503, `pool ${pool.name} has no server available`);
       return this.respondError(this.lastStatus, this.lastError);
@@ -462,7 +509,20 @@ export class ClientConnection implements UpstreamOwner {
     // A response that starts before the request body is complete: we cannot find the next
     // request's start reliably, so this connection ends with this response.
     if (!this.reqDone) this.keepAlive = false;
-    const head = this.buildResponseHead(!this.keepAlive || this.ctx.closing, false);
+    const affinity = this.pool!.affinity;
+    const head = this.buildResponseHead(
+      !this.keepAlive || this.ctx.closing,
+      false,
+      affinity === null
+        ? ''
+        : affinity.onResponse(
+            this.pickCtx.clientIp,
+            this.tried.at(-1)!,
+            this.pinned,
+            this.setCookies(),
+            false,
+          ),
+    );
     const out = this.socket;
     const extra = buf.length - rest;
     this.resStarted = true;
@@ -635,6 +695,7 @@ export class ClientConnection implements UpstreamOwner {
       this.upReusable = false;
     }
     this.releaseLease(Outcome.Success, this.res.status);
+    this.report(this.res.status);
     const up = this.up;
     if (up !== null) {
       this.up = null;
@@ -744,6 +805,7 @@ export class ClientConnection implements UpstreamOwner {
     this.keepAlive = false;
     this.reqDone = true;
     this.writeError(status, true);
+    this.report(status);
     this.inBuf = null;
     this.close();
   }
@@ -779,6 +841,7 @@ export class ClientConnection implements UpstreamOwner {
     const close = !this.keepAlive || !this.reqDone || this.ctx.closing;
     if (close) this.keepAlive = false;
     this.writeError(status, close);
+    this.report(status);
     this.nextRequest();
   }
 
@@ -865,7 +928,7 @@ export class ClientConnection implements UpstreamOwner {
   }
 
   /** The response head for the client: hop-by-hop fields replaced by our own connection policy. */
-  private buildResponseHead(close: boolean, passThrough: boolean): string {
+  private buildResponseHead(close: boolean, passThrough: boolean, extra = ''): string {
     const r = this.res;
     let h = `HTTP/1.1 ${r.status} ${r.reason}\r\n`;
     if (r.count > 0) {
@@ -888,11 +951,43 @@ export class ClientConnection implements UpstreamOwner {
       }
     }
     if (!passThrough) {
+      h += extra;
       if (this.resFraming === Framing.Chunked && !this.resStrip) h += 'transfer-encoding: chunked\r\n';
       if (close) h += 'connection: close\r\n';
       else if (this.req.minor === 0) h += 'connection: keep-alive\r\n';
     }
     return `${h}\r\n`;
+  }
+
+  /** The server's Set-Cookie values (sticky sessions in learn mode read them). */
+  private setCookies(): string[] {
+    const r = this.res;
+    const out: string[] = [];
+    for (let i = 0; i < r.count; i++) if (r.names[i] === 'set-cookie') out.push(r.values[i]!);
+    return out;
+  }
+
+  /** Tells the traffic observer about the exchange that just ended. */
+  private report(status: number): void {
+    const observer = this.ctx.observer;
+    if (observer === null) return;
+    const r = this.req;
+    const server = this.tried.length > 0 ? this.tried[this.tried.length - 1]!.id : null;
+    const now = Date.now();
+    observer.onExchange({
+      listener: this.ctx.name,
+      protocol: 'http',
+      pool: this.pool?.name ?? '',
+      server,
+      clientIp: this.pickCtx.clientIp,
+      method: r.method,
+      path: r.path,
+      status,
+      bytesOut: this.reportStart >= 0 ? this.socket.bytesWritten - this.reportStart : 0,
+      durationMs: now - this.startedAt,
+      retries: Math.max(0, this.tried.length - 1),
+      at: now,
+    });
   }
 
   /** The client address from X-Forwarded-For, walking back over trusted proxies. */

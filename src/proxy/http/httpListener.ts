@@ -2,6 +2,7 @@ import { createServer, type Server as NetServer } from 'node:net';
 import type { ListenerConfig } from '../../config/types.js';
 import { CidrSet } from '../../core/cidr.js';
 import type { Logger } from '../../core/log.js';
+import type { TrafficObserver } from '../../core/observer.js';
 import type { Listener, ListenerDeps, PoolLookup } from '../listener.js';
 import { ClientConnection, type ListenerContext } from './clientConnection.js';
 import { Router } from './router.js';
@@ -26,6 +27,7 @@ export class HttpListener implements ListenerContext, Listener {
   maxHeaderSize: number;
   timeouts: { requestHead: number; idle: number };
   closing = false;
+  observer: TrafficObserver | null = null;
   readonly log: Logger;
   readonly connections = new Set<ClientConnection>();
   private readonly server: NetServer;

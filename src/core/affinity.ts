@@ -1,0 +1,28 @@
+import type { Server } from './server.js';
+
+/**
+ * Client affinity (sticky sessions) of a pool, as the proxies use it. The balancing policy still
+ * chooses when there is no affinity, or the pinned server is not eligible.
+ */
+export interface Affinity {
+  /**
+   * The server this client is pinned to, if any, looked up before balancing. HTTP passes its
+   * request's cookies; L4 passes null. May return a promise when a shared store must be asked.
+   */
+  pinned(clientIp: string, cookieHeader: string | null): Server | undefined | Promise<Server | undefined>;
+  /**
+   * The response from `server` to a request that was (re)assigned by the policy or kept on its
+   * pinned server. Returns extra response header lines (each ending in CRLF, e.g. a Set-Cookie),
+   * or ''. `setCookies` are the server's own Set-Cookie values (for learn mode). `reassigned` is
+   * true when the request had an affinity to a server that could not take it.
+   */
+  onResponse(
+    clientIp: string,
+    server: Server,
+    pinned: Server | undefined,
+    setCookies: readonly string[],
+    secure: boolean,
+  ): string;
+  /** L4: a connection from `clientIp` went to `server` (source affinity records it). */
+  onConnection?(clientIp: string, server: Server): void;
+}
