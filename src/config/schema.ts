@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { formatDuration } from './duration.js';
 import { ValueError } from './errors.js';
 import type {
+  AccessLogConfig,
   AdminConfig,
   Config,
   HealthCheckConfig,
@@ -61,6 +62,10 @@ const AdminSchema = z.strictObject({
   listen: value(v.listenAddress),
   token: value(v.secret(1)).optional(),
 }) satisfies z.ZodType<AdminConfig>;
+
+const AccessLogSchema = z.strictObject({
+  path: value(v.nonEmptyString),
+}) satisfies z.ZodType<AccessLogConfig>;
 
 const RouteMatchSchema = z.strictObject({
   host: value(v.hostPattern).optional(),
@@ -251,6 +256,7 @@ const PoolSchema = z.strictObject({
 export const ConfigSchema = z
   .strictObject({
     admin: AdminSchema.optional(),
+    accessLog: AccessLogSchema.optional(),
     shutdownTimeout: value(v.duration(0)).default(30_000),
     listeners: z.array(ListenerSchema).min(1, 'expected at least one listener, got an empty list'),
     pools: z.array(PoolSchema).min(1, 'expected at least one pool, got an empty list'),

@@ -16,6 +16,8 @@ export type RetryOn = 'connect-failure' | 'reset' | 'timeout' | '5xx';
 
 export interface Config {
   admin?: AdminConfig;
+  /** JSON access log, one line per request or connection; off when absent. */
+  accessLog?: AccessLogConfig;
   /** ms to wait for in-flight requests and connections on SIGTERM before closing them. */
   shutdownTimeout: number;
   listeners: ListenerConfig[];
@@ -26,6 +28,11 @@ export interface AdminConfig {
   listen: Address;
   /** When set, the admin API requires `Authorization: Bearer <token>`. */
   token?: string;
+}
+
+export interface AccessLogConfig {
+  /** "stdout", or a file (appended to; relative to the working directory). */
+  path: string;
 }
 
 export interface ListenerConfig {

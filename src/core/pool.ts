@@ -17,6 +17,10 @@ export interface PoolOptions {
   retries: { attempts: number; on: ReadonlyArray<'connect-failure' | 'reset' | 'timeout' | '5xx'> };
   timeouts: { connect: number; response: number; idle: number };
   maxIdlePerServer: number;
+  /** L4: ms a draining or removed server keeps its tcp connections and udp flows; 0 = no limit. */
+  drainTimeout?: number;
+  /** L4 (tcp): PROXY protocol header sent first on every connection to a server. */
+  sendProxyProtocol?: 'v1' | 'v2';
 }
 
 /** Told of every released lease (passive health checks listen here). */

@@ -232,7 +232,13 @@ function sameSocket(
 }
 
 function poolOptions(p: PoolConfig): PoolOptions {
-  return { retries: p.retries, timeouts: p.timeouts, maxIdlePerServer: p.maxIdlePerServer };
+  return {
+    retries: p.retries,
+    timeouts: p.timeouts,
+    maxIdlePerServer: p.maxIdlePerServer,
+    drainTimeout: p.drainTimeout,
+    sendProxyProtocol: p.sendProxyProtocol,
+  };
 }
 
 function newServer(s: PoolConfig['servers'][number]): Server {
@@ -243,6 +249,8 @@ function newServer(s: PoolConfig['servers'][number]): Server {
     address: s.address.text,
     weight: s.weight,
     backup: s.backup,
+    maxConnections: s.maxConnections,
+    sendProxyProtocol: s.sendProxyProtocol,
   });
 }
 
@@ -278,6 +286,8 @@ export function updatePool(pool: Pool, p: PoolConfig): { added: string[]; remove
     if (s.effectiveWeight === s.weight) s.effectiveWeight = sc.weight;
     s.weight = sc.weight;
     s.backup = sc.backup;
+    s.maxConnections = sc.maxConnections;
+    s.sendProxyProtocol = sc.sendProxyProtocol;
     return s;
   });
   for (const s of current.values()) closeIdle(s);

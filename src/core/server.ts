@@ -21,6 +21,10 @@ export interface ServerSpec {
   address: string;
   weight: number;
   backup: boolean;
+  /** L4: most connections (udp flows) open to this server at once; absent = unlimited. */
+  maxConnections?: number | undefined;
+  /** L4 (tcp): overrides the pool's sendProxyProtocol; 'none' sends none. */
+  sendProxyProtocol?: 'v1' | 'v2' | 'none' | undefined;
 }
 
 /** Weight of the exponentially weighted moving average of response times (per new sample). */
@@ -42,6 +46,10 @@ export class Server {
    */
   effectiveWeight: number;
   backup: boolean;
+  /** L4: most connections (udp flows) open to this server at once; undefined = unlimited. */
+  maxConnections: number | undefined;
+  /** L4 (tcp): overrides the pool's sendProxyProtocol; 'none' sends none. */
+  sendProxyProtocol: 'v1' | 'v2' | 'none' | undefined;
   state: ServerState = 'up';
   /** Passive ejection (outlier detection): not eligible before this time (ms since epoch). */
   ejectedUntil = 0;
@@ -68,6 +76,8 @@ export class Server {
     this.weight = spec.weight;
     this.effectiveWeight = spec.weight;
     this.backup = spec.backup;
+    this.maxConnections = spec.maxConnections;
+    this.sendProxyProtocol = spec.sendProxyProtocol;
   }
 
   /** Up, and not ejected at `now`. Draining and maintenance servers take no new work. */

@@ -1,0 +1,148 @@
+/**
+ * What the tcp and udp listeners share: the L4 settings of pools and servers (with their
+ * defaults), which servers are at their connection limit, when a connection or flow to a
+ * draining server must end, and a log throttle for events that can come in floods.
+ */
+import type { Logger } from '../../core/log.js';
+import type { Pool, PoolOptions } from '../../core/pool.js';
+import type { Server } from '../../core/server.js';
+import type { ProxyVersion } from '../proxyProtocol.js';
+
+/** Default of a pool's `drainTimeout` (ms): how long a draining server keeps its L4 connections. */
+export const DEFAULT_DRAIN_TIMEOUT = 300_000;
+/** Default of a tcp listener's `queue`. */
+export const DEFAULT_QUEUE = { size: 1000, timeout: 5000 } as const;
+/** Default of a udp listener's `maxFlows`. */
+export const DEFAULT_MAX_FLOWS = 10_000;
+/**
+ * How long a trusted peer of an `acceptProxyProtocol` listener has to send its PROXY header. The
+ * specification asks for at least 3 s, to cover a TCP retransmit.
+ */
+export const PROXY_HEADER_TIMEOUT = 5000;
+
+/** The L4 keys of a pool, as the runtime copies them from PoolConfig into Pool.options. */
+interface L4PoolOptions {
+  /** ms; 0: no limit. */
+  drainTimeout?: number;
+  sendProxyProtocol?: ProxyVersion;
+}
+
+/** The L4 keys of a server, as the runtime copies them from ServerConfig onto Server. */
+interface L4ServerFields {
+  maxConnections?: number;
+  /** Overrides the pool's; 'none' turns it off for this server. */
+  sendProxyProtocol?: ProxyVersion | 'none';
+}
+
+function l4(pool: Pool): PoolOptions & L4PoolOptions {
+  return pool.options as PoolOptions & L4PoolOptions;
+}
+
+export function drainTimeoutOf(pool: Pool): number {
+  return l4(pool).drainTimeout ?? DEFAULT_DRAIN_TIMEOUT;
+}
+
+/** The PROXY protocol version to send to `server`, if any. */
+export function proxyVersionFor(pool: Pool, server: Server): ProxyVersion | undefined {
+  const own = (server as Server & L4ServerFields).sendProxyProtocol;
+  if (own === 'none') return undefined;
+  return own ?? l4(pool).sendProxyProtocol;
+}
+
+export function maxConnectionsOf(server: Server): number | undefined {
+  return (server as Server & L4ServerFields).maxConnections;
+}
+
+/**
+ * Servers of `pool` at their `maxConnections` (leases of every listener count), to be excluded
+ * from a pick; `tried` (servers already tried by this connection) are added. Allocates only when
+ * a limit is configured or a retry is under way.
+ */
+export function unavailable(pool: Pool, tried: readonly Server[]): readonly Server[] {
+  let out: Server[] | undefined;
+  for (const s of pool.servers) {
+    const max = maxConnectionsOf(s);
+    if (max === undefined || s.active < max) continue;
+    if (out === undefined) out = [...tried];
+    out.push(s);
+  }
+  return out ?? tried;
+}
+
+/**
+ * When a connection or flow to `server` (leased from `pool`) must end because the server is
+ * draining or was removed from the pool: ms since epoch, Infinity when not draining or without a
+ * drain timeout. `noticed` is when the caller first saw it draining (fallback for removals).
+ */
+export function drainDeadline(pool: Pool, server: Server, noticed: number): number {
+  const timeout = drainTimeoutOf(pool);
+  if (timeout === 0) return Number.POSITIVE_INFINITY;
+  const t = server.lastTransition;
+  const since =
+    server.state === 'draining' && t !== null && t.to === 'draining' ? Math.min(t.at, noticed) : noticed;
+  return since + timeout;
+}
+
+/** Draining (by state or because a reload removed it from its pool): takes no new work. */
+export function isDraining(pool: Pool, server: Server): boolean {
+  return server.state === 'draining' || !pool.servers.includes(server);
+}
+
+/**
+ * Logs a kind of event at most once a second: the first at once, the rest counted and reported
+ * together ("… (and 41 more in the last 1.0s)"). For refusals and floods of bad headers.
+ */
+export class LogThrottle {
+  private readonly last = new Map<string, { at: number; suppressed: number; line: string; warn: boolean }>();
+
+  constructor(private readonly log: Logger) {}
+
+  note(key: string, line: string, warn = true, now = Date.now()): void {
+    const e = this.last.get(key);
+    if (e !== undefined && now - e.at < 1000) {
+      e.suppressed++;
+      e.line = line;
+      return;
+    }
+    const more =
+      e !== undefined && e.suppressed > 0 ? ` (and ${e.suppressed} more since the last report)` : '';
+    this.last.set(key, { at: now, suppressed: 0, line, warn });
+    if (warn) this.log.warn(line + more);
+    else this.log.info(line + more);
+  }
+
+  /** Reports what was held back for more than a second (called from a sweep). */
+  flush(now = Date.now()): void {
+    for (const [key, e] of this.last) {
+      if (now - e.at < 1000) continue;
+      if (e.suppressed === 0) {
+        this.last.delete(key);
+        continue;
+      }
+      const line = `${e.line} (and ${e.suppressed - 1} more like it)`;
+      if (e.warn) this.log.warn(e.suppressed === 1 ? e.line : line);
+      else this.log.info(e.suppressed === 1 ? e.line : line);
+      e.at = now;
+      e.suppressed = 0;
+    }
+  }
+}
+
+/** "1.2.3.4:5" / "[::1]:5" */
+export function hostPort(host: string, port: number | undefined): string {
+  return host.includes(':') ? `[${host}]:${port ?? '?'}` : `${host}:${port ?? '?'}`;
+}
+
+/** A bind failure in words that name the address (the runtime reports it on the listen key). */
+export function listenError(host: string, port: number, err: NodeJS.ErrnoException): Error {
+  const where = hostPort(host, port);
+  if (err.code === 'EADDRINUSE') return new Error(`address ${where} is already in use`);
+  if (err.code === 'EACCES') return new Error(`no permission to listen on ${where}`);
+  if (err.code === 'EADDRNOTAVAIL') return new Error(`address ${where} is not available on this host`);
+  return new Error(`cannot listen on ${where}: ${err.message}`);
+}
+
+/** Sweep period fine enough for the shortest timeout in use (10–250 ms). */
+export function sweepPeriod(shortestTimeout: number): number {
+  return Math.max(10, Math.min(250, Math.floor(shortestTimeout / 10)));
+}
