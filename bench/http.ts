@@ -823,7 +823,10 @@ async function runTarget(name: TargetName, ctx: Ctx, wrk: string): Promise<Targe
     const w = await runWrk(wrk, url, opts.duration, opts);
     // CPU the proxy spent per request: a figure the rest of the machine's load hardly moves.
     if (started.proc && w.requests > 0) {
-      result.cpuUsPerRequest = round(((treeCpuTicks(started.proc.pid) - cpuBefore) * TICK_US) / w.requests, 1);
+      result.cpuUsPerRequest = round(
+        ((treeCpuTicks(started.proc.pid) - cpuBefore) * TICK_US) / w.requests,
+        1,
+      );
     }
     if (sampler) {
       const mem = sampler.stop();
@@ -891,7 +894,17 @@ function fmtMs(ms: number | null | undefined): string {
 }
 
 function table(results: TargetResult[]): string {
-  const header = ['target', 'req/s', 'p50', 'p99', 'errors', 'peak RSS', 'CPU/req', 'vs HAProxy', 'backend split'];
+  const header = [
+    'target',
+    'req/s',
+    'p50',
+    'p99',
+    'errors',
+    'peak RSS',
+    'CPU/req',
+    'vs HAProxy',
+    'backend split',
+  ];
   const rows = results.map((r) => {
     if (r.status === 'failed') return [r.target, 'FAILED', '-', '-', '-', '-', '-', '-', '-'];
     return [

@@ -26,13 +26,13 @@ program
   .requiredOption('-c, --config <file>', 'YAML config file')
   .addHelpText('after', '\nExample:\n  fulcrum start -c fulcrum.yaml')
   .action(async (opts: { config: string }) => {
-    const runtime = await loadAndStart(opts.config);
+    const { runtime, stop: stopAll } = await loadAndStart(opts.config);
     let stopping = false;
     const stop = async (signal: string) => {
       if (stopping) return;
       stopping = true;
       log.info(`${signal}: finishing requests in flight (up to ${runtime.config.shutdownTimeout} ms)`);
-      await runtime.shutdown();
+      await stopAll();
       log.info('stopped');
       process.exit(0);
     };
@@ -120,12 +120,122 @@ program
     process.on('SIGINT', stop);
   });
 
-async function loadAndStart(file: string): Promise<Runtime> {
+// ---------------------------------------------------------------------------------------------
+// Admin API client: `fulcrum status`, `fulcrum server add|drain|ready|maintenance|weight|remove`.
+// The requests, output and exit codes (0 ok, 2 bad input, 1 other failures) live in
+// src/admin/client.ts; this block only declares the commands.
+
+function adminTarget(cmd: Command): Command {
+  return cmd
+    .option(
+      '--admin <url>',
+      'admin API URL (default: $FULCRUM_ADMIN, admin.listen of -c FILE, http://127.0.0.1:9000)',
+    )
+    .option(
+      '--token <token>',
+      'admin bearer token (default: $FULCRUM_ADMIN_TOKEN, or admin.token of -c FILE)',
+    )
+    .option('-c, --config <file>', 'take the admin address and token from this config file')
+    .option('--json', 'print the API answer as JSON');
+}
+
+async function adminClient() {
+  return import('../admin/client.js');
+}
+
+adminTarget(
+  program
+    .command('status')
+    .description(
+      'Show listeners, pools and servers of a running balancer: state, weight, traffic, latency, health.',
+    ),
+).action(async (opts) => {
+  process.exitCode = await (await adminClient()).status(opts);
+});
+
+const serverCmd = program
+  .command('server')
+  .description('Change the servers of a running balancer through its admin API (changes survive reloads).');
+adminTarget(serverCmd.command('add <pool> <address>').description('Add a server to a pool.'))
+  .option('--name <name>', 'server name (default: the address)')
+  .option('--weight <weight>', 'weight 0..256 (default 1)')
+  .option('--backup', 'a backup server')
+  .action(async (pool: string, address: string, opts) => {
+    const args = { pool, address, name: opts.name, weight: opts.weight, backup: opts.backup === true };
+    process.exitCode = await (await adminClient()).server('add', args, opts);
+  });
+for (const [action, what] of [
+  ['drain', 'Stop sending new requests to a server; requests in flight finish.'],
+  ['ready', 'Put a drained (or maintenance) server back into rotation.'],
+  ['maintenance', 'Take a server out of rotation for maintenance.'],
+] as const) {
+  adminTarget(serverCmd.command(`${action} <pool> <server>`).description(what)).action(
+    async (pool: string, server: string, opts) => {
+      process.exitCode = await (await adminClient()).server(action, { pool, server }, opts);
+    },
+  );
+}
+adminTarget(
+  serverCmd.command('weight <pool> <server> <weight>').description("Set a server's weight (0..256)."),
+).action(async (pool: string, server: string, weight: string, opts) => {
+  process.exitCode = await (await adminClient()).server('weight', { pool, server, weight }, opts);
+});
+adminTarget(
+  serverCmd
+    .command('remove <pool> <server>')
+    .description('Drain a server, then remove it from its pool once its requests in flight are done.'),
+)
+  .option('--no-wait', 'return once draining has begun')
+  .option('--timeout <duration>', 'remove anyway after this long (default 30s)')
+  .action(async (pool: string, server: string, opts) => {
+    const args = { pool, server, wait: opts.wait !== false, timeout: opts.timeout };
+    process.exitCode = await (await adminClient()).server('remove', args, opts);
+  });
+
+adminTarget(
+  program
+    .command('reload')
+    .description('Reload the config file of a running balancer (same as SIGHUP), through its admin API.'),
+).action(async (opts) => {
+  process.exitCode = await (await adminClient()).reload(opts);
+});
+
+// --------------------------------------------------------------------------- end of admin client
+
+interface Running {
+  runtime: Runtime;
+  stop(): Promise<void>;
+}
+
+/**
+ * Loads the file (with runtime changes from its state file on top), starts the balancer, and
+ * the admin endpoint and access log when the config asks for them (loaded only then: the
+ * metrics and logging libraries are not the proxy's concern otherwise).
+ */
+async function loadAndStart(file: string): Promise<Running> {
   try {
-    const config = await loadConfig(file);
-    const runtime = new Runtime(config, { file, log });
+    const { loadWithState, restoreStates } = await import('../admin/state.js');
+    const applied = await loadWithState(file, log);
+    const runtime = new Runtime(applied.config, { file, log });
     await runtime.start();
-    return runtime;
+    restoreStates(runtime, applied.states);
+    if (runtime.config.admin === undefined && runtime.config.accessLog === undefined) {
+      return { runtime, stop: () => runtime.shutdown() };
+    }
+    const admin = await import('../admin/index.js');
+    const access = await admin.startAccessLog(runtime, log);
+    const endpoint = runtime.config.admin
+      ? await admin.startAdmin(runtime, runtime.config.admin, log)
+      : undefined;
+    process.on('SIGUSR1', () => void access.reopen());
+    return {
+      runtime,
+      async stop() {
+        await endpoint?.close();
+        await runtime.shutdown();
+        await access.close();
+      },
+    };
   } catch (err) {
     return exitWithConfigError(err);
   }

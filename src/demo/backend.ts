@@ -71,7 +71,9 @@ function route(req: IncomingMessage, res: ServerResponse, id: string, sessions: 
   if (req.method === 'GET' && path === '/health') return send(res, 200, { status: 'ok', id });
   if (req.method === 'GET' && path === '/whoami') return send(res, 200, { id });
   if (req.method === 'GET' && path === '/session') {
-    sessions.handle(req, res, id).catch((err: Error) => send(res, 503, { error: `session store: ${err.message}` }));
+    sessions
+      .handle(req, res, id)
+      .catch((err: Error) => send(res, 503, { error: `session store: ${err.message}` }));
     return;
   }
   // Echo: method, path, headers and the body's length (counted, never held).

@@ -1,0 +1,524 @@
+/**
+ * Traffic figures for `/metrics` (Prometheus, through prom-client), the admin API and the
+ * dashboard.
+ *
+ * The per-request path is a few array increments: each (listener, pool, server) gets an entry,
+ * found through three small maps and cached, holding plain numbers (requests by status class,
+ * duration buckets, sum, retries) and the server's live statistics. prom-client's own label
+ * children re-hash their labels on every call, so they are not used on that path: the numbers are
+ * handed to prom-client when Prometheus scrapes (collect callbacks and a histogram collector that
+ * prints the entries' buckets). Server state, connections, health checks and ejections are read
+ * from the running pools at scrape time and once a second.
+ */
+import client, { type Metric, Registry } from 'prom-client';
+import type { ExchangeRecord, TrafficObserver } from '../core/observer.js';
+import type { Pool, TransitionListener } from '../core/pool.js';
+import type { Runtime } from '../core/runtime.js';
+import type { Server, ServerState } from '../core/server.js';
+import { healthOf } from '../health/index.js';
+import { LiveStats } from './live.js';
+
+const { Counter, Gauge, collectDefaultMetrics } = client;
+
+/** Upper bounds of the request duration histogram, in seconds (and ms for recording). */
+export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const BOUNDS_MS = DURATION_BUCKETS.map((s) => s * 1000);
+/** Status class labels by `status / 100`; index 0 is "none" (L4, or no status sent). */
+const CODES = ['none', '1xx', '2xx', '3xx', '4xx', '5xx'];
+const STATES: readonly ServerState[] = ['up', 'down', 'draining', 'maintenance'];
+
+interface Labels {
+  listener: string;
+  pool: string;
+  server: string;
+}
+
+/** The cached figures of one (listener, pool, server). */
+interface Entry {
+  labels: Labels;
+  codes: Float64Array;
+  /** Non-cumulative counts per bucket, the last one for +Inf. */
+  buckets: Float64Array;
+  sum: number;
+  count: number;
+  retries: number;
+  live: LiveStats | undefined;
+}
+
+/** What is tracked per server between samples (health checks and ejections are polled). */
+interface Tracked {
+  ejectedUntil: number;
+  ejections: number;
+  healthAt: number;
+  healthOk: boolean;
+  healthConsecutive: number;
+  passes: number;
+  fails: number;
+  transitions: Map<ServerState, number>;
+}
+
+export type TransitionHandler = (pool: Pool, server: Server, from: ServerState, reason: string) => void;
+
+export class Telemetry implements TrafficObserver {
+  readonly registry = new Registry();
+  /** listener → pool → server ('' when none was reached) → entry. */
+  private readonly entries = new Map<string, Map<string, Map<string, Entry>>>();
+  /** pool → server → live statistics (shared by the listeners that use the pool). */
+  private readonly live = new Map<string, Map<string, LiveStats>>();
+  private readonly tracked = new Map<string, Map<string, Tracked>>();
+  private readonly watched = new Map<Pool, TransitionListener>();
+  private lastTick = Date.now();
+  private reloads = { success: 0, failure: 0 };
+
+  constructor(
+    private readonly runtime: Runtime,
+    private readonly onTransition?: TransitionHandler,
+  ) {
+    this.register();
+    collectDefaultMetrics({ register: this.registry });
+    this.sync();
+  }
+
+  // ------------------------------------------------------------------------- the request path
+
+  onExchange(r: ExchangeRecord): void {
+    const e = this.entry(r.listener, r.pool, r.server ?? '');
+    const status = r.status;
+    e.codes[status >= 100 && status < 600 ? (status / 100) | 0 : 0]!++;
+    const ms = r.durationMs;
+    let b = 0;
+    while (b < BOUNDS_MS.length && ms > BOUNDS_MS[b]!) b++;
+    e.buckets[b]!++;
+    e.sum += ms;
+    e.count++;
+    if (r.retries > 0) e.retries += r.retries;
+    e.live?.record(ms);
+  }
+
+  private entry(listener: string, pool: string, server: string): Entry {
+    const byPool = child(this.entries, listener);
+    const byServer = child(byPool, pool);
+    let e = byServer.get(server);
+    if (e === undefined) {
+      e = {
+        labels: { listener, pool, server },
+        codes: new Float64Array(CODES.length),
+        buckets: new Float64Array(BOUNDS_MS.length + 1),
+        sum: 0,
+        count: 0,
+        retries: 0,
+        live: server === '' ? undefined : this.liveOf(pool, server),
+      };
+      byServer.set(server, e);
+    }
+    return e;
+  }
+
+  // ------------------------------------------------------------------------------ once a second
+
+  /** Live statistics of a server (created on first use). */
+  liveOf(pool: string, server: string): LiveStats {
+    const byServer = child(this.live, pool);
+    let s = byServer.get(server);
+    if (s === undefined) {
+      s = new LiveStats();
+      byServer.set(server, s);
+    }
+    return s;
+  }
+
+  /** Closes a second of live statistics and polls the pools. */
+  tick(now = Date.now()): void {
+    const elapsed = now - this.lastTick;
+    this.lastTick = now;
+    for (const byServer of this.live.values()) for (const s of byServer.values()) s.tick(elapsed);
+    this.sync(now);
+  }
+
+  /** Requests counted for a listener since the admin started. */
+  requestsOf(listener: string): number {
+    let n = 0;
+    for (const byServer of this.entries.get(listener)?.values() ?? []) {
+      for (const e of byServer.values()) n += e.count;
+    }
+    return n;
+  }
+
+  ejectionsOf(pool: string, server: string): number {
+    return this.tracked.get(pool)?.get(server)?.ejections ?? 0;
+  }
+
+  countReload(ok: boolean): void {
+    if (ok) this.reloads.success++;
+    else this.reloads.failure++;
+  }
+
+  /**
+   * Watches state transitions of every pool, polls health checks and ejections, and forgets
+   * servers, pools and listeners that are gone.
+   */
+  sync(now = Date.now()): void {
+    const pools = this.runtime.pools;
+    for (const pool of pools.values()) {
+      if (!this.watched.has(pool)) {
+        const listener: TransitionListener = (server, from, reason) => {
+          const counts = this.track(pool.name, server.id).transitions;
+          counts.set(server.state, (counts.get(server.state) ?? 0) + 1);
+          this.onTransition?.(pool, server, from, reason);
+        };
+        pool.transitionListeners.push(listener);
+        this.watched.set(pool, listener);
+      }
+      for (const s of pool.servers) this.poll(pool.name, s, now);
+    }
+    for (const [pool, listener] of this.watched) {
+      if (pools.get(pool.name) === pool) continue;
+      unlisten(pool, listener);
+      this.watched.delete(pool);
+    }
+    this.prune();
+  }
+
+  /** Stops watching the pools. */
+  close(): void {
+    for (const [pool, listener] of this.watched) unlisten(pool, listener);
+    this.watched.clear();
+  }
+
+  private track(pool: string, server: string): Tracked {
+    const byServer = child(this.tracked, pool);
+    let t = byServer.get(server);
+    if (t === undefined) {
+      t = {
+        ejectedUntil: 0,
+        ejections: 0,
+        healthAt: 0,
+        healthOk: true,
+        healthConsecutive: 0,
+        passes: 0,
+        fails: 0,
+        transitions: new Map(),
+      };
+      byServer.set(server, t);
+    }
+    return t;
+  }
+
+  private poll(pool: string, s: Server, now: number): void {
+    const t = this.track(pool, s.id);
+    if (s.ejectedUntil > now && s.ejectedUntil !== t.ejectedUntil) t.ejections++;
+    t.ejectedUntil = s.ejectedUntil;
+    const h = healthOf(s);
+    if (h !== undefined && h.lastCheckAt !== t.healthAt) {
+      // Checks since the last look: the run of equal outcomes grew, or a new run began.
+      const n =
+        t.healthAt === 0
+          ? 1
+          : h.ok === t.healthOk && h.consecutive > t.healthConsecutive
+            ? h.consecutive - t.healthConsecutive
+            : h.consecutive;
+      if (h.ok) t.passes += n;
+      else t.fails += n;
+      t.healthAt = h.lastCheckAt;
+      t.healthOk = h.ok;
+      t.healthConsecutive = h.consecutive;
+    }
+  }
+
+  private prune(): void {
+    const { pools, listeners } = this.runtime;
+    const exists = (pool: string, server: string) =>
+      server === '' ? pools.has(pool) : pools.get(pool)?.find(server) !== undefined;
+    for (const [listener, byPool] of this.entries) {
+      if (!listeners.has(listener)) {
+        this.entries.delete(listener);
+        continue;
+      }
+      for (const [pool, byServer] of byPool) {
+        for (const server of byServer.keys()) if (!exists(pool, server)) byServer.delete(server);
+        if (byServer.size === 0) byPool.delete(pool);
+      }
+    }
+    for (const map of [this.live, this.tracked] as Map<string, Map<string, unknown>>[]) {
+      for (const [pool, byServer] of map) {
+        for (const server of byServer.keys()) if (!exists(pool, server)) byServer.delete(server);
+        if (byServer.size === 0) map.delete(pool);
+      }
+    }
+  }
+
+  // --------------------------------------------------------------------------------- exporting
+
+  private allEntries(): Entry[] {
+    const out: Entry[] = [];
+    for (const byPool of this.entries.values()) {
+      for (const byServer of byPool.values()) for (const e of byServer.values()) out.push(e);
+    }
+    return out;
+  }
+
+  private eachServer(fn: (pool: Pool, s: Server) => void): void {
+    for (const pool of this.runtime.pools.values()) for (const s of pool.servers) fn(pool, s);
+  }
+
+  private register(): void {
+    const registry = this.registry;
+    const self = this;
+    const serverLabels = ['pool', 'server'] as const;
+
+    new Counter({
+      name: 'fulcrum_requests_total',
+      help: 'Requests (HTTP) and connections (tcp, udp flows) finished, by listener, pool, server and status class ("none" for L4 and for exchanges without a status).',
+      labelNames: ['listener', 'pool', 'server', 'code'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const e of self.allEntries()) {
+          e.codes.forEach((n, i) => {
+            if (n > 0) this.inc({ ...e.labels, code: CODES[i]! }, n);
+          });
+        }
+      },
+    });
+    registry.registerMetric(
+      new HistogramCollector(
+        'fulcrum_request_duration_seconds',
+        'Time from the request head (or connection) to the end of the response (or connection).',
+        () => this.allEntries(),
+      ) as unknown as Metric,
+    );
+    new Counter({
+      name: 'fulcrum_retries_total',
+      help: 'Tries beyond the first, by listener and pool.',
+      labelNames: ['listener', 'pool'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        const sums = new Map<string, { listener: string; pool: string; n: number }>();
+        for (const e of self.allEntries()) {
+          const key = `${e.labels.listener}\0${e.labels.pool}`;
+          const s = sums.get(key) ?? { listener: e.labels.listener, pool: e.labels.pool, n: 0 };
+          s.n += e.retries;
+          sums.set(key, s);
+        }
+        for (const s of sums.values()) this.inc({ listener: s.listener, pool: s.pool }, s.n);
+      },
+    });
+    new Gauge({
+      name: 'fulcrum_listener_connections',
+      help: 'Open client connections (udp: flows) per listener.',
+      labelNames: ['listener', 'protocol'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const l of self.runtime.listeners.values()) {
+          this.set({ listener: l.name, protocol: l.protocol }, l.connectionCount);
+        }
+      },
+    });
+    new Gauge({
+      name: 'fulcrum_server_active_connections',
+      help: 'Requests in flight (http) or open connections (tcp, udp flows) per server.',
+      labelNames: serverLabels,
+      registers: [registry],
+      collect() {
+        this.reset();
+        self.eachServer((p, s) => this.set({ pool: p.name, server: s.id }, s.active));
+      },
+    });
+    new Gauge({
+      name: 'fulcrum_server_up',
+      help: '1 when the server is up (health checks pass and no operator took it out), else 0.',
+      labelNames: serverLabels,
+      registers: [registry],
+      collect() {
+        this.reset();
+        self.eachServer((p, s) => this.set({ pool: p.name, server: s.id }, s.state === 'up' ? 1 : 0));
+      },
+    });
+    new Gauge({
+      name: 'fulcrum_server_state',
+      help: 'The server state: 1 for the current one of up, down, draining, maintenance.',
+      labelNames: ['pool', 'server', 'state'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        self.eachServer((p, s) => {
+          for (const state of STATES)
+            this.set({ pool: p.name, server: s.id, state }, s.state === state ? 1 : 0);
+        });
+      },
+    });
+    new Counter({
+      name: 'fulcrum_server_transitions_total',
+      help: 'State changes per server, by the state entered (since the admin endpoint started).',
+      labelNames: ['pool', 'server', 'state'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [pool, byServer] of self.tracked) {
+          for (const [server, t] of byServer) {
+            for (const [state, n] of t.transitions) this.inc({ pool, server, state }, n);
+          }
+        }
+      },
+    });
+    new Gauge({
+      name: 'fulcrum_server_weight',
+      help: 'Configured weight per server.',
+      labelNames: serverLabels,
+      registers: [registry],
+      collect() {
+        this.reset();
+        self.eachServer((p, s) => this.set({ pool: p.name, server: s.id }, s.weight));
+      },
+    });
+    new Gauge({
+      name: 'fulcrum_server_ejected',
+      help: '1 while passive outlier detection keeps the server out of rotation, else 0.',
+      labelNames: serverLabels,
+      registers: [registry],
+      collect() {
+        this.reset();
+        const now = Date.now();
+        self.eachServer((p, s) => this.set({ pool: p.name, server: s.id }, s.ejectedUntil > now ? 1 : 0));
+      },
+    });
+    new Counter({
+      name: 'fulcrum_server_ejections_total',
+      help: 'Ejections by passive outlier detection per server (since the admin endpoint started).',
+      labelNames: serverLabels,
+      registers: [registry],
+      collect() {
+        this.reset();
+        self.eachServer((p, s) => this.inc({ pool: p.name, server: s.id }, self.ejectionsOf(p.name, s.id)));
+      },
+    });
+    new Counter({
+      name: 'fulcrum_health_checks_total',
+      help: 'Active health check results per server (since the admin endpoint started).',
+      labelNames: ['pool', 'server', 'result'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [pool, byServer] of self.tracked) {
+          for (const [server, t] of byServer) {
+            if (t.healthAt === 0) continue;
+            this.inc({ pool, server, result: 'pass' }, t.passes);
+            this.inc({ pool, server, result: 'fail' }, t.fails);
+          }
+        }
+      },
+    });
+    new Gauge({
+      name: 'fulcrum_health_check_passing',
+      help: '1 when the last active health check of the server passed, 0 when it failed (absent without checks).',
+      labelNames: serverLabels,
+      registers: [registry],
+      collect() {
+        this.reset();
+        self.eachServer((p, s) => {
+          const h = healthOf(s);
+          if (h !== undefined) this.set({ pool: p.name, server: s.id }, h.ok ? 1 : 0);
+        });
+      },
+    });
+    new Gauge({
+      name: 'fulcrum_health_check_duration_seconds',
+      help: 'Duration of the last active health check of the server.',
+      labelNames: serverLabels,
+      registers: [registry],
+      collect() {
+        this.reset();
+        self.eachServer((p, s) => {
+          const h = healthOf(s);
+          if (h !== undefined) this.set({ pool: p.name, server: s.id }, h.durationMs / 1000);
+        });
+      },
+    });
+    new Counter({
+      name: 'fulcrum_sticky_reassignments_total',
+      help: 'Requests whose sticky server could not take them and went to another server, per pool.',
+      labelNames: ['pool'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const p of self.runtime.pools.values()) this.inc({ pool: p.name }, p.reassigned);
+      },
+    });
+    new Counter({
+      name: 'fulcrum_config_reloads_total',
+      help: 'Config reloads through the admin endpoint or SIGHUP, by result.',
+      labelNames: ['result'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc({ result: 'success' }, self.reloads.success);
+        this.inc({ result: 'failure' }, self.reloads.failure);
+      },
+    });
+  }
+}
+
+/** The inner map of `outer` at `key`, created when missing. */
+function child<K, V>(outer: Map<string, Map<K, V>>, key: string): Map<K, V> {
+  let inner = outer.get(key);
+  if (inner === undefined) {
+    inner = new Map();
+    outer.set(key, inner);
+  }
+  return inner;
+}
+
+function unlisten(pool: Pool, listener: TransitionListener): void {
+  const i = pool.transitionListeners.indexOf(listener);
+  if (i >= 0) pool.transitionListeners.splice(i, 1);
+}
+
+interface MetricValue {
+  labels: Record<string, string | number>;
+  value: number;
+  metricName: string;
+}
+
+/**
+ * A histogram printed from the entries' own bucket counts, in the shape prom-client's registry
+ * prints (`get()` → name, help, type, values with `metricName`).
+ */
+class HistogramCollector {
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  readonly labelNames = ['listener', 'pool', 'server'];
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly source: () => Entry[],
+  ) {}
+
+  async get(): Promise<{
+    name: string;
+    help: string;
+    type: string;
+    values: MetricValue[];
+    aggregator: string;
+  }> {
+    const values: MetricValue[] = [];
+    for (const e of this.source()) {
+      let acc = 0;
+      DURATION_BUCKETS.forEach((le, i) => {
+        acc += e.buckets[i]!;
+        values.push({ labels: { ...e.labels, le }, value: acc, metricName: `${this.name}_bucket` });
+      });
+      acc += e.buckets[DURATION_BUCKETS.length]!;
+      values.push({ labels: { ...e.labels, le: '+Inf' }, value: acc, metricName: `${this.name}_bucket` });
+      values.push({ labels: { ...e.labels }, value: e.sum / 1000, metricName: `${this.name}_sum` });
+      values.push({ labels: { ...e.labels }, value: e.count, metricName: `${this.name}_count` });
+    }
+    return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
+  }
+
+  reset(): void {
+    // The counts belong to the entries; nothing to reset here.
+  }
+}

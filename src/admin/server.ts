@@ -1,0 +1,382 @@
+/**
+ * The admin endpoint's HTTP server (node:http): the REST API under /api, Prometheus /metrics,
+ * the event stream and the dashboard. It listens on its own address (`admin.listen`), never on a
+ * proxy listener, so no admin route is reachable through the balancer.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import {
+  createServer,
+  type Server as HttpServer,
+  type IncomingMessage,
+  type ServerResponse,
+} from 'node:http';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseDuration } from '../config/duration.js';
+import { ConfigError } from '../config/errors.js';
+import type { Logger } from '../core/log.js';
+import { type Auth, loginPage, SESSION_COOKIE } from './auth.js';
+import { AdminError, type Control, DEFAULT_REMOVE_TIMEOUT_MS, noPool, noServer } from './control.js';
+import type { EventStream } from './events.js';
+import type { Telemetry } from './metrics.js';
+import { listenerViews, poolView, serverView, statusView, type ViewContext } from './snapshot.js';
+
+const MAX_BODY = 64 * 1024;
+
+export interface AdminDeps {
+  auth: Auth;
+  control: Control;
+  telemetry: Telemetry;
+  events: EventStream;
+  view: () => ViewContext;
+  log: Logger;
+}
+
+type Params = string[];
+type Handler = (req: IncomingMessage, res: ServerResponse, params: Params, url: URL) => Promise<void> | void;
+
+interface Route {
+  method: string;
+  /** Segments; ":" marks a parameter. */
+  pattern: string[];
+  handler: Handler;
+}
+
+/** The admin routes, for the 404 and 405 answers and `GET /api`. */
+export const ROUTES: ReadonlyArray<[string, string, string]> = [
+  ['GET', '/api/status', 'listeners, pools and servers with their state and traffic'],
+  ['GET', '/api/listeners', 'listeners'],
+  ['GET', '/api/pools', 'pools with their servers'],
+  ['GET', '/api/pools/:pool', 'one pool'],
+  ['GET', '/api/pools/:pool/servers', "a pool's servers"],
+  [
+    'POST',
+    '/api/pools/:pool/servers',
+    'add a server: {"address": "host:port", "name"?, "weight"?, "backup"?}',
+  ],
+  ['GET', '/api/pools/:pool/servers/:server', 'one server'],
+  [
+    'PATCH',
+    '/api/pools/:pool/servers/:server',
+    'set {"weight": N} and/or {"state": "ready|drain|maintenance"}',
+  ],
+  [
+    'DELETE',
+    '/api/pools/:pool/servers/:server',
+    'drain, then remove (?wait=true to answer once removed; ?timeout=30s)',
+  ],
+  ['POST', '/api/reload', 'reload the config file (and the state file)'],
+  ['GET', '/api/events', 'server-sent events: snapshot (every second), transition'],
+  ['GET', '/metrics', 'Prometheus metrics'],
+  ['GET', '/', 'the dashboard'],
+];
+
+export function createAdminServer(deps: AdminDeps): HttpServer {
+  const { auth, control, telemetry, events, view } = deps;
+  const routes: Route[] = [];
+  const route = (method: string, path: string, handler: Handler) =>
+    routes.push({ method, pattern: path.split('/').slice(1), handler });
+  const assets = loadAssets(deps.log);
+
+  route('GET', '/api', (_req, res) =>
+    sendJson(res, 200, { routes: ROUTES.map(([method, path, what]) => ({ method, path, what })) }),
+  );
+  route('GET', '/api/status', (_req, res) => sendJson(res, 200, statusView(view())));
+  route('GET', '/api/listeners', (_req, res) => sendJson(res, 200, { listeners: listenerViews(view()) }));
+  route('GET', '/api/pools', (_req, res) => {
+    const ctx = view();
+    sendJson(res, 200, { pools: [...ctx.runtime.pools.values()].map((p) => poolView(ctx, p)) });
+  });
+  route('GET', '/api/pools/:pool', (_req, res, [pool]) =>
+    sendJson(res, 200, poolView(view(), poolOf(pool!))),
+  );
+  route('GET', '/api/pools/:pool/servers', (_req, res, [pool]) =>
+    sendJson(res, 200, { servers: poolView(view(), poolOf(pool!)).servers }),
+  );
+  route('GET', '/api/pools/:pool/servers/:server', (_req, res, [pool, server]) => {
+    const p = poolOf(pool!);
+    const s = p.find(server!);
+    if (s === undefined) throw noServer(p, server!);
+    sendJson(res, 200, serverView(view(), p, s));
+  });
+  route('POST', '/api/pools/:pool/servers', async (req, res, [pool]) => {
+    const body = await readJson(req);
+    const { pool: p, server } = await control.addServer(pool!, body);
+    sendJson(res, 201, serverView(view(), p, server));
+  });
+  route('PATCH', '/api/pools/:pool/servers/:server', async (req, res, [pool, server]) => {
+    const body = await readJson(req);
+    const { pool: p, server: s, note } = await control.updateServer(pool!, server!, body);
+    sendJson(res, 200, { ...serverView(view(), p, s), ...(note === undefined ? {} : { note }) });
+  });
+  route('DELETE', '/api/pools/:pool/servers/:server', async (_req, res, [pool, server], url) => {
+    const wait = ['true', '1', 'yes'].includes(url.searchParams.get('wait') ?? '');
+    const timeoutText = url.searchParams.get('timeout');
+    let timeout = DEFAULT_REMOVE_TIMEOUT_MS;
+    if (timeoutText !== null) {
+      try {
+        timeout = parseDuration(timeoutText);
+      } catch (err) {
+        throw new AdminError(400, `timeout: ${(err as Error).message}`, [
+          { path: 'timeout', message: (err as Error).message },
+        ]);
+      }
+    }
+    const { server: s, done } = await control.removeServer(pool!, server!, timeout);
+    if (wait) {
+      await done;
+      sendJson(res, 200, { pool, server: s.id, removed: true });
+    } else {
+      sendJson(res, 202, { pool, server: s.id, removed: false, state: s.state, active: s.active });
+    }
+  });
+  route('POST', '/api/reload', async (req, res) => {
+    await readJson(req); // a body, if any, must be JSON; it is not used
+    sendJson(res, 200, await control.reload());
+  });
+  route('GET', '/api/events', (req, res) =>
+    events.add(req, res, { event: 'snapshot', data: statusView(view()) }),
+  );
+  route('GET', '/metrics', async (_req, res) => {
+    telemetry.sync();
+    const text = await telemetry.registry.metrics();
+    res.writeHead(200, { 'content-type': telemetry.registry.contentType, 'cache-control': 'no-store' });
+    res.end(text);
+  });
+  route('GET', '/', (req, res) => assets.serve(req, res, 'index.html'));
+  route('GET', '/dashboard/:file', (req, res, [file]) => assets.serve(req, res, file!));
+
+  function poolOf(name: string) {
+    const pool = view().runtime.pools.get(name);
+    if (pool === undefined) throw noPool(view().runtime, name);
+    return pool;
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    if (req.method === 'POST' && url.pathname === '/login') return login(req, res);
+    const verdict = auth.check(req);
+    if (verdict === 'cross-origin') {
+      throw new AdminError(403, 'cross-origin request refused (send it from the dashboard, curl or the CLI)');
+    }
+    if (verdict === 'bad-host') {
+      throw new AdminError(
+        403,
+        'the Host header must be an IP address or localhost (DNS rebinding protection)',
+      );
+    }
+    if (verdict === 'unauthorized') {
+      const html = (req.headers.accept ?? '').includes('text/html') && req.method === 'GET';
+      res.setHeader('www-authenticate', 'Bearer realm="fulcrum admin"');
+      if (html) {
+        res.writeHead(401, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+        res.end(loginPage(false));
+        return;
+      }
+      throw new AdminError(401, 'missing or wrong bearer token (Authorization: Bearer <admin.token>)');
+    }
+
+    let segments: string[];
+    try {
+      segments = url.pathname.split('/').slice(1).map(decodeURIComponent);
+    } catch {
+      throw new AdminError(400, `invalid percent-encoding in ${url.pathname}`);
+    }
+    if (segments.length > 1 && segments.at(-1) === '') segments.pop(); // trailing slash
+    const allowed: string[] = [];
+    for (const r of routes) {
+      const params = match(r.pattern, segments);
+      if (params === undefined) continue;
+      const method = req.method === 'HEAD' ? 'GET' : req.method;
+      if (r.method !== method) {
+        allowed.push(r.method);
+        continue;
+      }
+      return r.handler(req, res, params, url);
+    }
+    if (allowed.length > 0) {
+      res.setHeader('allow', allowed.join(', '));
+      throw new AdminError(
+        405,
+        `${req.method} is not allowed on ${url.pathname} (allowed: ${allowed.join(', ')})`,
+      );
+    }
+    throw new AdminError(404, `no admin route ${url.pathname} (GET /api lists them)`);
+  }
+
+  async function login(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = (await readBody(req)).toString('utf8');
+    const token = new URLSearchParams(body).get('token') ?? '';
+    if (!auth.required) {
+      res.writeHead(303, { location: '/' }).end();
+      return;
+    }
+    if (!auth.matches(token)) {
+      res.writeHead(401, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+      res.end(loginPage(true));
+      return;
+    }
+    res.writeHead(303, {
+      location: '/',
+      'set-cookie': `${SESSION_COOKIE}=${auth.session}; Path=/; HttpOnly; SameSite=Strict`,
+    });
+    res.end();
+  }
+
+  const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => {
+    res.setHeader('x-content-type-options', 'nosniff');
+    Promise.resolve()
+      .then(() => handle(req, res))
+      .catch((err: unknown) => {
+        if (err instanceof ConfigError) err = AdminError.invalid(err);
+        if (res.headersSent) {
+          res.destroy();
+          return;
+        }
+        if (err instanceof AdminError) {
+          const body: Record<string, unknown> = { error: err.message };
+          if (err.problems.length > 0)
+            body.problems = err.problems.map(({ path, message }) => ({ path, message }));
+          sendJson(res, err.status, body);
+        } else {
+          deps.log.error(`admin: ${req.method} ${req.url}: ${(err as Error).stack ?? String(err)}`);
+          sendJson(res, 500, { error: `internal error: ${(err as Error).message}` });
+        }
+      });
+  });
+  server.on('clientError', (_err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
+    else socket.destroy();
+  });
+  return server;
+}
+
+function match(pattern: string[], segments: string[]): Params | undefined {
+  if (pattern.length !== segments.length) return undefined;
+  const params: Params = [];
+  for (let i = 0; i < pattern.length; i++) {
+    const p = pattern[i]!;
+    const s = segments[i]!;
+    if (p.startsWith(':')) {
+      if (s === '') return undefined;
+      params.push(s);
+    } else if (p !== s) return undefined;
+  }
+  return params;
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = `${JSON.stringify(body, null, 2)}\n`;
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+  });
+  res.end(text);
+}
+
+function readBody(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY) {
+        reject(new AdminError(413, `request body larger than ${MAX_BODY} bytes`));
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+/** The body as JSON; an empty body is `undefined`. */
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const text = (await readBody(req)).toString('utf8');
+  if (text.trim() === '') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new AdminError(400, `expected a JSON body: ${(err as Error).message}`);
+  }
+}
+
+// ------------------------------------------------------------------------------ dashboard files
+
+const TYPES: Record<string, string> = {
+  html: 'text/html; charset=utf-8',
+  js: 'text/javascript; charset=utf-8',
+  css: 'text/css; charset=utf-8',
+};
+
+/**
+ * Where the dashboard's files are: `src/admin/dashboard` of the package, found by walking up
+ * from this compiled module (`<package>/<outDir>/src/admin/`, with an outDir of any depth;
+ * package.json "files" ships the folder), or a `dashboard` folder next to this module (running
+ * from the sources). uPlot comes from its own package.
+ */
+export function dashboardDir(): string | undefined {
+  const here = dirname(fileURLToPath(import.meta.url));
+  if (existsSync(join(here, 'dashboard', 'index.html'))) return join(here, 'dashboard');
+  let dir = here;
+  for (let i = 0; i < 8; i++) {
+    const candidate = join(dir, 'src', 'admin', 'dashboard');
+    if (existsSync(join(candidate, 'index.html'))) return candidate;
+    const up = dirname(dir);
+    if (up === dir) break;
+    dir = up;
+  }
+  return undefined;
+}
+
+function loadAssets(log: Logger) {
+  const files = new Map<string, { body: Buffer; type: string; etag: string }>();
+  const add = (name: string, path: string) => {
+    try {
+      const body = readFileSync(path);
+      const ext = name.slice(name.lastIndexOf('.') + 1);
+      const etag = `"${createHash('sha1').update(body).digest('base64url').slice(0, 16)}"`;
+      files.set(name, { body, type: TYPES[ext] ?? 'application/octet-stream', etag });
+    } catch (err) {
+      log.warn(`admin: dashboard file ${name} unavailable: ${(err as Error).message}`);
+    }
+  };
+  const dir = dashboardDir();
+  if (dir === undefined) log.warn('admin: dashboard files not found; the dashboard is unavailable');
+  else for (const name of ['index.html', 'app.js', 'style.css']) add(name, join(dir, name));
+  try {
+    const uplot = dirname(createRequire(import.meta.url).resolve('uplot/dist/uPlot.iife.min.js'));
+    add('uPlot.iife.min.js', join(uplot, 'uPlot.iife.min.js'));
+    add('uPlot.min.css', join(uplot, 'uPlot.min.css'));
+  } catch (err) {
+    log.warn(`admin: uPlot not found (${(err as Error).message}); the dashboard has no charts`);
+  }
+  return {
+    serve(req: IncomingMessage, res: ServerResponse, name: string): void {
+      const f = files.get(name);
+      if (f === undefined) throw new AdminError(404, `no dashboard file ${name}`);
+      if (req.headers['if-none-match'] === f.etag) {
+        res.writeHead(304, { etag: f.etag }).end();
+        return;
+      }
+      res.writeHead(200, {
+        'content-type': f.type,
+        'content-length': f.body.length,
+        etag: f.etag,
+        'cache-control': 'no-cache',
+        ...(name === 'index.html'
+          ? {
+              'content-security-policy':
+                "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+            }
+          : {}),
+      });
+      res.end(req.method === 'HEAD' ? undefined : f.body);
+    },
+  };
+}

@@ -1,0 +1,163 @@
+/**
+ * The dashboard in a real browser (Debian's chromium driven by playwright-core): it loads, shows
+ * every server live, turns a server red when it is killed, drains one with a click and shows its
+ * traffic falling to zero. A screenshot is saved to test-output/dashboard.png.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { Agent } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { test } from 'node:test';
+import { chromium } from 'playwright-core';
+import { startAdmin } from '../../src/admin/index.js';
+import { request, serverList, startBackends, startBalancer } from '../helpers/balancer.js';
+
+// Globals of the functions that run in the page (the tests compile without the DOM library).
+// biome-ignore lint/suspicious/noExplicitAny: browser objects
+declare const document: any;
+// biome-ignore lint/suspicious/noExplicitAny: browser objects
+declare function getComputedStyle(element: any): { backgroundColor: string; borderLeftColor: string };
+
+const CHROMIUM = '/usr/bin/chromium';
+const SKIP = existsSync(CHROMIUM)
+  ? false
+  : `${CHROMIUM} is missing: install Debian's chromium (apt-get install chromium; npm test does it) to run the browser test`;
+const OUTPUT = resolve('test-output');
+
+test('the dashboard shows servers live, turns a killed one red, and drains one with a click', {
+  skip: SKIP,
+  timeout: 90_000,
+}, async (t) => {
+  const backends = await startBackends(3);
+  const lb = await startBalancer(`
+listeners: [{ name: web, protocol: http, listen: "127.0.0.1:0", pool: web }]
+pools:
+  - name: web
+    algorithm: round-robin
+    servers:
+${serverList(backends)}
+    healthCheck: { type: http, path: /health, interval: 250ms, timeout: 200ms, rise: 1, fall: 1 }
+    retries: { attempts: 2 }
+`);
+  const admin = await startAdmin(
+    lb.runtime,
+    { listen: { host: '127.0.0.1', port: 0, text: '127.0.0.1:0' } },
+    lb.log,
+    { intervalMs: 1000 },
+  );
+  const url = `http://127.0.0.1:${admin.address.port}/`;
+
+  // Steady traffic: two loops of keep-alive requests, a few hundred per second.
+  let running = true;
+  const agent = new Agent({ keepAlive: true, maxSockets: 2 });
+  const loops = [0, 1].map(async () => {
+    while (running) {
+      await request(lb.port, { path: '/whoami', agent }).catch(() => {});
+      await new Promise((r) => setTimeout(r, 4));
+    }
+  });
+
+  const profile = mkdtempSync(join(tmpdir(), 'fulcrum-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+    viewport: { width: 1400, height: 900 },
+    timeout: 30_000,
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  const errors: string[] = [];
+  try {
+    page.on('pageerror', (err) => errors.push(err.message));
+    page.on('console', (msg) => {
+      if (msg.type() === 'error') errors.push(msg.text());
+    });
+    await page.goto(url);
+    const row = (id: string) => page.locator(`tr.server[data-server="${id}"]`);
+    const rate = async (id: string) => Number(await row(id).locator('td.rate').getAttribute('data-rate'));
+
+    // Loads: every server, up, with traffic, and two charts per pool.
+    await page.waitForSelector('tr.server[data-server="c"]', { timeout: 10_000 });
+    await page.waitForFunction(() => document.getElementById('conn')?.dataset.state === 'open');
+    for (const id of ['a', 'b', 'c']) assert.equal(await row(id).getAttribute('data-state'), 'up');
+    await page.waitForFunction(
+      () => [...document.querySelectorAll('td.rate')].every((td) => Number(td.dataset.rate) > 0),
+      undefined,
+      { timeout: 10_000 },
+    );
+    assert.equal(await page.locator('section.pool .uplot').count(), 2, 'a rate chart and a latency chart');
+    t.diagnostic(`rates before: a=${await rate('a')} b=${await rate('b')} c=${await rate('c')} req/s`);
+
+    // Kill b: the health checks take it down and its row turns red.
+    await backends[1]!.close();
+    await page.waitForSelector('tr.server[data-server="b"][data-state="down"]', { timeout: 10_000 });
+    // The row flashes on the transition, then settles on red.
+    await page.waitForFunction(
+      () =>
+        getComputedStyle(document.querySelector('tr[data-server="b"]')).backgroundColor.startsWith(
+          'rgba(229, 72, 77',
+        ),
+      undefined,
+      { timeout: 3000 },
+    );
+    const colors = await row('b').evaluate((tr) => ({
+      background: getComputedStyle(tr).backgroundColor,
+      edge: getComputedStyle(tr.querySelector('td')).borderLeftColor,
+      badge: getComputedStyle(tr.querySelector('.badge')).backgroundColor,
+    }));
+    assert.equal(colors.edge, 'rgb(229, 72, 77)', JSON.stringify(colors));
+    assert.equal(colors.badge, 'rgb(229, 72, 77)', JSON.stringify(colors));
+    assert.match(colors.background, /^rgba\(229, 72, 77, 0\.2\d*\)$/, JSON.stringify(colors));
+    assert.match((await row('b').locator('td.health').textContent()) ?? '', /✗/);
+
+    // Drain a with a click: its state turns draining and its traffic falls to zero, c takes it all.
+    await row('a').locator('button[data-action="drain"]').click();
+    await page.waitForSelector('tr.server[data-server="a"][data-state="draining"]', { timeout: 5000 });
+    assert.equal(lb.runtime.pools.get('web')!.find('a')!.state, 'draining');
+    await page.waitForFunction(
+      () => {
+        const r = (id: string) =>
+          Number(document.querySelector(`tr[data-server="${id}"] td.rate`).dataset.rate);
+        return r('a') === 0 && r('b') === 0 && r('c') > 0;
+      },
+      undefined,
+      { timeout: 10_000 },
+    );
+    assert.match((await row('c').locator('td.share-cell').textContent()) ?? '', /100%/);
+    t.diagnostic(`rates after: a=${await rate('a')} b=${await rate('b')} c=${await rate('c')} req/s`);
+    // Let the charts draw a few more points, then keep a picture of it.
+    await page.waitForTimeout(2500);
+    mkdirSync(OUTPUT, { recursive: true });
+    const shot = join(OUTPUT, 'dashboard.png');
+    await page.screenshot({ path: shot, fullPage: true });
+    t.diagnostic(`screenshot: ${shot}`);
+    assert.deepEqual(errors, [], 'no errors in the page');
+  } catch (err) {
+    // What the page looked like, and what it said, when it went wrong.
+    mkdirSync(OUTPUT, { recursive: true });
+    await page.screenshot({ path: join(OUTPUT, 'dashboard-failure.png'), fullPage: true }).catch(() => {});
+    t.diagnostic(
+      `page errors: ${JSON.stringify(errors)}; screenshot: ${join(OUTPUT, 'dashboard-failure.png')}`,
+    );
+    throw err;
+  } finally {
+    running = false;
+    await context.close();
+    rmSync(profile, { recursive: true, force: true });
+    await Promise.all(loops);
+    agent.destroy();
+    await admin.close();
+    await lb.stop();
+    await Promise.all(backends.map((b) => b.close().catch(() => {})));
+  }
+});
