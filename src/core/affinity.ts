@@ -25,4 +25,6 @@ export interface Affinity {
   ): string;
   /** L4: a connection from `clientIp` went to `server` (source affinity records it). */
   onConnection?(clientIp: string, server: Server): void;
+  /** Releases what it holds (a shared store's client); called when the pool drops it. */
+  stop?(): Promise<void>;
 }

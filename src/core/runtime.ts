@@ -5,6 +5,7 @@ import { createPoolHealth, type PoolHealth } from '../health/index.js';
 import { closeIdle } from '../proxy/http/upstreamPool.js';
 import type { Listener, PoolLookup } from '../proxy/listener.js';
 import { createListener } from '../proxy/listenerFactory.js';
+import { createAffinity } from '../sticky/index.js';
 import type { Logger } from './log.js';
 import { log as defaultLog } from './log.js';
 import type { TrafficObserver } from './observer.js';
@@ -91,6 +92,7 @@ export class Runtime {
     await Promise.all([...this.listeners.values()].map((l) => l.shutdown(timeoutMs)));
     this.listeners.clear();
     for (const pool of this.pools.values()) for (const s of pool.servers) closeIdle(s);
+    await Promise.all([...this.pools.values()].map((p) => stopAffinity(p, this.log)));
   }
 
   private serialize<T>(work: () => Promise<T>): Promise<T> {
@@ -138,12 +140,14 @@ export class Runtime {
       if (created.includes(p)) {
         this.pools.set(p.name, pool);
         this.health.set(p.name, createPoolHealth(pool, p, this.log));
+        applyAffinity(pool, p, this.log);
         summary.pools.added.push(p.name);
         continue;
       }
       const before = this.config.pools.find((c) => c.name === p.name);
       if (before !== undefined && JSON.stringify(before) === JSON.stringify(p)) continue;
       const { added, removed } = updatePool(pool, p);
+      applyAffinity(pool, p, this.log);
       summary.servers.added.push(...added.map((id) => `${p.name}/${id}`));
       summary.servers.removed.push(...removed.map((id) => `${p.name}/${id}`));
       summary.pools.updated.push(p.name);
@@ -155,6 +159,7 @@ export class Runtime {
       this.health.get(name)?.stop();
       this.health.delete(name);
       this.pools.delete(name);
+      stopAffinity(pool, this.log);
       // Requests in flight hold the Pool object and finish; idle connections go now.
       for (const s of pool.servers) closeIdle(s);
       summary.pools.removed.push(name);
@@ -193,6 +198,7 @@ export class Runtime {
     const pool = buildPool(p, this.log);
     this.pools.set(p.name, pool);
     this.health.set(p.name, createPoolHealth(pool, p, this.log));
+    applyAffinity(pool, p, this.log);
   }
 
   private lookup(pools: Map<string, Pool>): PoolLookup {
@@ -252,6 +258,22 @@ function newServer(s: PoolConfig['servers'][number]): Server {
     maxConnections: s.maxConnections,
     sendProxyProtocol: s.sendProxyProtocol,
   });
+}
+
+/**
+ * The pool's sticky affinity from its config. The new one is created before the old one stops,
+ * so that its stick table is handed over: a reload moves no client.
+ */
+function applyAffinity(pool: Pool, p: PoolConfig, log: Logger): void {
+  const old = pool.affinity;
+  pool.affinity = p.sticky === undefined ? null : createAffinity(pool, p.sticky, log);
+  old?.stop?.().catch((err: Error) => log.error(`pool ${pool.name}: sticky: ${err.message}`));
+}
+
+async function stopAffinity(pool: Pool, log: Logger): Promise<void> {
+  const affinity = pool.affinity;
+  pool.affinity = null;
+  await affinity?.stop?.().catch((err: Error) => log.error(`pool ${pool.name}: sticky: ${err.message}`));
 }
 
 export function buildPool(p: PoolConfig, log: Logger = defaultLog): Pool {

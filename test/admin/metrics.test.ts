@@ -122,7 +122,7 @@ ${serverList([a!, b!])}
         if (line === '' || line.startsWith('#')) continue;
         assert.match(
           line,
-          /^[a-z_:][a-z0-9_:]*(\{.*\})? -?[0-9.e+-]+$|^[a-z_:][a-z0-9_:]*(\{.*\})? (NaN|\+Inf)$/,
+          /^[a-z_:][a-z0-9_:]*(\{.*\})? -?[0-9.e+-]+$|^[a-z_:][a-z0-9_:]*(\{.*\})? (NaN|Nan|\+Inf)$/, // prom-client prints NaN as "Nan" (e.g. event-loop lag before its first sample); Prometheus parses either
           line,
         );
       }
