@@ -1,5 +1,5 @@
 import { parseConfig } from '../config/index.js';
-import type { Logger } from '../core/log.js';
+import { type Logger, log } from '../core/log.js';
 import { Runtime } from '../core/runtime.js';
 import { type RunningBackend, startBackend } from './backend.js';
 
@@ -15,6 +15,8 @@ export interface RunningLab {
   balancer: Runtime;
   backends: RunningBackend[];
   url: string;
+  /** The admin API and live dashboard. */
+  adminUrl: string;
   stop(): Promise<void>;
 }
 
@@ -38,6 +40,8 @@ listeners:
 pools:
   - name: web
     algorithm: round-robin
+    healthCheck: { type: http, path: /health, interval: 1s, timeout: 500ms }
+    retries: { attempts: 2 }
     servers:
 ${backends.map((b) => `      - address: ${formatHostPort(b.host, b.port)}\n        name: ${b.id}`).join('\n')}
 `;
@@ -51,12 +55,21 @@ ${backends.map((b) => `      - address: ${formatHostPort(b.host, b.port)}\n     
     await Promise.all(backends.map((b) => b.close()));
     throw err;
   }
+  const { startAdmin } = await import('../admin/index.js');
+  const admin = await startAdmin(
+    balancer,
+    { listen: { host: options.host, port: 0, text: `${formatHostPort(options.host, 0)}` } },
+    options.log ?? log,
+    { stateFile: null },
+  );
   const a = balancer.address('web');
   return {
     balancer,
     backends,
     url: `http://${formatHostPort(a.host, a.port)}`,
+    adminUrl: `http://${formatHostPort(admin.address.host, admin.address.port)}`,
     async stop() {
+      await admin.close();
       await balancer.shutdown(1000);
       await Promise.all(backends.map((b) => b.close()));
     },

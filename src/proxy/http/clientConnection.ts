@@ -107,6 +107,8 @@ export class ClientConnection implements UpstreamOwner {
   private pinned: Server | undefined = undefined;
   /** socket.bytesWritten when the exchange began; -1 while nobody observes traffic. */
   private reportStart = -1;
+  /** performance.now() when an observed exchange began: sub-millisecond durations. */
+  private reportAt = 0;
   private up: UpstreamConnection | null = null;
   private startedAt = 0;
   private ttfb = 0;
@@ -237,7 +239,11 @@ export class ClientConnection implements UpstreamOwner {
     this.lastError = '';
     this.reqHead = this.buildRequestHead();
     this.pinned = undefined;
-    this.reportStart = this.ctx.observer === null ? -1 : this.socket.bytesWritten;
+    if (this.ctx.observer === null) this.reportStart = -1;
+    else {
+      this.reportStart = this.socket.bytesWritten;
+      this.reportAt = performance.now();
+    }
     const affinity = this.pool.affinity;
     if (affinity === null) return this.dispatch();
     const found = affinity.pinned(this.pickCtx.clientIp, this.cookies());
@@ -984,7 +990,7 @@ export class ClientConnection implements UpstreamOwner {
       path: r.path,
       status,
       bytesOut: this.reportStart >= 0 ? this.socket.bytesWritten - this.reportStart : 0,
-      durationMs: now - this.startedAt,
+      durationMs: this.reportStart >= 0 ? performance.now() - this.reportAt : now - this.startedAt,
       retries: Math.max(0, this.tried.length - 1),
       at: now,
     });
