@@ -118,6 +118,13 @@ ${serverList(backends)}
     assert.equal(colors.edge, 'rgb(229, 72, 77)', JSON.stringify(colors));
     assert.equal(colors.badge, 'rgb(229, 72, 77)', JSON.stringify(colors));
     assert.match(colors.background, /^rgba\(229, 72, 77, 0\.2\d*\)$/, JSON.stringify(colors));
+    // The state comes with the transition event at once; the health column with the next
+    // snapshot (every second).
+    await page.waitForFunction(
+      () => document.querySelector('tr[data-server="b"] td.health')?.textContent?.includes('✗') === true,
+      undefined,
+      { timeout: 5000 },
+    );
     assert.match((await row('b').locator('td.health').textContent()) ?? '', /✗/);
 
     // Drain a with a click: its state turns draining and its traffic falls to zero, c takes it all.
