@@ -25,6 +25,11 @@ export interface Affinity {
   ): string;
   /** L4: a connection from `clientIp` went to `server` (source affinity records it). */
   onConnection?(clientIp: string, server: Server): void;
+  /**
+   * Resolves true once a shared store is reachable, false if it is not within `timeoutMs`: the
+   * runtime waits for it before accepting traffic, so that the first clients are shared too.
+   */
+  ready?(timeoutMs: number): Promise<boolean>;
   /** Releases what it holds (a shared store's client); called when the pool drops it. */
   stop?(): Promise<void>;
 }

@@ -12,6 +12,9 @@ import type { TrafficObserver } from './observer.js';
 import { Pool, type PoolOptions } from './pool.js';
 import { Server } from './server.js';
 
+/** Longest start waits for a shared stick table's store. */
+const STORE_WAIT_MS = 2000;
+
 export interface RuntimeOptions {
   /** The config file's name, for error messages and reloads. */
   file?: string;
@@ -50,6 +53,7 @@ export class Runtime {
 
   async start(): Promise<void> {
     for (const p of this.config.pools) this.addPool(p);
+    await this.affinitiesReady([...this.pools.values()]);
     const lookup = this.lookup(this.pools);
     try {
       for (const [i, l] of this.config.listeners.entries()) {
@@ -192,6 +196,23 @@ export class Runtime {
         .catch((err: Error) => this.log.error(`listener ${old.name}: ${err.message}`));
     }
     return summary;
+  }
+
+  /**
+   * Waits (bounded) for shared stick tables to reach their store, so that balancers sharing one
+   * agree from the first client on. Past the bound they serve anyway and share once it is up.
+   */
+  private async affinitiesReady(pools: Pool[]): Promise<void> {
+    await Promise.all(
+      pools.map(async (pool) => {
+        const ready = await pool.affinity?.ready?.(STORE_WAIT_MS);
+        if (ready === false) {
+          this.log.warn(
+            `pool ${pool.name}: sticky store not reachable yet; balancing by the algorithm until it is`,
+          );
+        }
+      }),
+    );
   }
 
   private addPool(p: PoolConfig): void {

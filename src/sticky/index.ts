@@ -135,6 +135,11 @@ export function createAffinity(pool: Pool, config: StickyConfig, log: Logger): S
     kind: config.type === 'cookie' ? 'learn' : 'source',
     table,
     stats: () => ({ entries: table.size, reassigned: pool.reassigned, storeUp: table.up }),
+    ready: async (timeoutMs: number) => {
+      const until = Date.now() + timeoutMs;
+      while (!table.up && Date.now() < until && !stopped) await new Promise((r) => setTimeout(r, 10));
+      return table.up;
+    },
     stop: async () => {
       if (stopped) return;
       stopped = true;
@@ -145,7 +150,7 @@ export function createAffinity(pool: Pool, config: StickyConfig, log: Logger): S
 
 function register<A extends Affinity>(
   affinity: A,
-  extra: Pick<StickyAffinity, 'kind' | 'table' | 'stats' | 'stop'>,
+  extra: Pick<StickyAffinity, 'kind' | 'table' | 'stats' | 'stop'> & Pick<Affinity, 'ready'>,
 ): A & StickyAffinity {
   const out = Object.assign(affinity, extra) as A & StickyAffinity;
   installed.set(out, out);

@@ -35,6 +35,9 @@ ${backends.map((b, k) => `      - { address: "127.0.0.1:${b.port}", name: ${'abc
     });
     procs.push(...balancers);
     await Promise.all(balancers.map((b, i) => b.waitForPort(ports[i]!, 10_000)));
+    // Put the second balancer's rotation one step ahead, so that without a shared table the two
+    // would choose differently for the same new client.
+    await request(ports[1]!, { path: '/whoami', localAddress: '127.0.0.200' });
     // Each client first meets one balancer (alternating), then both, several times.
     let agreed = 0;
     for (let k = 0; k < 12; k++) {
@@ -42,6 +45,9 @@ ${backends.map((b, k) => `      - { address: "127.0.0.1:${b.port}", name: ${'abc
       const first = ports[k % 2]!;
       const other = ports[(k + 1) % 2]!;
       const pinned = (await request(first, { path: '/whoami', localAddress })).headers['x-served-by'];
+      // A new client's server is written to Redis just after its first response leaves (not
+      // before): give that write a moment, as a real client's next request would (docs/sessions.md).
+      await new Promise((r) => setTimeout(r, 20));
       for (let round = 0; round < 3; round++) {
         for (const port of [other, first]) {
           const r = await request(port, { path: '/whoami', localAddress });
