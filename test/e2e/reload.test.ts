@@ -71,7 +71,7 @@ function steadyLoad(port: number, clients = 4) {
   };
 }
 
-test('reload under load: add a server, remove one, change the algorithm — zero failed requests', async () => {
+test('reload under load: add a server, remove one, change the algorithm — zero failed requests', async (t) => {
   const backends = await startBackends(4);
   const [a, b, c, d] = backends as [RunningBackend, RunningBackend, RunningBackend, RunningBackend];
   const { runtime, file, log, port } = await startFromFile(yaml(0, [a, b, c]));
@@ -96,6 +96,9 @@ test('reload under load: add a server, remove one, change the algorithm — zero
     const cBefore = load.stats.servedBy.get('c') ?? 0;
     await new Promise((r) => setTimeout(r, 400));
     const stats = await load.stop();
+    t.diagnostic(
+      `two reloads under load: ${stats.ok} requests answered, ${stats.failed} failed; served by ${JSON.stringify(Object.fromEntries(stats.servedBy))}`,
+    );
     assert.equal(stats.failed, 0, stats.errors.slice(0, 5).join('; '));
     assert.ok(stats.ok > 50, `only ${stats.ok} requests went through`);
     assert.ok((stats.servedBy.get('d') ?? 0) > 0, 'the added server takes traffic');
