@@ -108,7 +108,7 @@ program
       `  dashboard               ${lab.adminUrl}/   (live charts; drain a server with a click)`,
       '',
       'Try:',
-      `  curl -s ${lab.url}/whoami        # run it a few times: a, b, c, a, ...`,
+      `  curl -s ${lab.url}/whoami        # run it a few times: backend-a, -b, -c, -a, ...`,
       `  curl -s ${lab.url}/session       # the sample backend's session counter`,
       `  curl -s ${lab.url}/anything      # a JSON echo with the X-Forwarded-* headers added`,
       `  curl -s ${lab.adminUrl}/metrics  # Prometheus metrics`,
