@@ -1,5 +1,6 @@
 /** GET /metrics after known traffic: every family, exact counts, Prometheus naming. */
 import assert from 'node:assert/strict';
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { test } from 'node:test';
 import { startAdmin } from '../../src/admin/index.js';
 import { Telemetry } from '../../src/admin/metrics.js';
@@ -25,7 +26,11 @@ test(
   async () => {
     const [a, b, c, e] = await startBackends(4);
     const dead = await freePort();
-    const f = await freePort();
+    // f's port is held by this test (a listener that drops every connection), so no other
+    // process on the machine can take it and answer its health checks.
+    const refuser = createNetServer((socket) => socket.destroy());
+    await new Promise<void>((r) => refuser.listen(0, '127.0.0.1', r));
+    const f = (refuser.address() as AddressInfo).port;
     const lb = await startBalancer(`
 listeners:
   - name: web
@@ -142,6 +147,7 @@ ${serverList([a!, b!])}
       await admin.close();
       await lb.stop();
       await Promise.all([a, b, c, e].map((x) => x!.close()));
+      refuser.close();
     }
   },
 );
