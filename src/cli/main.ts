@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError } from 'commander';
-import { ConfigError, loadConfig, parseDuration } from '../config/index.js';
+import { ConfigError, formatAddress, loadConfig, parseDuration } from '../config/index.js';
 import { type LogLevel, log } from '../core/log.js';
 import { type ReloadSummary, Runtime } from '../core/runtime.js';
 
@@ -81,7 +81,7 @@ program
       sessionStore: opts.sessionStore,
       ...(opts.id === undefined ? {} : { id: opts.id }),
     });
-    log.info(`backend ${b.id} listening on http://${hostPort(b.host, b.port)}`);
+    log.info(`backend ${b.id} listening on http://${formatAddress(b)}`);
     const stop = () => void b.close().then(() => process.exit(0));
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
@@ -104,7 +104,7 @@ program
       '',
       'Fulcrum demo lab',
       `  balancer (round robin)  ${lab.url}`,
-      ...lab.backends.map((b) => `  backend ${b.id.padEnd(15)} http://${hostPort(b.host, b.port)}`),
+      ...lab.backends.map((b) => `  backend ${b.id.padEnd(15)} http://${formatAddress(b)}`),
       `  dashboard               ${lab.adminUrl}/   (live charts; drain a server with a click)`,
       '',
       'Try:',
@@ -276,10 +276,6 @@ function duration(value: string): number {
   } catch (err) {
     throw new InvalidArgumentError((err as Error).message);
   }
-}
-
-function hostPort(host: string, p: number): string {
-  return host.includes(':') ? `[${host}]:${p}` : `${host}:${p}`;
 }
 
 await program.parseAsync(process.argv);

@@ -1,5 +1,5 @@
 import { createPolicy } from '../balancing/index.js';
-import { ConfigError, loadConfig } from '../config/index.js';
+import { ConfigError, formatAddress, loadConfig } from '../config/index.js';
 import type { Config, PoolConfig } from '../config/types.js';
 import { createPoolHealth, type PoolHealth } from '../health/index.js';
 import { closeIdle } from '../proxy/http/upstreamPool.js';
@@ -240,9 +240,7 @@ export class Runtime {
         { path: `listeners[${index}].listen`, message: (err as Error).message },
       ]);
     }
-    const a = listener.address;
-    const where = a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
-    this.log.info(`listener ${listener.name}: ${listener.protocol} on ${where}`);
+    this.log.info(`listener ${listener.name}: ${listener.protocol} on ${formatAddress(listener.address)}`);
     return listener;
   }
 }

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { formatAddress } from '../config/address.js';
 import { getSession, openStore, sessionMiddleware } from '../session/index.js';
 
 export interface BackendOptions {
@@ -51,7 +52,7 @@ export async function startBackend(options: BackendOptions): Promise<RunningBack
     });
   });
   const port = (server.address() as AddressInfo).port;
-  if (id === '') id = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  if (id === '') id = formatAddress({ host, port });
   return {
     id,
     port,

@@ -1,4 +1,4 @@
-import { parseConfig } from '../config/index.js';
+import { formatAddress, parseConfig } from '../config/index.js';
 import { type Logger, log } from '../core/log.js';
 import { Runtime } from '../core/runtime.js';
 import { type RunningBackend, startBackend } from './backend.js';
@@ -35,7 +35,7 @@ export async function startLab(options: LabOptions): Promise<RunningLab> {
 listeners:
   - name: web
     protocol: http
-    listen: ${formatHostPort(options.host, options.port)}
+    listen: ${formatAddress({ host: options.host, port: options.port })}
     pool: web
 pools:
   - name: web
@@ -43,7 +43,7 @@ pools:
     healthCheck: { type: http, path: /health, interval: 1s, timeout: 500ms }
     retries: { attempts: 2 }
     servers:
-${backends.map((b) => `      - address: ${formatHostPort(b.host, b.port)}\n        name: ${b.id}`).join('\n')}
+${backends.map((b) => `      - address: ${formatAddress(b)}\n        name: ${b.id}`).join('\n')}
 `;
   const balancer = new Runtime(parseConfig(yaml, 'demo'), {
     file: 'demo',
@@ -58,7 +58,7 @@ ${backends.map((b) => `      - address: ${formatHostPort(b.host, b.port)}\n     
   const { startAdmin } = await import('../admin/index.js');
   const admin = await startAdmin(
     balancer,
-    { listen: { host: options.host, port: 0, text: `${formatHostPort(options.host, 0)}` } },
+    { listen: { host: options.host, port: 0, text: formatAddress({ host: options.host, port: 0 }) } },
     options.log ?? log,
     { stateFile: null },
   );
@@ -66,16 +66,12 @@ ${backends.map((b) => `      - address: ${formatHostPort(b.host, b.port)}\n     
   return {
     balancer,
     backends,
-    url: `http://${formatHostPort(a.host, a.port)}`,
-    adminUrl: `http://${formatHostPort(admin.address.host, admin.address.port)}`,
+    url: `http://${formatAddress(a)}`,
+    adminUrl: `http://${formatAddress(admin.address)}`,
     async stop() {
       await admin.close();
       await balancer.shutdown(1000);
       await Promise.all(backends.map((b) => b.close()));
     },
   };
-}
-
-function formatHostPort(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }

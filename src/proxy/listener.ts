@@ -1,3 +1,4 @@
+import { formatAddress } from '../config/address.js';
 import type { ListenerConfig } from '../config/types.js';
 import type { Logger } from '../core/log.js';
 import type { TrafficObserver } from '../core/observer.js';
@@ -30,4 +31,18 @@ export interface Listener {
 export interface ListenerDeps {
   pools: PoolLookup;
   log: Logger;
+}
+
+/** A bind failure in words a user can act on (same for every protocol). */
+export function listenError(host: string, port: number, err: NodeJS.ErrnoException): Error {
+  const where = formatAddress({ host, port });
+  if (err.code === 'EADDRINUSE') return new Error(`address ${where} is already in use`);
+  if (err.code === 'EACCES') return new Error(`no permission to listen on ${where}`);
+  if (err.code === 'EADDRNOTAVAIL') return new Error(`address ${where} is not available on this host`);
+  return new Error(`cannot listen on ${where}: ${err.message}`);
+}
+
+/** Sweep period fine enough for the shortest timeout in use (10–250 ms). */
+export function sweepPeriod(shortestTimeout: number): number {
+  return Math.max(10, Math.min(250, Math.floor(shortestTimeout / 10)));
 }

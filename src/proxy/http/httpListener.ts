@@ -3,7 +3,7 @@ import type { ListenerConfig } from '../../config/types.js';
 import { CidrSet } from '../../core/cidr.js';
 import type { Logger } from '../../core/log.js';
 import type { TrafficObserver } from '../../core/observer.js';
-import type { Listener, ListenerDeps, PoolLookup } from '../listener.js';
+import { type Listener, type ListenerDeps, listenError, type PoolLookup, sweepPeriod } from '../listener.js';
 import { ClientConnection, type ListenerContext } from './clientConnection.js';
 import { Router } from './router.js';
 
@@ -77,14 +77,7 @@ export class HttpListener implements ListenerContext, Listener {
 
   start(): Promise<void> {
     return new Promise((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException) => {
-        const where = `${this.host.includes(':') ? `[${this.host}]` : this.host}:${this.requestedPort}`;
-        if (err.code === 'EADDRINUSE') reject(new Error(`address ${where} is already in use`));
-        else if (err.code === 'EACCES') reject(new Error(`no permission to listen on ${where}`));
-        else if (err.code === 'EADDRNOTAVAIL')
-          reject(new Error(`address ${where} is not available on this host`));
-        else reject(new Error(`cannot listen on ${where}: ${err.message}`));
-      };
+      const onError = (err: NodeJS.ErrnoException) => reject(listenError(this.host, this.requestedPort, err));
       this.server.once('error', onError);
       this.server.listen({ host: this.host, port: this.requestedPort }, () => {
         this.server.off('error', onError);
@@ -100,8 +93,7 @@ export class HttpListener implements ListenerContext, Listener {
   /** Re-arms the sweep at a period fine enough for the shortest timeout in use. */
   startSweeper(shortestTimeout = Math.min(this.timeouts.requestHead, this.timeouts.idle)): void {
     if (this.sweeper !== undefined) clearInterval(this.sweeper);
-    const period = Math.max(10, Math.min(250, Math.floor(shortestTimeout / 10)));
-    this.sweeper = setInterval(() => this.sweep(), period);
+    this.sweeper = setInterval(() => this.sweep(), sweepPeriod(shortestTimeout));
     this.sweeper.unref();
   }
 

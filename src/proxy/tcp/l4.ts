@@ -134,15 +134,3 @@ export function hostPort(host: string, port: number | undefined): string {
 }
 
 /** A bind failure in words that name the address (the runtime reports it on the listen key). */
-export function listenError(host: string, port: number, err: NodeJS.ErrnoException): Error {
-  const where = hostPort(host, port);
-  if (err.code === 'EADDRINUSE') return new Error(`address ${where} is already in use`);
-  if (err.code === 'EACCES') return new Error(`no permission to listen on ${where}`);
-  if (err.code === 'EADDRNOTAVAIL') return new Error(`address ${where} is not available on this host`);
-  return new Error(`cannot listen on ${where}: ${err.message}`);
-}
-
-/** Sweep period fine enough for the shortest timeout in use (10–250 ms). */
-export function sweepPeriod(shortestTimeout: number): number {
-  return Math.max(10, Math.min(250, Math.floor(shortestTimeout / 10)));
-}

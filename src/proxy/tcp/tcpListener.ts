@@ -5,14 +5,8 @@ import type { Logger } from '../../core/log.js';
 import type { TrafficObserver } from '../../core/observer.js';
 import type { Pool } from '../../core/pool.js';
 import type { Listener, ListenerDeps, PoolLookup } from '../listener.js';
-import {
-  DEFAULT_QUEUE,
-  hostPort,
-  LogThrottle,
-  listenError,
-  PROXY_HEADER_TIMEOUT,
-  sweepPeriod,
-} from './l4.js';
+import { listenError, sweepPeriod } from '../listener.js';
+import { DEFAULT_QUEUE, hostPort, LogThrottle, PROXY_HEADER_TIMEOUT } from './l4.js';
 import { Phase, type TcpListenerContext, TcpSession } from './tcpSession.js';
 
 /** The tcp-only listener keys (optional in the normalized config; defaults here). */

@@ -7,14 +7,13 @@ import type { TrafficObserver } from '../../core/observer.js';
 import type { Pool } from '../../core/pool.js';
 import type { Server } from '../../core/server.js';
 import type { Listener, ListenerDeps, PoolLookup } from '../listener.js';
+import { listenError, sweepPeriod } from '../listener.js';
 import {
   DEFAULT_MAX_FLOWS,
   drainDeadline,
   hostPort,
   isDraining,
   LogThrottle,
-  listenError,
-  sweepPeriod,
   unavailable,
 } from '../tcp/l4.js';
 import { Flow, type FlowOwner, MAX_SEND_QUEUE } from './flow.js';
