@@ -5,12 +5,21 @@ import { createPoolHealth, type PoolHealth } from '../health/index.js';
 import { closeIdle } from '../proxy/http/upstreamPool.js';
 import type { Listener, PoolLookup } from '../proxy/listener.js';
 import { createListener } from '../proxy/listenerFactory.js';
-import { createAffinity } from '../sticky/index.js';
 import type { Logger } from './log.js';
 import { log as defaultLog } from './log.js';
 import type { TrafficObserver } from './observer.js';
 import { Pool, type PoolOptions } from './pool.js';
 import { Server } from './server.js';
+
+type CreateAffinity = typeof import('../sticky/index.js').createAffinity;
+/** Loaded only when a pool is sticky: it brings the Redis client along (about 20 MB). */
+let createAffinity: CreateAffinity | undefined;
+
+async function loadSticky(config: Config): Promise<void> {
+  if (createAffinity === undefined && config.pools.some((p) => p.sticky !== undefined)) {
+    ({ createAffinity } = await import('../sticky/index.js'));
+  }
+}
 
 /** Longest start waits for a shared stick table's store. */
 const STORE_WAIT_MS = 2000;
@@ -52,6 +61,7 @@ export class Runtime {
   }
 
   async start(): Promise<void> {
+    await loadSticky(this.config);
     for (const p of this.config.pools) this.addPool(p);
     await this.affinitiesReady([...this.pools.values()]);
     const lookup = this.lookup(this.pools);
@@ -106,6 +116,7 @@ export class Runtime {
   }
 
   private async applyNow(next: Config): Promise<ReloadSummary> {
+    await loadSticky(next);
     const summary: ReloadSummary = {
       listeners: { added: [], removed: [], updated: [] },
       pools: { added: [], removed: [], updated: [] },
@@ -285,7 +296,8 @@ function newServer(s: PoolConfig['servers'][number]): Server {
  */
 function applyAffinity(pool: Pool, p: PoolConfig, log: Logger): void {
   const old = pool.affinity;
-  pool.affinity = p.sticky === undefined ? null : createAffinity(pool, p.sticky, log);
+  // loadSticky() has run for every config that has a sticky pool.
+  pool.affinity = p.sticky === undefined ? null : createAffinity!(pool, p.sticky, log);
   old?.stop?.().catch((err: Error) => log.error(`pool ${pool.name}: sticky: ${err.message}`));
 }
 
