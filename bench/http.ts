@@ -14,19 +14,32 @@
  * was measured (even if slow or with errors, which are flagged), 1 when a target could not be run,
  * 2 on bad usage or a missing wrk. See docs/benchmarks.md.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import {
+  findBinary,
+  findRoot,
+  freePort,
+  HOST,
+  killPid,
+  log,
+  type Proc,
+  running,
+  sleep,
+  startProc,
+  stopProc,
+  tail,
+  waitForPort,
+} from './processes.js';
 
 const ALL_TARGETS = ['direct', 'fulcrum', 'haproxy', 'nginx', 'fastify'] as const;
 type TargetName = (typeof ALL_TARGETS)[number];
 
-const HOST = '127.0.0.1';
 const here = path.dirname(fileURLToPath(import.meta.url));
 
 // ---------------------------------------------------------------------------------------------
@@ -117,169 +130,25 @@ function parseOptions(argv: string[]): Options {
 // ---------------------------------------------------------------------------------------------
 // Small utilities
 
-const log = (msg: string): void => {
-  process.stderr.write(`[bench] ${msg}\n`);
-};
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** The project root: the nearest ancestor of this file holding a package.json. */
-function findRoot(): string {
-  let dir = here;
-  for (;;) {
-    if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
-    const parent = path.dirname(dir);
-    if (parent === dir) return process.cwd();
-    dir = parent;
-  }
-}
-
-/** An executable by name on PATH or in the sbin directories (not always on a user's PATH). */
-function findBinary(name: string): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/local/sbin', '/sbin'];
-  for (const dir of dirs) {
-    if (!dir) continue;
-    const p = path.join(dir, name);
-    try {
-      fs.accessSync(p, fs.constants.X_OK);
-      return p;
-    } catch {}
-  }
-  return undefined;
-}
-
 function versionOf(bin: string, args: string[]): string {
   const r = spawnSync(bin, args, { encoding: 'utf8', timeout: 5000 });
   const text = `${r.stdout ?? ''}${r.stderr ?? ''}`.trim();
   return text.split('\n')[0] ?? '';
 }
 
-/** A port that was free a moment ago: bind port 0, read it, close. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, HOST, () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function tail(file: string, lines = 20): string {
-  try {
-    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Child processes: every one is tracked and stopped by PID, also when the harness is interrupted.
 
-interface Proc {
-  name: string;
-  pid: number;
-  child: ChildProcess;
-  logFile: string;
-  exitCode: number | null | undefined; // undefined while running
-  exited: Promise<void>;
-  /** Descendants seen while sampling (nginx workers); killed too if still around at stop. */
-  descendants: Set<number>;
-}
-
-const running = new Set<Proc>();
 /** wrk runs (not Procs: their output is captured, not logged). */
 const wrkPids = new Set<number>();
 /** Removed on exit, also when interrupted, unless --keep-tmp. */
 let tmpToRemove: string | undefined;
-
-function startProc(name: string, cmd: string, args: string[], logFile: string, cwd?: string): Proc {
-  const fd = fs.openSync(logFile, 'a');
-  fs.writeSync(fd, `$ ${cmd} ${args.join(' ')}\n`);
-  const child = spawn(cmd, args, { stdio: ['ignore', fd, fd], cwd, env: process.env });
-  fs.closeSync(fd);
-  if (child.pid === undefined) throw new Error(`${name}: could not spawn ${cmd}`);
-  const proc: Proc = {
-    name,
-    pid: child.pid,
-    child,
-    logFile,
-    exitCode: undefined,
-    exited: Promise.resolve(),
-    descendants: new Set(),
-  };
-  proc.exited = new Promise<void>((resolve) => {
-    child.on('exit', (code, signal) => {
-      proc.exitCode = code ?? (signal ? -1 : null);
-      running.delete(proc);
-      resolve();
-    });
-    child.on('error', (err) => {
-      fs.appendFileSync(logFile, `spawn error: ${err.message}\n`);
-      proc.exitCode = -1;
-      running.delete(proc);
-      resolve();
-    });
-  });
-  running.add(proc);
-  return proc;
-}
-
-function killPid(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(pid, signal);
-  } catch {}
-}
-
-async function stopProc(proc: Proc, graceMs = 5000): Promise<void> {
-  if (proc.exitCode === undefined) {
-    killPid(proc.pid, 'SIGTERM');
-    const done = await Promise.race([proc.exited.then(() => true), sleep(graceMs).then(() => false)]);
-    if (!done) {
-      log(`${proc.name} (pid ${proc.pid}) ignored SIGTERM for ${graceMs} ms, sending SIGKILL`);
-      killPid(proc.pid, 'SIGKILL');
-      await Promise.race([proc.exited, sleep(2000)]);
-    }
-  }
-  for (const pid of proc.descendants) {
-    if (fs.existsSync(`/proc/${pid}`)) killPid(pid, 'SIGKILL');
-  }
-}
 
 function killAllNow(): void {
   for (const pid of wrkPids) killPid(pid, 'SIGKILL');
   for (const proc of running) {
     killPid(proc.pid, 'SIGKILL');
     for (const pid of proc.descendants) killPid(pid, 'SIGKILL');
-  }
-}
-
-/** Poll-connect until the port accepts connections, the process dies, or the timeout passes. */
-async function waitForPort(port: number, proc: Proc, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (proc.exitCode !== undefined) {
-      throw new Error(`${proc.name} exited (code ${proc.exitCode}) before listening:\n${tail(proc.logFile)}`);
-    }
-    const ok = await new Promise<boolean>((resolve) => {
-      const sock = net.connect({ host: HOST, port });
-      const done = (v: boolean): void => {
-        sock.destroy();
-        resolve(v);
-      };
-      sock.setTimeout(500, () => done(false));
-      sock.once('connect', () => done(true));
-      sock.once('error', () => done(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) {
-      throw new Error(
-        `${proc.name} did not accept connections on ${port} within ${timeoutMs} ms:\n${tail(proc.logFile)}`,
-      );
-    }
-    await sleep(50);
   }
 }
 
@@ -737,7 +606,7 @@ async function startTarget(name: TargetName, ctx: Ctx): Promise<Started> {
         process.execPath,
         [script, '--port', String(port), '--upstreams', upstreams],
         logFile,
-        ctx.root,
+        { cwd: ctx.root },
       );
       describe = 'node bench/peers/fastifyProxy.js';
       break;
@@ -949,7 +818,7 @@ async function main(): Promise<number> {
     console.error(`bench: ${backendScript} not found (build bench/ first)`);
     return 2;
   }
-  const root = findRoot();
+  const root = findRoot(here);
   const fulcrumCli = [
     opts.fulcrumCli ? path.resolve(opts.fulcrumCli) : undefined,
     path.join(here, '..', 'src', 'cli', 'main.js'),

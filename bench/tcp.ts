@@ -19,28 +19,39 @@
  *
  * Exit code: 0 when every target was measured, 1 when one could not be run, 2 on bad usage.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import {
+  findBinary,
+  findRoot,
+  freePort,
+  HOST,
+  killPid,
+  log,
+  type Proc,
+  running,
+  sleep,
+  startProc,
+  stopProc,
+  waitForPort,
+} from './processes.js';
+
+/** Removed on exit, also when interrupted, unless --keep-tmp. */
+let tmpToRemove: string | undefined;
 
 const ALL_TARGETS = ['direct', 'fulcrum', 'haproxy'] as const;
 type TargetName = (typeof ALL_TARGETS)[number];
 const ALL_MODES = ['cps', 'download', 'upload'] as const;
 type Mode = (typeof ALL_MODES)[number];
 
-const HOST = '127.0.0.1';
 const CHUNK = 64 * 1024;
 const here = path.dirname(fileURLToPath(import.meta.url));
 const self = fileURLToPath(import.meta.url);
-
-const log = (msg: string): void => {
-  process.stderr.write(`[bench] ${msg}\n`);
-};
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------------------------------------
 // Role: backend
@@ -273,124 +284,6 @@ function parseOptions(argv: string[]): Options {
   };
 }
 
-function findRoot(): string {
-  let dir = here;
-  for (;;) {
-    if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
-    const parent = path.dirname(dir);
-    if (parent === dir) return process.cwd();
-    dir = parent;
-  }
-}
-
-function findBinary(name: string): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/local/sbin', '/sbin'];
-  for (const dir of dirs) {
-    if (!dir) continue;
-    const p = path.join(dir, name);
-    try {
-      fs.accessSync(p, fs.constants.X_OK);
-      return p;
-    } catch {}
-  }
-  return undefined;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, HOST, () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function tail(file: string, lines = 20): string {
-  try {
-    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
-
-interface Proc {
-  name: string;
-  pid: number;
-  child: ChildProcess;
-  logFile: string;
-  exitCode: number | null | undefined;
-  exited: Promise<void>;
-}
-
-const running = new Set<Proc>();
-let tmpToRemove: string | undefined;
-
-function startProc(name: string, cmd: string, args: string[], logFile: string, env = process.env): Proc {
-  const fd = fs.openSync(logFile, 'a');
-  fs.writeSync(fd, `$ ${cmd} ${args.join(' ')}\n`);
-  const child = spawn(cmd, args, { stdio: ['ignore', fd, fd], env });
-  fs.closeSync(fd);
-  if (child.pid === undefined) throw new Error(`${name}: could not spawn ${cmd}`);
-  const proc: Proc = { name, pid: child.pid, child, logFile, exitCode: undefined, exited: Promise.resolve() };
-  proc.exited = new Promise<void>((resolve) => {
-    child.on('exit', (code, signal) => {
-      proc.exitCode = code ?? (signal ? -1 : null);
-      running.delete(proc);
-      resolve();
-    });
-    child.on('error', () => {
-      proc.exitCode = -1;
-      running.delete(proc);
-      resolve();
-    });
-  });
-  running.add(proc);
-  return proc;
-}
-
-function killPid(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(pid, signal);
-  } catch {}
-}
-
-async function stopProc(proc: Proc, graceMs = 5000): Promise<void> {
-  if (proc.exitCode !== undefined) return;
-  killPid(proc.pid, 'SIGTERM');
-  const done = await Promise.race([proc.exited.then(() => true), sleep(graceMs).then(() => false)]);
-  if (!done) {
-    killPid(proc.pid, 'SIGKILL');
-    await Promise.race([proc.exited, sleep(2000)]);
-  }
-}
-
-async function waitForPort(port: number, proc: Proc, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (proc.exitCode !== undefined) {
-      throw new Error(`${proc.name} exited (code ${proc.exitCode}) before listening:\n${tail(proc.logFile)}`);
-    }
-    const ok = await new Promise<boolean>((resolve) => {
-      const sock = net.connect({ host: HOST, port });
-      const done = (v: boolean): void => {
-        sock.destroy();
-        resolve(v);
-      };
-      sock.setTimeout(500, () => done(false));
-      sock.once('connect', () => done(true));
-      sock.once('error', () => done(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline)
-      throw new Error(`${proc.name} did not listen on ${port} within ${timeoutMs} ms`);
-    await sleep(50);
-  }
-}
-
 function peakRssKb(pid: number): number | undefined {
   try {
     const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -506,10 +399,7 @@ async function measureTarget(
         process.execPath,
         [ctx.fulcrumCli, 'start', '-c', cfg],
         path.join(dir, 'fulcrum.log'),
-        {
-          ...process.env,
-          FULCRUM_LOG_LEVEL: 'warn',
-        },
+        { env: { ...process.env, FULCRUM_LOG_LEVEL: 'warn' } },
       );
       describe = 'fulcrum start -c fulcrum.yaml (protocol: tcp, round-robin)';
     } else if (name === 'haproxy') {
@@ -608,7 +498,7 @@ async function harness(argv: string[]): Promise<number> {
     console.error(`bench: ${(err as Error).message}\n${USAGE}`);
     return 2;
   }
-  const root = findRoot();
+  const root = findRoot(here);
   const fulcrumCli = [
     opts.fulcrumCli ? path.resolve(opts.fulcrumCli) : undefined,
     path.join(here, '..', 'src', 'cli', 'main.js'),

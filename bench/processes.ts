@@ -1,0 +1,168 @@
+/**
+ * What the benchmark harnesses share: finding the project and binaries, free ports, and child
+ * processes that are tracked and always stopped by PID (also when a run is interrupted).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+
+export const HOST = '127.0.0.1';
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export const log = (msg: string): void => {
+  process.stderr.write(`[bench] ${msg}\n`);
+};
+
+/** The project root: the nearest ancestor of `from` holding a package.json. */
+export function findRoot(from: string): string {
+  let dir = from;
+  for (;;) {
+    if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
+    const parent = path.dirname(dir);
+    if (parent === dir) return process.cwd();
+    dir = parent;
+  }
+}
+
+/** An executable by name on PATH or in the sbin directories (not always on a user's PATH). */
+export function findBinary(name: string): string | undefined {
+  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/local/sbin', '/sbin'];
+  for (const dir of dirs) {
+    if (!dir) continue;
+    const p = path.join(dir, name);
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      return p;
+    } catch {}
+  }
+  return undefined;
+}
+
+/** A port that was free a moment ago: bind port 0, read it, close. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, HOST, () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export function tail(file: string, lines = 20): string {
+  try {
+    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+export interface Proc {
+  name: string;
+  pid: number;
+  child: ChildProcess;
+  logFile: string;
+  exitCode: number | null | undefined; // undefined while running
+  exited: Promise<void>;
+  /** Descendants seen while sampling (nginx workers); killed too if still around at stop. */
+  descendants: Set<number>;
+}
+
+/** Every child still running, for the harnesses' cleanup on exit or interruption. */
+export const running = new Set<Proc>();
+
+export function startProc(
+  name: string,
+  cmd: string,
+  args: string[],
+  logFile: string,
+  options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Proc {
+  const fd = fs.openSync(logFile, 'a');
+  fs.writeSync(fd, `$ ${cmd} ${args.join(' ')}\n`);
+  const child = spawn(cmd, args, {
+    stdio: ['ignore', fd, fd],
+    cwd: options.cwd,
+    env: options.env ?? process.env,
+  });
+  fs.closeSync(fd);
+  if (child.pid === undefined) throw new Error(`${name}: could not spawn ${cmd}`);
+  const proc: Proc = {
+    name,
+    pid: child.pid,
+    child,
+    logFile,
+    exitCode: undefined,
+    exited: Promise.resolve(),
+    descendants: new Set(),
+  };
+  proc.exited = new Promise<void>((resolve) => {
+    child.on('exit', (code, signal) => {
+      proc.exitCode = code ?? (signal ? -1 : null);
+      running.delete(proc);
+      resolve();
+    });
+    child.on('error', (err) => {
+      fs.appendFileSync(logFile, `spawn error: ${err.message}\n`);
+      proc.exitCode = -1;
+      running.delete(proc);
+      resolve();
+    });
+  });
+  running.add(proc);
+  return proc;
+}
+
+export function killPid(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {}
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`; its descendants too. */
+export async function stopProc(proc: Proc, graceMs = 5000): Promise<void> {
+  if (proc.exitCode === undefined) {
+    killPid(proc.pid, 'SIGTERM');
+    const done = await Promise.race([proc.exited.then(() => true), sleep(graceMs).then(() => false)]);
+    if (!done) {
+      log(`${proc.name} (pid ${proc.pid}) ignored SIGTERM for ${graceMs} ms, sending SIGKILL`);
+      killPid(proc.pid, 'SIGKILL');
+      await Promise.race([proc.exited, sleep(2000)]);
+    }
+  }
+  for (const pid of proc.descendants) {
+    if (fs.existsSync(`/proc/${pid}`)) killPid(pid, 'SIGKILL');
+  }
+}
+
+/** Poll-connect until the port accepts connections, the process dies, or the timeout passes. */
+export async function waitForPort(port: number, proc: Proc, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (proc.exitCode !== undefined) {
+      throw new Error(`${proc.name} exited (code ${proc.exitCode}) before listening:\n${tail(proc.logFile)}`);
+    }
+    const ok = await new Promise<boolean>((resolve) => {
+      const sock = net.connect({ host: HOST, port });
+      const done = (v: boolean): void => {
+        sock.destroy();
+        resolve(v);
+      };
+      sock.setTimeout(500, () => done(false));
+      sock.once('connect', () => done(true));
+      sock.once('error', () => done(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) {
+      throw new Error(
+        `${proc.name} did not accept connections on ${port} within ${timeoutMs} ms:\n${tail(proc.logFile)}`,
+      );
+    }
+    await sleep(50);
+  }
+}
