@@ -1,8 +1,9 @@
 /**
- * `fulcrum/session`: keep sessions in a store shared by all backend servers, so any server can
- * serve any request and losing a server loses nobody's session. Stores (memory, Redis, Memcached),
- * a middleware for node:http, Express/Connect and Fastify, and signed session-id cookies. Every
- * store is also an express-session `Store`. Imports nothing from the balancer.
+ * `fulcrum/session`: keep sessions where every backend server can reach them, so any server can
+ * serve any request and losing a server loses nobody's session. Stores (memory, Redis, Memcached,
+ * and ReplicatedStore, sessions copied between the servers themselves), a middleware for
+ * node:http, Express/Connect and Fastify, and signed session-id cookies. Every store is also an
+ * express-session `Store`. Imports nothing from the balancer.
  */
 export { BaseStore, type BaseStoreOptions, ttlFromCookie } from './baseStore.js';
 export { getSession, type NextFunction, type SessionMiddleware, sessionMiddleware } from './connect.js';
@@ -14,6 +15,13 @@ export {
   type SessionOptions,
   type UnavailableResponse,
 } from './manager.js';
+export {
+  type ClusterMemberStats,
+  ReplicatedStore,
+  type ReplicatedStoreOptions,
+  type ReplicatedStoreStats,
+  type ReplicationMode,
+} from './cluster/replicatedStore.js';
 export { MemcachedStore, type MemcachedStoreOptions } from './memcachedStore.js';
 export { MemoryStore, type MemoryStoreOptions } from './memoryStore.js';
 export { openStore } from './openStore.js';

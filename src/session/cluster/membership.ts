@@ -1,0 +1,339 @@
+/**
+ * Who is in the cluster and who is alive. Members come from the static peer list and from nodes
+ * that connect and authenticate (a joining node needs to list only one member: members tell each
+ * other whom they know). Each node dials every member it knows and keeps the connection up; any
+ * frame from a member counts as a sign of life, and a ping goes out every `heartbeatMs`.
+ *
+ * Failure detection: a member silent for `missedHeartbeats` heartbeats is suspected, then
+ * re-checked with a ping on a live connection (or a fresh dial) before it is declared gone, so a
+ * slow event loop is not mistaken for a dead node. A member that comes back with a new boot id is
+ * a new incarnation: the old one is declared gone first.
+ */
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { connect, createServer, type Server } from 'node:net';
+import type { Logger } from '../store.js';
+import { type Frame, type FrameHeader, FrameType, type FrameTypeCode } from './frames.js';
+import { type ConnectionCounters, type Identity, PeerConnection } from './peerConnection.js';
+
+export type MemberState = 'connecting' | 'up' | 'gone';
+
+export interface MembershipOptions {
+  /** This node's id, the address peers dial: `host:port`. */
+  node: string;
+  host: string;
+  port: number;
+  peers: readonly string[];
+  secret: string;
+  mode: string;
+  heartbeatMs: number;
+  missedHeartbeats: number;
+  requestTimeoutMs: number;
+  logger: Logger;
+  maxFrameBytes?: number;
+}
+
+export interface Member {
+  readonly id: string;
+  state: MemberState;
+  boot: string | undefined;
+  out: PeerConnection | undefined;
+  readonly ins: Set<PeerConnection>;
+  lastSeen: number;
+  /** Dials that failed since the last success (drives backoff and start-up readiness). */
+  dialFailures: number;
+  dialing: boolean;
+  redial: NodeJS.Timeout | undefined;
+  rechecking: boolean;
+}
+
+export function splitAddress(address: string): { host: string; port: number } {
+  const match = /^\[?([^\]]+?)\]?:(\d+)$/.exec(address.trim());
+  if (!match) throw new TypeError(`invalid cluster address "${address}": expected HOST:PORT`);
+  const port = Number(match[2]);
+  if (port > 65_535) throw new TypeError(`invalid cluster address "${address}": port out of range`);
+  return { host: match[1]!, port };
+}
+
+export class Membership extends EventEmitter {
+  readonly boot = randomBytes(8).toString('hex');
+  readonly counters: ConnectionCounters = { bytesSent: 0, bytesReceived: 0, framesSent: 0, framesReceived: 0 };
+  readonly members = new Map<string, Member>();
+  /** Peers refused at the handshake (wrong secret, mode mismatch, garbage). */
+  refused = 0;
+  /** Connections closed because a frame did not parse. */
+  malformed = 0;
+  node: string;
+  readonly #server: Server;
+  readonly #identity: Identity;
+  readonly #anonymous = new Set<PeerConnection>();
+  #heartbeat: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(readonly options: MembershipOptions) {
+    super();
+    this.node = options.node;
+    this.#identity = { node: options.node, boot: this.boot, mode: options.mode };
+    this.#server = createServer((socket) => {
+      socket.on('error', () => {});
+      if (this.#closed) {
+        socket.destroy();
+        return;
+      }
+      this.#adopt(new PeerConnection(socket, 'in', this.#identity, options.secret, this.counters, this.#handshakeMs, options.maxFrameBytes));
+    });
+  }
+
+  get #handshakeMs(): number {
+    return Math.max(1000, this.options.requestTimeoutMs * 2);
+  }
+
+  /** Listens, then dials every static peer. Resolves once listening. */
+  async start(): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen({ host: this.options.host, port: this.options.port }, () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
+    });
+    if (this.options.port === 0) {
+      // Asked for any free port: the id peers dial is the port actually bound.
+      this.node = `${this.options.host.includes(':') ? `[${this.options.host}]` : this.options.host}:${this.boundPort}`;
+      this.#identity.node = this.node;
+    }
+    for (const peer of this.options.peers) if (peer !== this.node) this.#member(peer);
+    this.#heartbeat = setInterval(() => this.#tick(), this.options.heartbeatMs);
+    this.#heartbeat.unref();
+  }
+
+  /** The address actually bound (port 0 resolves here). */
+  get boundPort(): number {
+    const address = this.#server.address();
+    return typeof address === 'object' && address ? address.port : this.options.port;
+  }
+
+  /** Static peers that have neither answered nor failed a dial yet. */
+  get undecided(): string[] {
+    return this.options.peers.filter((peer) => {
+      const m = this.members.get(peer);
+      return m !== undefined && m.state === 'connecting' && m.dialFailures === 0;
+    });
+  }
+
+  isUp(id: string): boolean {
+    return this.members.get(id)?.state === 'up';
+  }
+
+  /** Ids of the members alive now, in a stable order. */
+  alive(): string[] {
+    const ids: string[] = [];
+    for (const m of this.members.values()) if (m.state === 'up') ids.push(m.id);
+    return ids.sort();
+  }
+
+  /** The connection frames to `id` go on: always the same one while it lasts, so order holds. */
+  connection(id: string): PeerConnection | undefined {
+    const m = this.members.get(id);
+    if (!m || m.state !== 'up') return undefined;
+    if (m.out?.authenticated && !m.out.closed) return m.out;
+    for (const c of m.ins) if (c.authenticated && !c.closed) return c;
+    return undefined;
+  }
+
+  send(id: string, type: FrameTypeCode, header: FrameHeader, body?: string | Buffer): boolean {
+    return this.connection(id)?.send(type, header, body) ?? false;
+  }
+
+  request(
+    id: string,
+    type: FrameTypeCode,
+    header: FrameHeader,
+    body?: string | Buffer,
+    timeoutMs = this.options.requestTimeoutMs,
+  ): Promise<Frame> {
+    const conn = this.connection(id);
+    if (!conn) return Promise.reject(new Error(`cluster member ${id} is not reachable`));
+    return conn.request(type, header, timeoutMs, body);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#heartbeat);
+    for (const m of this.members.values()) {
+      clearTimeout(m.redial);
+      m.out?.close();
+      for (const c of m.ins) c.close();
+    }
+    for (const c of this.#anonymous) c.close();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+
+  #member(id: string): Member {
+    let m = this.members.get(id);
+    if (!m) {
+      m = {
+        id,
+        state: 'connecting',
+        boot: undefined,
+        out: undefined,
+        ins: new Set(),
+        lastSeen: 0,
+        dialFailures: 0,
+        dialing: false,
+        redial: undefined,
+        rechecking: false,
+      };
+      this.members.set(id, m);
+      this.#dial(m);
+    }
+    return m;
+  }
+
+  #dial(m: Member): void {
+    if (this.#closed || m.dialing || (m.out && !m.out.closed)) return;
+    clearTimeout(m.redial);
+    m.redial = undefined;
+    let target: { host: string; port: number };
+    try {
+      target = splitAddress(m.id);
+    } catch (err) {
+      this.options.logger.warn(`cluster: ${(err as Error).message}`);
+      return;
+    }
+    m.dialing = true;
+    const socket = connect(target);
+    const conn = new PeerConnection(socket, 'out', this.#identity, this.options.secret, this.counters, this.#handshakeMs, this.options.maxFrameBytes);
+    m.out = conn;
+    conn.once('authenticated', () => {
+      m.dialing = false;
+      m.dialFailures = 0;
+    });
+    conn.once('close', () => {
+      if (m.dialing) {
+        m.dialing = false;
+        m.dialFailures++;
+        this.emit('dial-failed', m.id);
+      }
+      if (m.out === conn) m.out = undefined;
+      this.#scheduleDial(m);
+    });
+    this.#adopt(conn, m.id);
+  }
+
+  #scheduleDial(m: Member): void {
+    if (this.#closed || m.redial) return;
+    const gone = m.state === 'gone';
+    const delay = Math.min(100 * 2 ** Math.min(m.dialFailures, 6), gone ? 5000 : 2000);
+    m.redial = setTimeout(() => {
+      m.redial = undefined;
+      this.#dial(m);
+    }, delay);
+    m.redial.unref();
+  }
+
+  /** Wires a connection (either direction) into the member table once it authenticates. */
+  #adopt(conn: PeerConnection, expected?: string): void {
+    this.#anonymous.add(conn);
+    conn.on('refused', (err: Error) => {
+      this.refused++;
+      this.options.logger.warn(`cluster: refused ${err.message}`);
+    });
+    conn.on('malformed', (err: Error) => {
+      this.malformed++;
+      this.options.logger.warn(`cluster: closed the connection to ${conn.peer?.node ?? conn.remoteAddress}: ${err.message}`);
+    });
+    conn.once('close', () => {
+      this.#anonymous.delete(conn);
+      if (conn.peer) this.members.get(conn.peer.node)?.ins.delete(conn);
+    });
+    conn.once('authenticated', () => {
+      this.#anonymous.delete(conn);
+      const peer = conn.peer!;
+      if (expected !== undefined && peer.node !== expected) {
+        this.options.logger.warn(`cluster: ${expected} answered as ${peer.node}; check its --cluster-listen`);
+        conn.close();
+        return;
+      }
+      const m = this.#member(peer.node);
+      if (conn.direction === 'in') m.ins.add(conn);
+      conn.on('frame', (frame: Frame) => this.#onFrame(m, conn, frame));
+      this.#seen(m, peer.boot, conn);
+      conn.send(FrameType.members, { ids: [...this.members.keys()] });
+    });
+  }
+
+  #seen(m: Member, boot?: string, conn?: PeerConnection): void {
+    m.lastSeen = Date.now();
+    if (boot !== undefined && m.boot !== undefined && boot !== m.boot && m.state === 'up') {
+      // Restarted faster than it could be declared gone: its old self is gone all the same.
+      this.#declareGone(m, 'restarted', conn);
+    }
+    if (boot !== undefined) m.boot = boot;
+    if (m.state !== 'up') {
+      m.state = 'up';
+      this.options.logger.warn(`cluster: member ${m.id} is up`);
+      this.emit('member-up', m.id);
+    }
+  }
+
+  #onFrame(m: Member, conn: PeerConnection, frame: Frame): void {
+    m.lastSeen = Date.now();
+    if (m.state !== 'up') this.#seen(m, conn.peer?.boot, conn);
+    switch (frame.type) {
+      case FrameType.ping:
+        if (typeof frame.header.seq === 'number') conn.reply(frame, FrameType.pong, {});
+        return;
+      case FrameType.members: {
+        const ids = Array.isArray(frame.header.ids) ? frame.header.ids : [];
+        for (const id of ids) if (typeof id === 'string' && id !== this.node) this.#member(id);
+        return;
+      }
+      default:
+        this.emit('frame', frame, m.id, conn);
+    }
+  }
+
+  #tick(): void {
+    const now = Date.now();
+    const silentAfter = this.options.heartbeatMs * this.options.missedHeartbeats;
+    for (const m of this.members.values()) {
+      if (m.state !== 'up') continue;
+      this.send(m.id, FrameType.ping, {});
+      if (now - m.lastSeen > silentAfter && !m.rechecking) void this.#recheck(m);
+    }
+  }
+
+  /** A silent member gets one more chance: a ping answered within the request timeout. */
+  async #recheck(m: Member): Promise<void> {
+    m.rechecking = true;
+    try {
+      if (!this.connection(m.id)) this.#dial(m);
+      const deadline = Date.now() + this.options.requestTimeoutMs;
+      // A refused dial ends the wait at once; a hanging one runs into the deadline.
+      while (!this.connection(m.id) && (m.dialing || m.redial === undefined) && Date.now() < deadline && !this.#closed) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await this.request(m.id, FrameType.ping, {});
+      m.lastSeen = Date.now();
+    } catch {
+      if (Date.now() - m.lastSeen > this.options.heartbeatMs * this.options.missedHeartbeats) {
+        this.#declareGone(m, `no heartbeat for ${Date.now() - m.lastSeen} ms and no answer to a re-check`);
+      }
+    } finally {
+      m.rechecking = false;
+    }
+  }
+
+  /** Closes every connection of the member's old incarnation except `keep` (its new one). */
+  #declareGone(m: Member, why: string, keep?: PeerConnection): void {
+    if (m.state === 'gone' || this.#closed) return;
+    m.state = 'gone';
+    this.options.logger.warn(`cluster: member ${m.id} is gone (${why})`);
+    if (m.out !== keep) m.out?.close();
+    for (const c of m.ins) if (c !== keep) c.close();
+    this.emit('member-gone', m.id);
+    if (!keep) this.#scheduleDial(m);
+  }
+}

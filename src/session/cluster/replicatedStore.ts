@@ -1,0 +1,622 @@
+/**
+ * Sessions replicated between the backend servers themselves, with no store to run: Tomcat's
+ * session clustering, as a `SessionStore` (and express-session `Store`) like the others.
+ *
+ * - `all-to-all` (Tomcat's DeltaManager): every change goes to every node, every node holds every
+ *   session. Reads are always local. Memory and traffic grow with the number of nodes.
+ * - `primary-backup` (Tomcat's BackupManager): the node that writes a session is its primary and
+ *   sends the value to one backup; the others get only the id and where its primary and backup
+ *   are. A read on such a node fetches the value (primary first, then backup) and makes this node
+ *   the new primary. When a primary dies its backup promotes itself and picks a new backup; when a
+ *   backup dies the primary picks a new one; entries left with no copy are dropped and counted.
+ *
+ * Versions: every write carries (version, origin node); a node applies a change only if it is
+ * newer, so concurrent writes to one session on two nodes converge everywhere on the same one,
+ * the last writer by wall clock (ties broken by node id). Expiry is an absolute time carried with
+ * every change, so it is the same on all nodes. Destroys leave a tombstone for a while so a
+ * delayed older write cannot bring a session back.
+ */
+import { BaseStore, type BaseStoreOptions } from '../baseStore.js';
+import { DeadlineExceeded } from '../deadlines.js';
+import { StoreUnavailableError } from '../store.js';
+import { type Frame, type FrameHeader, FrameType } from './frames.js';
+import { Membership, type MemberState, splitAddress } from './membership.js';
+import type { PeerConnection } from './peerConnection.js';
+
+export type ReplicationMode = 'all-to-all' | 'primary-backup';
+
+export interface ReplicatedStoreOptions extends BaseStoreOptions {
+  /** Default `all-to-all`. Every node of a cluster must use the same mode. */
+  mode?: ReplicationMode;
+  /** `host:port` this node listens on for its peers; also its id, so it must be what they dial. */
+  listen: string;
+  /** Other nodes, `host:port` each (an array or a comma-separated string). */
+  peers?: readonly string[] | string;
+  /** Shared by every node; a peer that cannot prove it knows it is refused. */
+  secret: string;
+  /** Wait for the replicas' acknowledgement before a write resolves (default false: asynchronous). */
+  sync?: boolean;
+  /** Ping period (default 500 ms). */
+  heartbeatMs?: number;
+  /** Heartbeats missed before a member is re-checked and, if silent still, declared gone (default 3). */
+  missedHeartbeats?: number;
+  /** Bound on a fetch, an acknowledgement or a re-check ping (default 1000 ms). */
+  requestTimeoutMs?: number;
+  /** Longest wait for the peers at start before serving anyway (default 5000 ms). */
+  joinTimeoutMs?: number;
+  /** How long a destroyed session's tombstone is kept (default 300 s). */
+  tombstoneSeconds?: number;
+  /** How often expired sessions and tombstones are swept (default 30 s). */
+  sweepIntervalMs?: number;
+}
+
+interface Entry {
+  v: number;
+  /** The node that wrote this version. */
+  o: string;
+  /** Absolute expiry, ms since the epoch. */
+  exp: number;
+  /** Primary and backup (primary-backup mode; in all-to-all `p` is the writer and `b` is empty). */
+  p: string;
+  b: string;
+  /** The serialized session; undefined on nodes holding only the id, and in tombstones. */
+  text: string | undefined;
+  dead: boolean;
+}
+
+export interface ClusterMemberStats {
+  id: string;
+  state: MemberState;
+}
+
+export interface ReplicatedStoreStats {
+  node: string;
+  mode: ReplicationMode;
+  members: ClusterMemberStats[];
+  /** Live sessions known here, with or without their value. */
+  sessions: number;
+  /** Sessions whose value this node holds. */
+  values: number;
+  /** Sessions of which this node holds only the id (primary-backup). */
+  idOnly: number;
+  /** Bytes of session values held here. */
+  valueBytes: number;
+  tombstones: number;
+  bytesSent: number;
+  bytesReceived: number;
+  framesSent: number;
+  framesReceived: number;
+  /** Reads that had to ask another node for the value. */
+  remoteFetches: number;
+  /** Sessions dropped because no copy of them survived. */
+  lost: number;
+  /** Sessions this node took over as primary after their primary died. */
+  promoted: number;
+  /** Replica acknowledgements that did not come in time (sync mode). */
+  unacknowledged: number;
+  refusedPeers: number;
+  malformedFrames: number;
+}
+
+const newer = (a: { v: number; o: string }, b: { v: number; o: string }): boolean =>
+  a.v > b.v || (a.v === b.v && a.o > b.o);
+
+/** FNV-1a: spreads backups over the members without a crypto hash per write. */
+function hash(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+function peerList(peers: readonly string[] | string | undefined): string[] {
+  if (peers === undefined) return [];
+  const list = typeof peers === 'string' ? peers.split(',') : [...peers];
+  return list.map((p) => p.trim()).filter((p) => p !== '');
+}
+
+export class ReplicatedStore extends BaseStore {
+  protected readonly label: string;
+  readonly mode: ReplicationMode;
+  readonly sync: boolean;
+  readonly #membership: Membership;
+  readonly #entries = new Map<string, Entry>();
+  readonly #tombstoneMs: number;
+  readonly #joinTimeoutMs: number;
+  readonly #sweeper: NodeJS.Timeout;
+  readonly #joined: Promise<void>;
+  readonly #syncs = new Set<Promise<void>>();
+  #startError: Error | undefined;
+  #closed = false;
+  #remoteFetches = 0;
+  #lost = 0;
+  #promoted = 0;
+  #unacknowledged = 0;
+
+  constructor(options: ReplicatedStoreOptions) {
+    super(options);
+    this.mode = options.mode ?? 'all-to-all';
+    if (this.mode !== 'all-to-all' && this.mode !== 'primary-backup') {
+      throw new TypeError(`unknown replication mode "${String(this.mode)}": use all-to-all or primary-backup`);
+    }
+    if (!options.secret) throw new TypeError('ReplicatedStore needs a shared secret');
+    const { host, port } = splitAddress(options.listen);
+    this.sync = options.sync ?? false;
+    this.#tombstoneMs = (options.tombstoneSeconds ?? 300) * 1000;
+    this.#joinTimeoutMs = options.joinTimeoutMs ?? 5000;
+    this.#membership = new Membership({
+      node: options.listen.trim(),
+      host,
+      port,
+      peers: peerList(options.peers),
+      secret: options.secret,
+      mode: this.mode,
+      heartbeatMs: options.heartbeatMs ?? 500,
+      missedHeartbeats: options.missedHeartbeats ?? 3,
+      requestTimeoutMs: options.requestTimeoutMs ?? 1000,
+      logger: this.logger,
+    });
+    this.label = `cluster ${options.listen.trim()}`;
+    this.#membership.on('frame', (frame: Frame, from: string, conn: PeerConnection) => this.#onFrame(frame, from, conn));
+    this.#membership.on('member-up', (id: string) => this.#track(this.#pull(id)));
+    this.#membership.on('member-gone', (id: string) => this.#onGone(id));
+    this.#sweeper = setInterval(() => this.sweep(), options.sweepIntervalMs ?? 30_000);
+    this.#sweeper.unref();
+    this.#joined = this.#join();
+    this.#joined.catch(() => {});
+  }
+
+  /** This node's id in the cluster (`host:port`; with port 0, known once `ready()` resolves). */
+  get node(): string {
+    return this.#membership.node;
+  }
+
+  /** The port peers connect to. */
+  get port(): number {
+    return this.#membership.boundPort;
+  }
+
+  /** Members alive now, this node excluded. */
+  members(): string[] {
+    return this.#membership.alive();
+  }
+
+  /**
+   * Resolves once this node listens and has pulled the state of every peer it could reach (a
+   * joining node serves existing sessions from its first request); rejects if it cannot listen.
+   */
+  override ready(timeoutMs = this.#joinTimeoutMs + 1000): Promise<void> {
+    if (this.#startError) return Promise.reject(this.#startError);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new StoreUnavailableError(this.label, { cause: new DeadlineExceeded(timeoutMs) })),
+        timeoutMs,
+      );
+      timer.unref();
+      this.#joined.then(
+        () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      );
+    });
+  }
+
+  async #join(): Promise<void> {
+    try {
+      await this.#membership.start();
+    } catch (err) {
+      this.#startError = new Error(`cluster node cannot listen on ${this.node}: ${(err as Error).message}`, {
+        cause: err,
+      });
+      this.logger.warn(this.#startError.message);
+      throw this.#startError;
+    }
+    // Every static peer either answers (and its state is pulled) or fails a dial; a cluster's
+    // first node finds nobody and serves at once.
+    const deadline = Date.now() + this.#joinTimeoutMs;
+    while (!this.#closed && Date.now() < deadline) {
+      if (this.#membership.undecided.length === 0 && this.#syncs.size === 0) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const waiting = this.#membership.undecided;
+    if (waiting.length > 0) {
+      this.logger.warn(`cluster: serving without ${waiting.join(', ')} (no answer within ${this.#joinTimeoutMs} ms)`);
+    }
+    this.markUp();
+  }
+
+  #track(sync: Promise<void>): void {
+    this.#syncs.add(sync);
+    void sync.finally(() => this.#syncs.delete(sync));
+  }
+
+  protected override probe(): void {}
+  protected override onReachable(): void {}
+  protected isUnreachable(): boolean {
+    return false;
+  }
+
+  stats(): ReplicatedStoreStats {
+    const now = Date.now();
+    let sessions = 0;
+    let values = 0;
+    let valueBytes = 0;
+    let tombstones = 0;
+    for (const e of this.#entries.values()) {
+      if (e.dead) {
+        tombstones++;
+        continue;
+      }
+      if (e.exp <= now) continue;
+      sessions++;
+      if (e.text !== undefined) {
+        values++;
+        valueBytes += Buffer.byteLength(e.text);
+      }
+    }
+    const m = this.#membership;
+    return {
+      node: this.node,
+      mode: this.mode,
+      members: [...m.members.values()].map((member) => ({ id: member.id, state: member.state })),
+      sessions,
+      values,
+      idOnly: sessions - values,
+      valueBytes,
+      tombstones,
+      ...m.counters,
+      remoteFetches: this.#remoteFetches,
+      lost: this.#lost,
+      promoted: this.#promoted,
+      unacknowledged: this.#unacknowledged,
+      refusedPeers: m.refused,
+      malformedFrames: m.malformed,
+    };
+  }
+
+  /** Drops expired sessions and old tombstones; returns how many. */
+  sweep(now = Date.now()): number {
+    let dropped = 0;
+    for (const [key, e] of this.#entries) {
+      if (e.exp <= now) {
+        this.#entries.delete(key);
+        dropped++;
+      }
+    }
+    return dropped;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#sweeper);
+    await this.#membership.close();
+  }
+
+  // --- the four primitives ---
+
+  protected async read(key: string): Promise<string | undefined> {
+    const e = this.#entries.get(key);
+    if (e === undefined) return this.#askAround(key);
+    if (e.dead) return undefined;
+    if (e.exp <= Date.now()) {
+      this.#entries.delete(key);
+      return undefined;
+    }
+    if (e.text !== undefined) return e.text;
+    return this.#fetchValue(key, e);
+  }
+
+  protected write(key: string, text: string, ttlSeconds: number): Promise<void> {
+    return this.#own(key, text, Date.now() + ttlSeconds * 1000);
+  }
+
+  protected remove(key: string): Promise<void> {
+    const cur = this.#entries.get(key);
+    const e: Entry = {
+      v: this.#nextVersion(cur),
+      o: this.node,
+      exp: Date.now() + this.#tombstoneMs,
+      p: '',
+      b: '',
+      text: undefined,
+      dead: true,
+    };
+    this.#entries.set(key, e);
+    return this.#toAll(FrameType.destroy, { id: key, v: e.v, o: e.o, exp: e.exp });
+  }
+
+  protected async extend(key: string, ttlSeconds: number): Promise<boolean> {
+    const e = this.#entries.get(key);
+    if (e === undefined || e.dead || e.exp <= Date.now()) return false;
+    e.exp = Date.now() + ttlSeconds * 1000;
+    await this.#toAll(FrameType.touch, { id: key, exp: e.exp });
+    return true;
+  }
+
+  // --- writing and replicating ---
+
+  #nextVersion(cur: Entry | undefined): number {
+    return Math.max(Date.now(), (cur?.v ?? 0) + 1);
+  }
+
+  /** This node writes (or takes over) a session: it becomes the primary; the copies follow. */
+  #own(key: string, text: string, exp: number): Promise<void> {
+    const cur = this.#entries.get(key);
+    const e: Entry = {
+      v: this.#nextVersion(cur),
+      o: this.node,
+      exp,
+      p: this.node,
+      b: this.mode === 'primary-backup' ? this.#chooseBackup(key, cur) : '',
+      text,
+      dead: false,
+    };
+    this.#entries.set(key, e);
+    return this.#publish(key, e);
+  }
+
+  /**
+   * A backup for a session this node is primary of: keep the current backup or the previous
+   * primary when alive (they hold a copy already), else spread by hashing id and member.
+   */
+  #chooseBackup(key: string, cur: Entry | undefined): string {
+    const me = this.node;
+    if (cur && !cur.dead) {
+      if (cur.b !== '' && cur.b !== me && this.#membership.isUp(cur.b)) return cur.b;
+      if (cur.p !== '' && cur.p !== me && this.#membership.isUp(cur.p)) return cur.p;
+    }
+    let best = '';
+    let bestScore = -1;
+    for (const id of this.#membership.alive()) {
+      const score = hash(`${key}|${id}`);
+      if (score > bestScore) {
+        best = id;
+        bestScore = score;
+      }
+    }
+    return best;
+  }
+
+  /** Sends a version to the members: all-to-all, the value to all; else the value to the backup, the id to the rest. */
+  #publish(key: string, e: Entry): Promise<void> {
+    const header: FrameHeader = { id: key, v: e.v, o: e.o, exp: e.exp, p: e.p, b: e.b };
+    const waits: Promise<unknown>[] = [];
+    for (const id of this.#membership.alive()) {
+      const body = this.mode === 'all-to-all' || id === e.b ? e.text : undefined;
+      // In primary-backup mode only the backup's acknowledgement is waited for.
+      if (this.sync && (this.mode === 'all-to-all' || id === e.b)) {
+        waits.push(this.#acknowledged(id, FrameType.update, header, body));
+      } else {
+        this.#membership.send(id, FrameType.update, header, body);
+      }
+    }
+    return waits.length === 0 ? Promise.resolve() : Promise.all(waits).then(() => {});
+  }
+
+  /** Touches and destroys go to every member; in sync mode, acknowledged by all. */
+  #toAll(type: typeof FrameType.touch | typeof FrameType.destroy, header: FrameHeader): Promise<void> {
+    const waits: Promise<unknown>[] = [];
+    for (const id of this.#membership.alive()) {
+      if (this.sync) waits.push(this.#acknowledged(id, type, header));
+      else this.#membership.send(id, type, header);
+    }
+    return waits.length === 0 ? Promise.resolve() : Promise.all(waits).then(() => {});
+  }
+
+  /**
+   * Sends and waits for the acknowledgement. A member that does not answer in time is counted,
+   * not failed on: it is either slow or about to be declared gone, and then its sessions are
+   * re-replicated by the failure handling.
+   */
+  #acknowledged(
+    id: string,
+    type: typeof FrameType.update | typeof FrameType.touch | typeof FrameType.destroy,
+    header: FrameHeader,
+    body?: string,
+  ): Promise<void> {
+    return this.#membership.request(id, type, header, body).then(
+      () => {},
+      () => {
+        this.#unacknowledged++;
+      },
+    );
+  }
+
+  // --- reading what this node does not hold ---
+
+  /** Primary-backup: the value from the primary, else the backup; this node then owns the session. */
+  async #fetchValue(key: string, e: Entry): Promise<string | undefined> {
+    for (const target of [e.p, e.b]) {
+      if (target === '' || target === this.node) continue;
+      const found = await this.#fetch(target, key);
+      if (found?.text !== undefined && !found.dead) return this.#adopt(key, found);
+    }
+    // Neither answered with the value: maybe ownership moved on and this index is stale.
+    return this.#askAround(key, [e.p, e.b]);
+  }
+
+  /** A session unknown here (new id, or its change is still in flight): ask every member. */
+  async #askAround(key: string, skip: readonly string[] = []): Promise<string | undefined> {
+    const targets = this.#membership.alive().filter((id) => !skip.includes(id));
+    if (targets.length === 0) return undefined;
+    const answers = await Promise.all(targets.map((id) => this.#fetch(id, key)));
+    let best: Entry | undefined;
+    for (const a of answers) if (a && (a.text !== undefined || a.dead) && (!best || newer(a, best))) best = a;
+    if (best === undefined) {
+      // Only ids came back (primary-backup): follow the newest one's pointers once.
+      let hint: Entry | undefined;
+      for (const a of answers) if (a && (!hint || newer(a, hint))) hint = a;
+      if (hint === undefined) return undefined;
+      for (const target of [hint.p, hint.b]) {
+        if (target === '' || target === this.node || targets.includes(target)) continue;
+        const found = await this.#fetch(target, key);
+        if (found?.text !== undefined && !found.dead) return this.#adopt(key, found);
+      }
+      return undefined;
+    }
+    if (best.dead || best.exp <= Date.now()) return undefined;
+    return this.#adopt(key, best);
+  }
+
+  /** Keeps a fetched value: in all-to-all as a copy, in primary-backup as its new primary. */
+  #adopt(key: string, found: Entry): string | undefined {
+    const text = found.text!;
+    if (this.mode === 'all-to-all') {
+      const cur = this.#entries.get(key);
+      if (!cur || newer(found, cur)) this.#entries.set(key, found);
+      return text;
+    }
+    void this.#own(key, text, found.exp);
+    return text;
+  }
+
+  async #fetch(target: string, key: string): Promise<Entry | undefined> {
+    this.#remoteFetches++;
+    try {
+      const answer = await this.#membership.request(target, FrameType.fetch, { id: key });
+      return this.#entryOf(answer);
+    } catch {
+      return undefined;
+    }
+  }
+
+  #entryOf(frame: Frame): Entry | undefined {
+    const h = frame.header;
+    if (h.found === false || typeof h.v !== 'number' || typeof h.o !== 'string' || typeof h.exp !== 'number') {
+      return undefined;
+    }
+    return {
+      v: h.v,
+      o: h.o,
+      exp: h.exp,
+      p: typeof h.p === 'string' ? h.p : '',
+      b: typeof h.b === 'string' ? h.b : '',
+      text: frame.body.length > 0 ? frame.body.toString('utf8') : undefined,
+      dead: h.dead === true,
+    };
+  }
+
+  // --- what peers send ---
+
+  #onFrame(frame: Frame, from: string, conn: PeerConnection): void {
+    const h = frame.header;
+    const id = h.id;
+    switch (frame.type) {
+      case FrameType.update: {
+        const incoming = typeof id === 'string' ? this.#entryOf(frame) : undefined;
+        if (incoming) this.#applyUpdate(id as string, incoming);
+        break;
+      }
+      case FrameType.touch: {
+        const e = typeof id === 'string' ? this.#entries.get(id) : undefined;
+        if (e && !e.dead && typeof h.exp === 'number' && h.exp > e.exp) e.exp = h.exp;
+        break;
+      }
+      case FrameType.destroy: {
+        if (typeof id !== 'string' || typeof h.v !== 'number' || typeof h.o !== 'string') break;
+        const cur = this.#entries.get(id);
+        const exp = typeof h.exp === 'number' ? h.exp : Date.now() + this.#tombstoneMs;
+        if (!cur || newer({ v: h.v, o: h.o }, cur)) {
+          this.#entries.set(id, { v: h.v, o: h.o, exp, p: '', b: '', text: undefined, dead: true });
+        }
+        break;
+      }
+      case FrameType.fetch: {
+        if (typeof id === 'string') this.#answerFetch(conn, frame, id);
+        return;
+      }
+      case FrameType.sync:
+        this.#answerSync(conn, frame, from);
+        return;
+      default:
+        return;
+    }
+    if (typeof h.seq === 'number') conn.reply(frame, FrameType.ack, {});
+  }
+
+  #applyUpdate(key: string, incoming: Entry): void {
+    if (incoming.exp <= Date.now()) return;
+    const cur = this.#entries.get(key);
+    if (cur && !newer(incoming, cur)) return;
+    if (this.mode === 'primary-backup' && incoming.p !== this.node && incoming.b !== this.node) {
+      incoming.text = undefined; // not ours to hold: only the id and where it lives
+    }
+    this.#entries.set(key, incoming);
+  }
+
+  #answerFetch(conn: PeerConnection, frame: Frame, key: string): void {
+    const e = this.#entries.get(key);
+    if (!e || (!e.dead && e.exp <= Date.now())) {
+      conn.reply(frame, FrameType.fetched, { found: false });
+      return;
+    }
+    conn.reply(frame, FrameType.fetched, { found: true, v: e.v, o: e.o, exp: e.exp, p: e.p, b: e.b, dead: e.dead }, e.text);
+  }
+
+  /** A peer that just came up pulls what this node knows, as ordinary updates, then `synced`. */
+  #answerSync(conn: PeerConnection, frame: Frame, from: string): void {
+    const now = Date.now();
+    let count = 0;
+    for (const [key, e] of this.#entries) {
+      if (e.exp <= now) continue;
+      if (e.dead) {
+        conn.send(FrameType.destroy, { id: key, v: e.v, o: e.o, exp: e.exp });
+      } else {
+        const withValue = this.mode === 'all-to-all' || e.p === from || e.b === from;
+        conn.send(FrameType.update, { id: key, v: e.v, o: e.o, exp: e.exp, p: e.p, b: e.b }, withValue ? e.text : undefined);
+      }
+      count++;
+    }
+    conn.reply(frame, FrameType.synced, { count });
+  }
+
+  /** Pulls a member's state when it comes up (at start, on a join, after a partition heals). */
+  async #pull(id: string): Promise<void> {
+    try {
+      await this.#membership.request(id, FrameType.sync, {}, undefined, Math.max(this.#joinTimeoutMs, 5000));
+    } catch (err) {
+      if (!this.#closed) this.logger.warn(`cluster: could not pull the sessions of ${id}: ${(err as Error).message}`);
+    }
+  }
+
+  // --- failure handling (primary-backup; in all-to-all every node already holds everything) ---
+
+  #onGone(gone: string): void {
+    if (this.mode !== 'primary-backup') return;
+    const me = this.node;
+    const up = (id: string) => id === me || (id !== '' && this.#membership.isUp(id));
+    const now = Date.now();
+    let lost = 0;
+    let promoted = 0;
+    for (const [key, e] of this.#entries) {
+      if (e.dead || e.exp <= now || (e.p !== gone && e.b !== gone)) continue;
+      const primaryUp = up(e.p);
+      if (e.p === me) {
+        // Our backup died: replicate to a new one (a new version with the same value).
+        void this.#own(key, e.text ?? '', e.exp);
+      } else if (!primaryUp && e.text !== undefined) {
+        // Its primary died and this node holds a copy (it is the backup): take over.
+        promoted++;
+        void this.#own(key, e.text, e.exp);
+      } else if (!primaryUp && !up(e.b)) {
+        this.#entries.delete(key);
+        lost++;
+      }
+    }
+    this.#lost += lost;
+    this.#promoted += promoted;
+    if (lost > 0 || promoted > 0) {
+      this.logger.warn(
+        `cluster: ${gone} is gone: ${promoted} session(s) taken over here, ${lost} lost with no surviving copy`,
+      );
+    }
+  }
+}
