@@ -178,6 +178,16 @@ export class ReplicatedStore extends BaseStore {
     return this.#membership.boundPort;
   }
 
+  /**
+   * Where a session lives as this node knows it: its primary and backup (primary-backup mode;
+   * in all-to-all the last writer and no backup), and whether this node holds its value.
+   */
+  locate(id: string): { primary: string; backup: string; hasValue: boolean } | undefined {
+    const e = this.#entries.get(this.prefix + id);
+    if (!e || e.dead || e.exp <= Date.now()) return undefined;
+    return { primary: e.p, backup: e.b, hasValue: e.text !== undefined };
+  }
+
   /** Members alive now, this node excluded. */
   members(): string[] {
     return this.#membership.alive();
