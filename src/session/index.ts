@@ -6,6 +6,13 @@
  * express-session `Store`. Imports nothing from the balancer.
  */
 export { BaseStore, type BaseStoreOptions, ttlFromCookie } from './baseStore.js';
+export {
+  type ClusterMemberStats,
+  ReplicatedStore,
+  type ReplicatedStoreOptions,
+  type ReplicatedStoreStats,
+  type ReplicationMode,
+} from './cluster/replicatedStore.js';
 export { getSession, type NextFunction, type SessionMiddleware, sessionMiddleware } from './connect.js';
 export { type CookieOptions, readCookie, serializeCookie } from './cookie.js';
 export { type FastifyLike, fastifySession } from './fastify.js';
@@ -15,13 +22,6 @@ export {
   type SessionOptions,
   type UnavailableResponse,
 } from './manager.js';
-export {
-  type ClusterMemberStats,
-  ReplicatedStore,
-  type ReplicatedStoreOptions,
-  type ReplicatedStoreStats,
-  type ReplicationMode,
-} from './cluster/replicatedStore.js';
 export { MemcachedStore, type MemcachedStoreOptions } from './memcachedStore.js';
 export { MemoryStore, type MemoryStoreOptions } from './memoryStore.js';
 export { openStore } from './openStore.js';

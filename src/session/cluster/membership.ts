@@ -57,7 +57,12 @@ export function splitAddress(address: string): { host: string; port: number } {
 
 export class Membership extends EventEmitter {
   readonly boot = randomBytes(8).toString('hex');
-  readonly counters: ConnectionCounters = { bytesSent: 0, bytesReceived: 0, framesSent: 0, framesReceived: 0 };
+  readonly counters: ConnectionCounters = {
+    bytesSent: 0,
+    bytesReceived: 0,
+    framesSent: 0,
+    framesReceived: 0,
+  };
   readonly members = new Map<string, Member>();
   /** Peers refused at the handshake (wrong secret, mode mismatch, garbage). */
   refused = 0;
@@ -80,7 +85,17 @@ export class Membership extends EventEmitter {
         socket.destroy();
         return;
       }
-      this.#adopt(new PeerConnection(socket, 'in', this.#identity, options.secret, this.counters, this.#handshakeMs, options.maxFrameBytes));
+      this.#adopt(
+        new PeerConnection(
+          socket,
+          'in',
+          this.#identity,
+          options.secret,
+          this.counters,
+          this.#handshakeMs,
+          options.maxFrameBytes,
+        ),
+      );
     });
   }
 
@@ -204,7 +219,15 @@ export class Membership extends EventEmitter {
     }
     m.dialing = true;
     const socket = connect(target);
-    const conn = new PeerConnection(socket, 'out', this.#identity, this.options.secret, this.counters, this.#handshakeMs, this.options.maxFrameBytes);
+    const conn = new PeerConnection(
+      socket,
+      'out',
+      this.#identity,
+      this.options.secret,
+      this.counters,
+      this.#handshakeMs,
+      this.options.maxFrameBytes,
+    );
     m.out = conn;
     conn.once('authenticated', () => {
       m.dialing = false;
@@ -242,7 +265,9 @@ export class Membership extends EventEmitter {
     });
     conn.on('malformed', (err: Error) => {
       this.malformed++;
-      this.options.logger.warn(`cluster: closed the connection to ${conn.peer?.node ?? conn.remoteAddress}: ${err.message}`);
+      this.options.logger.warn(
+        `cluster: closed the connection to ${conn.peer?.node ?? conn.remoteAddress}: ${err.message}`,
+      );
     });
     conn.once('close', () => {
       this.#anonymous.delete(conn);
@@ -312,7 +337,12 @@ export class Membership extends EventEmitter {
       if (!this.connection(m.id)) this.#dial(m);
       const deadline = Date.now() + this.options.requestTimeoutMs;
       // A refused dial ends the wait at once; a hanging one runs into the deadline.
-      while (!this.connection(m.id) && (m.dialing || m.redial === undefined) && Date.now() < deadline && !this.#closed) {
+      while (
+        !this.connection(m.id) &&
+        (m.dialing || m.redial === undefined) &&
+        Date.now() < deadline &&
+        !this.#closed
+      ) {
         await new Promise((r) => setTimeout(r, 20));
       }
       await this.request(m.id, FrameType.ping, {});

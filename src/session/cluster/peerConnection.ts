@@ -98,7 +98,12 @@ export class PeerConnection extends EventEmitter {
   }
 
   /** Sends a frame that expects an answer carrying `re: seq`; rejects on timeout or close. */
-  request(type: FrameTypeCode, header: FrameHeader, timeoutMs: number, body?: string | Buffer): Promise<Frame> {
+  request(
+    type: FrameTypeCode,
+    header: FrameHeader,
+    timeoutMs: number,
+    body?: string | Buffer,
+  ): Promise<Frame> {
     if (this.closed || !this.authenticated) {
       return Promise.reject(new Error(`connection to ${this.peer?.node ?? this.remoteAddress} is closed`));
     }
@@ -176,7 +181,9 @@ export class PeerConnection extends EventEmitter {
         return;
       }
       if (h.mode !== this.self.mode) {
-        this.#refuse(new Error(`peer ${h.node}: it replicates ${String(h.mode)}, this node ${this.self.mode}`));
+        this.#refuse(
+          new Error(`peer ${h.node}: it replicates ${String(h.mode)}, this node ${this.self.mode}`),
+        );
         return;
       }
       if (h.node === this.self.node && h.boot === this.self.boot) {
@@ -194,7 +201,9 @@ export class PeerConnection extends EventEmitter {
       const expected = handshakeMac(this.secret, this.#nonce, this.peer.node, this.peer.boot);
       const given = Buffer.from(typeof h.mac === 'string' ? h.mac : '', 'base64');
       if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-        const err = new Error(`peer ${this.peer.node} (${this.remoteAddress}) failed authentication: wrong cluster secret`);
+        const err = new Error(
+          `peer ${this.peer.node} (${this.remoteAddress}) failed authentication: wrong cluster secret`,
+        );
         this.#refuse(err);
         return;
       }
@@ -203,7 +212,9 @@ export class PeerConnection extends EventEmitter {
       this.emit('authenticated');
       return;
     }
-    this.#refuse(new Error(`${frameTypeName(frame.type)} frame from ${this.remoteAddress} before authentication`));
+    this.#refuse(
+      new Error(`${frameTypeName(frame.type)} frame from ${this.remoteAddress} before authentication`),
+    );
   }
 
   #refuse(err: Error): void {

@@ -20,7 +20,7 @@ import { BaseStore, type BaseStoreOptions } from '../baseStore.js';
 import { DeadlineExceeded } from '../deadlines.js';
 import { StoreUnavailableError } from '../store.js';
 import { type Frame, type FrameHeader, FrameType } from './frames.js';
-import { Membership, type MemberState, splitAddress } from './membership.js';
+import { type MemberState, Membership, splitAddress } from './membership.js';
 import type { PeerConnection } from './peerConnection.js';
 
 export type ReplicationMode = 'all-to-all' | 'primary-backup';
@@ -128,6 +128,7 @@ export class ReplicatedStore extends BaseStore {
   readonly #sweeper: NodeJS.Timeout;
   readonly #joined: Promise<void>;
   readonly #syncs = new Set<Promise<void>>();
+  readonly #ids = new Map<string, string>();
   #startError: Error | undefined;
   #closed = false;
   #remoteFetches = 0;
@@ -139,7 +140,9 @@ export class ReplicatedStore extends BaseStore {
     super(options);
     this.mode = options.mode ?? 'all-to-all';
     if (this.mode !== 'all-to-all' && this.mode !== 'primary-backup') {
-      throw new TypeError(`unknown replication mode "${String(this.mode)}": use all-to-all or primary-backup`);
+      throw new TypeError(
+        `unknown replication mode "${String(this.mode)}": use all-to-all or primary-backup`,
+      );
     }
     if (!options.secret) throw new TypeError('ReplicatedStore needs a shared secret');
     const { host, port } = splitAddress(options.listen);
@@ -159,7 +162,9 @@ export class ReplicatedStore extends BaseStore {
       logger: this.logger,
     });
     this.label = `cluster ${options.listen.trim()}`;
-    this.#membership.on('frame', (frame: Frame, from: string, conn: PeerConnection) => this.#onFrame(frame, from, conn));
+    this.#membership.on('frame', (frame: Frame, from: string, conn: PeerConnection) =>
+      this.#onFrame(frame, from, conn),
+    );
     this.#membership.on('member-up', (id: string) => this.#track(this.#pull(id)));
     this.#membership.on('member-gone', (id: string) => this.#onGone(id));
     this.#sweeper = setInterval(() => this.sweep(), options.sweepIntervalMs ?? 30_000);
@@ -180,12 +185,13 @@ export class ReplicatedStore extends BaseStore {
 
   /**
    * Where a session lives as this node knows it: its primary and backup (primary-backup mode;
-   * in all-to-all the last writer and no backup), and whether this node holds its value.
+   * in all-to-all the last writer and no backup), whether this node holds its value, and when
+   * it expires (the same absolute time on every node).
    */
-  locate(id: string): { primary: string; backup: string; hasValue: boolean } | undefined {
+  locate(id: string): { primary: string; backup: string; hasValue: boolean; expiresAt: number } | undefined {
     const e = this.#entries.get(this.prefix + id);
     if (!e || e.dead || e.exp <= Date.now()) return undefined;
-    return { primary: e.p, backup: e.b, hasValue: e.text !== undefined };
+    return { primary: e.p, backup: e.b, hasValue: e.text !== undefined, expiresAt: e.exp };
   }
 
   /** Members alive now, this node excluded. */
@@ -237,7 +243,9 @@ export class ReplicatedStore extends BaseStore {
     }
     const waiting = this.#membership.undecided;
     if (waiting.length > 0) {
-      this.logger.warn(`cluster: serving without ${waiting.join(', ')} (no answer within ${this.#joinTimeoutMs} ms)`);
+      this.logger.warn(
+        `cluster: serving without ${waiting.join(', ')} (no answer within ${this.#joinTimeoutMs} ms)`,
+      );
     }
     this.markUp();
   }
@@ -357,8 +365,12 @@ export class ReplicatedStore extends BaseStore {
     return Math.max(Date.now(), (cur?.v ?? 0) + 1);
   }
 
-  /** This node writes (or takes over) a session: it becomes the primary; the copies follow. */
-  #own(key: string, text: string, exp: number): Promise<void> {
+  /**
+   * This node writes (or takes over) a session: it becomes the primary; the copies follow.
+   * `unchanged` is the version taken over when the value is the same: a backup that holds it
+   * already is sent only the new version's id, not the value again.
+   */
+  #own(key: string, text: string, exp: number, unchanged?: Entry): Promise<void> {
     const cur = this.#entries.get(key);
     const e: Entry = {
       v: this.#nextVersion(cur),
@@ -370,7 +382,7 @@ export class ReplicatedStore extends BaseStore {
       dead: false,
     };
     this.#entries.set(key, e);
-    return this.#publish(key, e);
+    return this.#publish(key, e, unchanged);
   }
 
   /**
@@ -396,17 +408,19 @@ export class ReplicatedStore extends BaseStore {
   }
 
   /** Sends a version to the members: all-to-all, the value to all; else the value to the backup, the id to the rest. */
-  #publish(key: string, e: Entry): Promise<void> {
+  #publish(key: string, e: Entry, unchanged?: Entry): Promise<void> {
     const header: FrameHeader = { id: key, v: e.v, o: e.o, exp: e.exp, p: e.p, b: e.b };
+    // The previous primary and backup hold `unchanged` already (primary-backup takeovers).
+    const holds = (id: string) => unchanged !== undefined && (id === unchanged.p || id === unchanged.b);
+    const keepHeader = unchanged ? { ...header, kv: unchanged.v, ko: unchanged.o } : header;
     const waits: Promise<unknown>[] = [];
     for (const id of this.#membership.alive()) {
-      const body = this.mode === 'all-to-all' || id === e.b ? e.text : undefined;
+      const valued = this.mode === 'all-to-all' || id === e.b;
+      const body = valued && !holds(id) ? e.text : undefined;
+      const h = valued && holds(id) ? keepHeader : header;
       // In primary-backup mode only the backup's acknowledgement is waited for.
-      if (this.sync && (this.mode === 'all-to-all' || id === e.b)) {
-        waits.push(this.#acknowledged(id, FrameType.update, header, body));
-      } else {
-        this.#membership.send(id, FrameType.update, header, body);
-      }
+      if (this.sync && valued) waits.push(this.#acknowledged(id, FrameType.update, h, body));
+      else this.#membership.send(id, FrameType.update, h, body);
     }
     return waits.length === 0 ? Promise.resolve() : Promise.all(waits).then(() => {});
   }
@@ -476,15 +490,20 @@ export class ReplicatedStore extends BaseStore {
     return this.#adopt(key, best);
   }
 
-  /** Keeps a fetched value: in all-to-all as a copy, in primary-backup as its new primary. */
+  /**
+   * Keeps a fetched value: in all-to-all as a copy; in primary-backup this node becomes its
+   * primary, just after the read returns. Most reads are followed by a write of the same session,
+   * which makes this node primary anyway, so the takeover only happens if no write came first.
+   */
   #adopt(key: string, found: Entry): string | undefined {
     const text = found.text!;
-    if (this.mode === 'all-to-all') {
-      const cur = this.#entries.get(key);
-      if (!cur || newer(found, cur)) this.#entries.set(key, found);
-      return text;
+    const cur = this.#entries.get(key);
+    if (!cur || !newer(cur, found)) this.#entries.set(key, found);
+    if (this.mode === 'primary-backup') {
+      setImmediate(() => {
+        if (!this.#closed && this.#entries.get(key) === found) void this.#own(key, text, found.exp, found);
+      });
     }
-    void this.#own(key, text, found.exp);
     return text;
   }
 
@@ -498,17 +517,36 @@ export class ReplicatedStore extends BaseStore {
     }
   }
 
+  /**
+   * One string per node id, shared by every entry that names it: parsed headers would otherwise
+   * give each entry its own copies (three per session, on every node).
+   */
+  #intern(id: string): string {
+    if (id === '') return '';
+    let known = this.#ids.get(id);
+    if (known === undefined) {
+      known = id;
+      this.#ids.set(id, id);
+    }
+    return known;
+  }
+
   #entryOf(frame: Frame): Entry | undefined {
     const h = frame.header;
-    if (h.found === false || typeof h.v !== 'number' || typeof h.o !== 'string' || typeof h.exp !== 'number') {
+    if (
+      h.found === false ||
+      typeof h.v !== 'number' ||
+      typeof h.o !== 'string' ||
+      typeof h.exp !== 'number'
+    ) {
       return undefined;
     }
     return {
       v: h.v,
-      o: h.o,
+      o: this.#intern(h.o),
       exp: h.exp,
-      p: typeof h.p === 'string' ? h.p : '',
-      b: typeof h.b === 'string' ? h.b : '',
+      p: typeof h.p === 'string' ? this.#intern(h.p) : '',
+      b: typeof h.b === 'string' ? this.#intern(h.b) : '',
       text: frame.body.length > 0 ? frame.body.toString('utf8') : undefined,
       dead: h.dead === true,
     };
@@ -522,7 +560,7 @@ export class ReplicatedStore extends BaseStore {
     switch (frame.type) {
       case FrameType.update: {
         const incoming = typeof id === 'string' ? this.#entryOf(frame) : undefined;
-        if (incoming) this.#applyUpdate(id as string, incoming);
+        if (incoming) this.#applyUpdate(id as string, incoming, h);
         break;
       }
       case FrameType.touch: {
@@ -552,14 +590,27 @@ export class ReplicatedStore extends BaseStore {
     if (typeof h.seq === 'number') conn.reply(frame, FrameType.ack, {});
   }
 
-  #applyUpdate(key: string, incoming: Entry): void {
+  #applyUpdate(key: string, incoming: Entry, h: FrameHeader): void {
     if (incoming.exp <= Date.now()) return;
     const cur = this.#entries.get(key);
     if (cur && !newer(incoming, cur)) return;
-    if (this.mode === 'primary-backup' && incoming.p !== this.node && incoming.b !== this.node) {
+    const mine = incoming.p === this.node || incoming.b === this.node;
+    if (this.mode === 'primary-backup' && !mine) {
       incoming.text = undefined; // not ours to hold: only the id and where it lives
+    } else if (incoming.text === undefined && mine && this.mode === 'primary-backup') {
+      // A takeover that did not change the value: keep the copy held here if it is that version.
+      if (cur?.text !== undefined && cur.v === h.kv && cur.o === h.ko) incoming.text = cur.text;
+      else void this.#refill(key, incoming);
     }
     this.#entries.set(key, incoming);
+  }
+
+  /** Named backup without the value it was expected to hold: fetch it from the primary. */
+  async #refill(key: string, entry: Entry): Promise<void> {
+    const found = await this.#fetch(entry.p, key);
+    if (found?.text !== undefined && this.#entries.get(key) === entry && found.v === entry.v) {
+      entry.text = found.text;
+    }
   }
 
   #answerFetch(conn: PeerConnection, frame: Frame, key: string): void {
@@ -568,7 +619,12 @@ export class ReplicatedStore extends BaseStore {
       conn.reply(frame, FrameType.fetched, { found: false });
       return;
     }
-    conn.reply(frame, FrameType.fetched, { found: true, v: e.v, o: e.o, exp: e.exp, p: e.p, b: e.b, dead: e.dead }, e.text);
+    conn.reply(
+      frame,
+      FrameType.fetched,
+      { found: true, v: e.v, o: e.o, exp: e.exp, p: e.p, b: e.b, dead: e.dead },
+      e.text,
+    );
   }
 
   /** A peer that just came up pulls what this node knows, as ordinary updates, then `synced`. */
@@ -581,7 +637,11 @@ export class ReplicatedStore extends BaseStore {
         conn.send(FrameType.destroy, { id: key, v: e.v, o: e.o, exp: e.exp });
       } else {
         const withValue = this.mode === 'all-to-all' || e.p === from || e.b === from;
-        conn.send(FrameType.update, { id: key, v: e.v, o: e.o, exp: e.exp, p: e.p, b: e.b }, withValue ? e.text : undefined);
+        conn.send(
+          FrameType.update,
+          { id: key, v: e.v, o: e.o, exp: e.exp, p: e.p, b: e.b },
+          withValue ? e.text : undefined,
+        );
       }
       count++;
     }
@@ -593,7 +653,8 @@ export class ReplicatedStore extends BaseStore {
     try {
       await this.#membership.request(id, FrameType.sync, {}, undefined, Math.max(this.#joinTimeoutMs, 5000));
     } catch (err) {
-      if (!this.#closed) this.logger.warn(`cluster: could not pull the sessions of ${id}: ${(err as Error).message}`);
+      if (!this.#closed)
+        this.logger.warn(`cluster: could not pull the sessions of ${id}: ${(err as Error).message}`);
     }
   }
 
