@@ -81,12 +81,13 @@ export function startProc(
   cmd: string,
   args: string[],
   logFile: string,
-  options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+  /** `ipc`: open a message channel (`child.send`, `process.send` in a Node child), as fork does. */
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; ipc?: boolean } = {},
 ): Proc {
   const fd = fs.openSync(logFile, 'a');
   fs.writeSync(fd, `$ ${cmd} ${args.join(' ')}\n`);
   const child = spawn(cmd, args, {
-    stdio: ['ignore', fd, fd],
+    stdio: options.ipc ? ['ignore', fd, fd, 'ipc'] : ['ignore', fd, fd],
     cwd: options.cwd,
     env: options.env ?? process.env,
   });
