@@ -65,27 +65,137 @@ program
 
 program
   .command('backend')
-  .description('Run the sample backend: x-served-by header, /health, /whoami, /session, JSON echo.')
+  .description('Run the sample backend: x-served-by header, /health, /whoami, /session, /cluster, JSON echo.')
   .requiredOption('-p, --port <port>', 'port to listen on (0: any free port)', port)
   .option('--host <host>', 'address to listen on', '127.0.0.1')
   .option('--id <name>', 'name reported in x-served-by and /whoami (default host:port)')
   .option('--delay <duration>', 'delay before each answer, e.g. 50ms', duration, 0)
-  .option('--session-store <store>', 'memory | redis://H:P | memcached://H:P', 'memory')
-  .action(async (opts: { port: number; host: string; id?: string; delay: number; sessionStore: string }) => {
+  .option(
+    '--session-store <store>',
+    'memory | redis://H:P | memcached://H:P | cluster (sessions replicated between the backends: --cluster-*)',
+    'memory',
+  )
+  .option('--cluster-mode <mode>', 'cluster store: all-to-all | primary-backup (default all-to-all)')
+  .option(
+    '--cluster-listen <host:port>',
+    'cluster store: address this node listens on for its peers (its id)',
+  )
+  .option('--peers <list>', 'cluster store: other nodes, HOST:PORT,HOST:PORT,... (a joining node needs one)')
+  .option(
+    '--cluster-secret <secret>',
+    'cluster store: secret shared by all nodes (default $FULCRUM_CLUSTER_SECRET)',
+  )
+  .option('--cluster-sync', 'cluster store: a write waits for its replicas to acknowledge it')
+  .addHelpText(
+    'after',
+    `
+Example, a three-node session cluster (each backend holds and replicates the sessions):
+  FULCRUM_CLUSTER_SECRET=s3cret fulcrum backend --port 3001 --session-store cluster \\
+    --cluster-listen 127.0.0.1:7001 --peers 127.0.0.1:7002,127.0.0.1:7003
+  (and likewise on ports 3002/7002 and 3003/7003)`,
+  )
+  .action(async (opts: BackendCliOptions) => {
+    const cluster = backendCluster(opts);
     // Loaded on demand: the backend pulls in the session stores, which the balancer never needs.
     const { startBackend } = await import('../demo/backend.js');
-    const b = await startBackend({
+    const starting = startBackend({
       port: opts.port,
       host: opts.host,
       delayMs: opts.delay,
       sessionStore: opts.sessionStore,
       ...(opts.id === undefined ? {} : { id: opts.id }),
+      ...(cluster === undefined ? {} : { cluster: { ...cluster, logger: log } }),
     });
-    log.info(`backend ${b.id} listening on http://${formatAddress(b)}`);
+    // A cluster node that cannot start (its cluster port taken, ...) says why and exits 2.
+    const b =
+      cluster === undefined
+        ? await starting
+        : await starting.catch((err: Error) => {
+            process.stderr.write(`fulcrum backend: ${err.message}\n`);
+            process.exit(EXIT_CONFIG);
+          });
+    log.info(
+      `backend ${b.id} listening on http://${formatAddress(b)}${
+        cluster === undefined ? '' : ` (session cluster ${cluster.mode}, node ${cluster.listen})`
+      }`,
+    );
     const stop = () => void b.close().then(() => process.exit(0));
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
   });
+
+interface BackendCliOptions {
+  port: number;
+  host: string;
+  id?: string;
+  delay: number;
+  sessionStore: string;
+  clusterMode?: string;
+  clusterListen?: string;
+  peers?: string;
+  clusterSecret?: string;
+  clusterSync?: boolean;
+}
+
+/**
+ * The cluster options of `fulcrum backend --session-store cluster`, checked: a missing or bad one
+ * is named on stderr and exits 2; `--cluster-*` flags without `--session-store cluster` too.
+ */
+function backendCluster(opts: BackendCliOptions) {
+  const fail = (message: string): never => {
+    process.stderr.write(`fulcrum backend: ${message}\n`);
+    process.exit(EXIT_CONFIG);
+  };
+  const address = /^(\[[^\]]+\]|[^\s:[\]]+):(\d{1,5})$/;
+  const badAddress = (text: string) => {
+    const m = address.exec(text);
+    return m === null || Number(m[2]) > 65535;
+  };
+  if (opts.sessionStore.trim() !== 'cluster') {
+    const given = (
+      [
+        ['--cluster-mode', opts.clusterMode],
+        ['--cluster-listen', opts.clusterListen],
+        ['--peers', opts.peers],
+        ['--cluster-secret', opts.clusterSecret],
+        ['--cluster-sync', opts.clusterSync],
+      ] as const
+    ).filter(([, value]) => value !== undefined);
+    if (given.length > 0) {
+      const flags = given.map(([flag]) => flag);
+      const list = flags.length === 1 ? flags[0] : `${flags.slice(0, -1).join(', ')} and ${flags.at(-1)}`;
+      fail(`${list} ${flags.length === 1 ? 'needs' : 'need'} --session-store cluster`);
+    }
+    return undefined;
+  }
+  const mode = opts.clusterMode ?? 'all-to-all';
+  if (mode !== 'all-to-all' && mode !== 'primary-backup') {
+    fail(`--cluster-mode: expected all-to-all or primary-backup, got "${mode}"`);
+  }
+  const listen = opts.clusterListen?.trim();
+  if (listen === undefined || listen === '') {
+    fail('--session-store cluster needs --cluster-listen HOST:PORT (the address peers dial)');
+  } else if (badAddress(listen)) {
+    fail(`--cluster-listen: expected HOST:PORT, got "${listen}"`);
+  }
+  const peers = (opts.peers ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p !== '');
+  const badPeer = peers.find(badAddress);
+  if (badPeer !== undefined) fail(`--peers: expected HOST:PORT[,HOST:PORT...], got "${badPeer}"`);
+  const secret = opts.clusterSecret ?? process.env.FULCRUM_CLUSTER_SECRET ?? '';
+  if (secret === '') {
+    fail('--session-store cluster needs --cluster-secret (or FULCRUM_CLUSTER_SECRET in the environment)');
+  }
+  return {
+    mode: mode as 'all-to-all' | 'primary-backup',
+    listen: listen as string,
+    peers,
+    secret,
+    sync: opts.clusterSync === true,
+  };
+}
 
 program
   .command('demo')

@@ -1,7 +1,15 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { formatAddress } from '../config/address.js';
-import { getSession, openStore, sessionMiddleware } from '../session/index.js';
+import {
+  getSession,
+  type Logger,
+  openStore,
+  ReplicatedStore,
+  type ReplicationMode,
+  type SessionStore,
+  sessionMiddleware,
+} from '../session/index.js';
 
 export interface BackendOptions {
   port: number;
@@ -10,8 +18,23 @@ export interface BackendOptions {
   id?: string;
   /** Added before every answer (ms), to play a slow server. */
   delayMs?: number;
-  /** 'memory' (default), 'redis://H:P', 'memcached://H:P'. */
+  /** 'memory' (default), 'redis://H:P', 'memcached://H:P'; 'cluster' (or nothing) with `cluster`. */
   sessionStore?: string;
+  /** Sessions replicated between the backends themselves (a ReplicatedStore) instead of `sessionStore`. */
+  cluster?: BackendClusterOptions;
+}
+
+export interface BackendClusterOptions {
+  mode: ReplicationMode;
+  /** `host:port` this node listens on for its peers (also its id in the cluster). */
+  listen: string;
+  /** The other nodes, `host:port` each; a joining node needs only one. */
+  peers: readonly string[];
+  secret: string;
+  /** Wait for the replicas' acknowledgement before a write resolves. */
+  sync: boolean;
+  /** Where membership changes and failures are reported (default console). */
+  logger?: Logger;
 }
 
 export interface RunningBackend {
@@ -26,12 +49,24 @@ const SESSION_COOKIE = 'fulcrum.sid';
 
 /**
  * The sample backend of the contract: every answer carries `x-served-by: ID`; `GET /health`,
- * `GET /whoami`, `GET /session` (a per-session counter), and a JSON echo of anything else.
+ * `GET /whoami`, `GET /session` (a per-session counter), `GET /cluster` (the replicated store's
+ * statistics, 404 with any other store), and a JSON echo of anything else.
+ *
+ * With `cluster`, the node joins its peers and pulls their sessions before the HTTP port opens,
+ * so a backend that answers /health serves the cluster's existing sessions from its first request.
  */
 export async function startBackend(options: BackendOptions): Promise<RunningBackend> {
   const host = options.host ?? '127.0.0.1';
   const delayMs = options.delayMs ?? 0;
-  const sessions = createSessionHandler(options.sessionStore ?? 'memory');
+  const sessions = createSessionHandler(openBackendStore(options));
+  if (sessions.store instanceof ReplicatedStore) {
+    try {
+      await sessions.store.ready();
+    } catch (err) {
+      await sessions.close();
+      throw err;
+    }
+  }
   let id = options.id ?? '';
 
   const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
@@ -50,6 +85,9 @@ export async function startBackend(options: BackendOptions): Promise<RunningBack
       server.off('error', reject);
       resolve();
     });
+  }).catch(async (err: unknown) => {
+    await sessions.close();
+    throw err;
   });
   const port = (server.address() as AddressInfo).port;
   if (id === '') id = formatAddress({ host, port });
@@ -71,6 +109,10 @@ function route(req: IncomingMessage, res: ServerResponse, id: string, sessions: 
   const path = (req.url ?? '/').split('?')[0];
   if (req.method === 'GET' && path === '/health') return send(res, 200, { status: 'ok', id });
   if (req.method === 'GET' && path === '/whoami') return send(res, 200, { id });
+  if (req.method === 'GET' && path === '/cluster') {
+    if (sessions.store instanceof ReplicatedStore) return send(res, 200, sessions.store.stats());
+    return send(res, 404, { error: 'no cluster: this backend does not use --session-store cluster' });
+  }
   if (req.method === 'GET' && path === '/session') {
     sessions
       .handle(req, res, id)
@@ -95,17 +137,46 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 }
 
 interface SessionHandler {
+  readonly store: SessionStore;
   handle(req: IncomingMessage, res: ServerResponse, id: string): Promise<void>;
   close(): Promise<void>;
+}
+
+/** `--session-store`: memory, redis://, memcached:// through openStore; `cluster` a ReplicatedStore. */
+function openBackendStore(options: BackendOptions): SessionStore {
+  const spec = options.sessionStore;
+  const cluster = options.cluster;
+  if (cluster === undefined) {
+    if (spec?.trim() === 'cluster') throw new TypeError('session store "cluster" needs the cluster options');
+    return openStore(spec ?? 'memory');
+  }
+  if (spec !== undefined && spec.trim() !== 'cluster') {
+    throw new TypeError(`cluster options given with session store "${spec}": use "cluster" or leave it out`);
+  }
+  return new ReplicatedStore({
+    mode: cluster.mode,
+    listen: cluster.listen,
+    peers: cluster.peers,
+    secret: cluster.secret,
+    sync: cluster.sync,
+    ...(cluster.logger === undefined ? {} : { logger: cluster.logger }),
+  });
 }
 
 /**
  * The session counter of `GET /session`, on the session library: the store is `--session-store`
  * (`memory` keeps sessions in this process; `redis://` and `memcached://` share them between
- * servers). Every backend must sign cookies with the same secret for a shared store to help.
+ * servers; `cluster` replicates them between the backends). Every backend must sign cookies with
+ * the same secret for a shared store to help.
+ *
+ * With a ReplicatedStore the answer also tells where the session lives (`primary`, `backup`).
+ * That is known only once the session is written (the write picks them), so the handler saves
+ * explicitly first; the middleware's own save when the response ends then finds nothing left to
+ * do. Should that early save fail, the answer goes without them and the middleware's save at the
+ * end decides, as with any other store (its 503 when the store cannot take the session).
  */
-function createSessionHandler(spec: string): SessionHandler {
-  const store = openStore(spec);
+function createSessionHandler(store: SessionStore): SessionHandler {
+  const cluster = store instanceof ReplicatedStore ? store : undefined;
   const sessions = sessionMiddleware({
     store,
     name: SESSION_COOKIE,
@@ -124,9 +195,26 @@ function createSessionHandler(spec: string): SessionHandler {
           const session = getSession(req);
           const count = (Number(session.count) || 0) + 1;
           session.count = count;
-          send(res, 200, { server: id, count, sessionId: session.id });
+          if (cluster === undefined) {
+            send(res, 200, { server: id, count, sessionId: session.id });
+            return;
+          }
+          session.save().then(
+            () => {
+              const where = cluster.locate(session.id);
+              send(res, 200, {
+                server: id,
+                count,
+                sessionId: session.id,
+                primary: where?.primary ?? null,
+                backup: where?.backup ?? null,
+              });
+            },
+            () => send(res, 200, { server: id, count, sessionId: session.id }),
+          );
         });
       }),
+    store,
     close: () => store.close(),
   };
 }
