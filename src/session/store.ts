@@ -54,6 +54,8 @@ export const jsonSerializer: Serializer = { stringify: JSON.stringify, parse: JS
 /** Where stores and the middleware report trouble; `console` fits. */
 export interface Logger {
   warn(message: string, ...details: unknown[]): void;
+  /** Routine news (a cluster member came up); warn is used when absent. */
+  info?(message: string, ...details: unknown[]): void;
 }
 
 /**

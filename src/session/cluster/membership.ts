@@ -72,6 +72,7 @@ export class Membership extends EventEmitter {
   readonly #server: Server;
   readonly #identity: Identity;
   readonly #anonymous = new Set<PeerConnection>();
+  readonly #lastRefusal = new Map<string, number>();
   #heartbeat: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -140,6 +141,11 @@ export class Membership extends EventEmitter {
     return this.members.get(id)?.state === 'up';
   }
 
+  /** Up, and a connection to it is open now (a member not yet declared gone may have none). */
+  reachable(id: string): boolean {
+    return this.connection(id) !== undefined;
+  }
+
   /** Ids of the members alive now, in a stable order. */
   alive(): string[] {
     const ids: string[] = [];
@@ -150,7 +156,7 @@ export class Membership extends EventEmitter {
   /** The connection frames to `id` go on: always the same one while it lasts, so order holds. */
   connection(id: string): PeerConnection | undefined {
     const m = this.members.get(id);
-    if (!m || m.state !== 'up') return undefined;
+    if (m?.state !== 'up') return undefined;
     if (m.out?.authenticated && !m.out.closed) return m.out;
     for (const c of m.ins) if (c.authenticated && !c.closed) return c;
     return undefined;
@@ -261,7 +267,7 @@ export class Membership extends EventEmitter {
     this.#anonymous.add(conn);
     conn.on('refused', (err: Error) => {
       this.refused++;
-      this.options.logger.warn(`cluster: refused ${err.message}`);
+      this.#warnOnce(`refused ${err.message}`, conn.peer?.node ?? conn.remoteAddress);
     });
     conn.on('malformed', (err: Error) => {
       this.malformed++;
@@ -289,6 +295,16 @@ export class Membership extends EventEmitter {
     });
   }
 
+  /** A peer refused on every redial would log every few seconds: once a minute per peer is enough. */
+  #warnOnce(message: string, source: string): void {
+    const now = Date.now();
+    const last = this.#lastRefusal.get(source);
+    if (last !== undefined && now - last < 60_000) return;
+    if (this.#lastRefusal.size > 1000) this.#lastRefusal.clear();
+    this.#lastRefusal.set(source, now);
+    this.options.logger.warn(`cluster: ${message}`);
+  }
+
   #seen(m: Member, boot?: string, conn?: PeerConnection): void {
     m.lastSeen = Date.now();
     if (boot !== undefined && m.boot !== undefined && boot !== m.boot && m.state === 'up') {
@@ -298,7 +314,10 @@ export class Membership extends EventEmitter {
     if (boot !== undefined) m.boot = boot;
     if (m.state !== 'up') {
       m.state = 'up';
-      this.options.logger.warn(`cluster: member ${m.id} is up`);
+      (this.options.logger.info ?? this.options.logger.warn).call(
+        this.options.logger,
+        `cluster: member ${m.id} is up`,
+      );
       this.emit('member-up', m.id);
     }
   }

@@ -368,36 +368,50 @@ export class ReplicatedStore extends BaseStore {
   /**
    * This node writes (or takes over) a session: it becomes the primary; the copies follow.
    * `unchanged` is the version taken over when the value is the same: a backup that holds it
-   * already is sent only the new version's id, not the value again.
+   * already is sent only the new version's id, not the value again. In sync mode, a backup that
+   * does not acknowledge is replaced by another one (at most twice), so that a write that
+   * resolves has a replica whenever another node can take one.
    */
-  #own(key: string, text: string, exp: number, unchanged?: Entry): Promise<void> {
+  #own(key: string, text: string, exp: number, unchanged?: Entry, failed?: Set<string>): Promise<void> {
     const cur = this.#entries.get(key);
     const e: Entry = {
       v: this.#nextVersion(cur),
       o: this.node,
       exp,
       p: this.node,
-      b: this.mode === 'primary-backup' ? this.#chooseBackup(key, cur) : '',
+      b: this.mode === 'primary-backup' ? this.#chooseBackup(key, cur, failed) : '',
       text,
       dead: false,
     };
     this.#entries.set(key, e);
-    return this.#publish(key, e, unchanged);
+    const published = this.#publish(key, e, unchanged, cur);
+    if (!this.sync || this.mode !== 'primary-backup') return published.then(() => {});
+    return published.then((acknowledged) => {
+      if (acknowledged || e.b === '' || this.#closed || this.#entries.get(key) !== e) return;
+      const tried = new Set(failed).add(e.b);
+      if (tried.size > 2) return;
+      return this.#own(key, text, exp, undefined, tried);
+    });
   }
 
   /**
    * A backup for a session this node is primary of: keep the current backup or the previous
-   * primary when alive (they hold a copy already), else spread by hashing id and member.
+   * primary when reachable (they hold a copy already), else spread by hashing id and member.
+   * Only members with an open connection qualify: one that died a moment ago is still "up" until
+   * it is declared gone, and a copy sent there would be no copy.
    */
-  #chooseBackup(key: string, cur: Entry | undefined): string {
+  #chooseBackup(key: string, cur: Entry | undefined, exclude?: Set<string>): string {
     const me = this.node;
+    const usable = (id: string) =>
+      id !== '' && id !== me && !exclude?.has(id) && this.#membership.reachable(id);
     if (cur && !cur.dead) {
-      if (cur.b !== '' && cur.b !== me && this.#membership.isUp(cur.b)) return cur.b;
-      if (cur.p !== '' && cur.p !== me && this.#membership.isUp(cur.p)) return cur.p;
+      if (usable(cur.b)) return cur.b;
+      if (usable(cur.p)) return cur.p;
     }
     let best = '';
     let bestScore = -1;
     for (const id of this.#membership.alive()) {
+      if (!usable(id)) continue;
       const score = hash(`${key}|${id}`);
       if (score > bestScore) {
         best = id;
@@ -407,27 +421,40 @@ export class ReplicatedStore extends BaseStore {
     return best;
   }
 
-  /** Sends a version to the members: all-to-all, the value to all; else the value to the backup, the id to the rest. */
-  #publish(key: string, e: Entry, unchanged?: Entry): Promise<void> {
+  /**
+   * Sends a version to the members: all-to-all, the value to all; else the value to the backup,
+   * the id to the rest. Sync mode waits for the replicas, and in primary-backup also for the
+   * previous primary and backup, so that they stop serving the old value before the write
+   * resolves. Resolves true unless the backup failed to acknowledge.
+   */
+  #publish(key: string, e: Entry, unchanged?: Entry, previous?: Entry): Promise<boolean> {
     const header: FrameHeader = { id: key, v: e.v, o: e.o, exp: e.exp, p: e.p, b: e.b };
     // The previous primary and backup hold `unchanged` already (primary-backup takeovers).
     const holds = (id: string) => unchanged !== undefined && (id === unchanged.p || id === unchanged.b);
     const keepHeader = unchanged ? { ...header, kv: unchanged.v, ko: unchanged.o } : header;
-    const waits: Promise<unknown>[] = [];
+    const formerHolder = (id: string) =>
+      previous !== undefined && !previous.dead && (id === previous.p || id === previous.b);
+    const waits: Promise<boolean>[] = [];
+    let backupAck: Promise<boolean> | undefined;
     for (const id of this.#membership.alive()) {
       const valued = this.mode === 'all-to-all' || id === e.b;
       const body = valued && !holds(id) ? e.text : undefined;
       const h = valued && holds(id) ? keepHeader : header;
-      // In primary-backup mode only the backup's acknowledgement is waited for.
-      if (this.sync && valued) waits.push(this.#acknowledged(id, FrameType.update, h, body));
-      else this.#membership.send(id, FrameType.update, h, body);
+      if (this.sync && (valued || formerHolder(id))) {
+        const ack = this.#acknowledged(id, FrameType.update, h, body);
+        if (id === e.b) backupAck = ack;
+        waits.push(ack);
+      } else {
+        this.#membership.send(id, FrameType.update, h, body);
+      }
     }
-    return waits.length === 0 ? Promise.resolve() : Promise.all(waits).then(() => {});
+    if (waits.length === 0) return Promise.resolve(true);
+    return Promise.all(waits).then(() => backupAck ?? true);
   }
 
   /** Touches and destroys go to every member; in sync mode, acknowledged by all. */
   #toAll(type: typeof FrameType.touch | typeof FrameType.destroy, header: FrameHeader): Promise<void> {
-    const waits: Promise<unknown>[] = [];
+    const waits: Promise<boolean>[] = [];
     for (const id of this.#membership.alive()) {
       if (this.sync) waits.push(this.#acknowledged(id, type, header));
       else this.#membership.send(id, type, header);
@@ -436,20 +463,21 @@ export class ReplicatedStore extends BaseStore {
   }
 
   /**
-   * Sends and waits for the acknowledgement. A member that does not answer in time is counted,
-   * not failed on: it is either slow or about to be declared gone, and then its sessions are
-   * re-replicated by the failure handling.
+   * Sends and waits for the acknowledgement: true when it came. A member that does not answer in
+   * time is counted, not failed on: it is either slow or about to be declared gone, and then its
+   * sessions are re-replicated by the failure handling.
    */
   #acknowledged(
     id: string,
     type: typeof FrameType.update | typeof FrameType.touch | typeof FrameType.destroy,
     header: FrameHeader,
     body?: string,
-  ): Promise<void> {
+  ): Promise<boolean> {
     return this.#membership.request(id, type, header, body).then(
-      () => {},
+      () => true,
       () => {
         this.#unacknowledged++;
+        return false;
       },
     );
   }

@@ -234,6 +234,24 @@ test('sync: a write resolves once the replicas hold it', async () => {
   }
 });
 
+test('sync primary-backup: a write just after its backup died gets another backup, and the old copies stop serving', async () => {
+  const nodes = await cluster(3, 'primary-backup', { sync: true });
+  const [a, c, x] = nodes as [ReplicatedStore, ReplicatedStore, ReplicatedStore];
+  let id = sid();
+  for (let i = 0; i < 200; i++) {
+    await a.set(id, { n: 1 }, 60);
+    if (a.locate(id)!.backup === x.node) break;
+    id = sid();
+  }
+  assert.equal(a.locate(id)!.backup, x.node, 'a session backed up on x');
+  await stop(x); // dead, not yet declared gone
+  assert.deepEqual(await c.get(id), { n: 1 });
+  await c.set(id, { n: 2 }, 60);
+  assert.equal(c.locate(id)!.backup, a.node, 'the backup is a live member, not x');
+  assert.deepEqual(await a.get(id), { n: 2 }, 'the former primary serves the new version at once');
+  await closeAll([a, c]);
+});
+
 test('primary-backup: when a primary dies its backup takes over; when a backup dies the primary picks another', async () => {
   const nodes = await cluster(4, 'primary-backup');
   const [a, b] = nodes as [ReplicatedStore, ReplicatedStore];
