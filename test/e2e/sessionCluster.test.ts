@@ -101,10 +101,11 @@ interface Answer {
   error?: string;
 }
 
-for (const mode of MODES) {
-  test(`${mode} --cluster-sync: a node SIGKILLed under load (20 browsers) restarts no session`, (t) =>
+for (const [mode, sync] of MODES.flatMap((m) => [[m, true] as const, [m, false] as const])) {
+  const how = sync ? '--cluster-sync' : '(asynchronous)';
+  test(`${mode} ${how}: a node SIGKILLed under load (20 browsers) restarts no session`, (t) =>
     withLab(mode, async (lab) => {
-      const nodes = await lab.startCluster(3, { sync: true });
+      const nodes = await lab.startCluster(3, { sync });
       const port = await lab.startBalancer(nodes);
       const t0 = Date.now();
       const browsers = Array.from({ length: 20 }, () => new Browser(port));
@@ -172,7 +173,10 @@ for (const mode of MODES) {
             assert.notEqual(a.hit!.server, victim.name);
           }
         }
-        assert.deepEqual(repeats, [], 'counts strictly increase per browser (no update lost)');
+        // Asynchronous writes may lose the very last write of a killed node (a count repeats,
+        // the session survives); synchronous ones may not.
+        if (sync) assert.deepEqual(repeats, [], 'counts strictly increase per browser (no update lost)');
+        for (const r of sync ? [] : repeats) t.diagnostic(`repeated: ${r}`);
         const total = answers.reduce((n, a) => n + a.length, 0);
         t.diagnostic(
           `${total} requests, ${failures.length} without a 200, ${repeats.length} count(s) repeated`,
