@@ -301,6 +301,52 @@ for (const mode of MODES) {
     }));
 }
 
+// --- d'. a node paused long enough to be declared gone comes back ---------------------------------
+
+for (const mode of MODES) {
+  test(`${mode}: a node paused until declared gone serves the sessions' newer versions when it resumes`, () =>
+    withLab(mode, async (lab) => {
+      const nodes = await lab.startCluster(3);
+      const [a, b, c] = nodes as [ClusterNode, ClusterNode, ClusterNode];
+      // Sessions written on b (primary there), then b is frozen.
+      const browsers = Array.from({ length: 6 }, () => new Browser(b.httpPort));
+      for (const browser of browsers) await hit(browser);
+      await until('replication settles', async () =>
+        (await Promise.all(nodes.map((n) => lab.stats(n)))).every((s) => s.sessions === browsers.length),
+      );
+      process.kill(b.proc.pid, 'SIGSTOP');
+      try {
+        await until(
+          'a and c declare b gone',
+          async () => {
+            for (const n of [a, c]) {
+              const stats = await lab.stats(n);
+              if (stats.members.find((m) => m.id === b.address)?.state !== 'gone') return false;
+            }
+            return true;
+          },
+          15_000,
+        );
+        // The sessions move on without b.
+        for (const [i, browser] of browsers.entries()) {
+          browser.port = (i % 2 === 0 ? a : c).httpPort;
+          assert.equal((await hit(browser)).count, 2);
+        }
+      } finally {
+        process.kill(b.proc.pid, 'SIGCONT');
+      }
+      // b resumes believing nothing happened; it must not serve what it held before the pause.
+      await lab.meshed(nodes);
+      await sleep(200);
+      for (const [i, browser] of browsers.entries()) {
+        browser.port = b.httpPort;
+        const now = await hit(browser);
+        assert.equal(now.server, 'b');
+        assert.equal(now.count, 3, `session ${i}: b serves the version written while it was paused`);
+      }
+    }));
+}
+
 // --- e. intruders --------------------------------------------------------------------------------
 
 test('a node with the wrong secret is refused; garbage on the cluster port is dropped; replication goes on', (t) =>

@@ -74,6 +74,7 @@ export class Membership extends EventEmitter {
   readonly #anonymous = new Set<PeerConnection>();
   readonly #lastRefusal = new Map<string, number>();
   #heartbeat: NodeJS.Timeout | undefined;
+  #lastTick = Date.now();
   #closed = false;
 
   constructor(readonly options: MembershipOptions) {
@@ -119,6 +120,7 @@ export class Membership extends EventEmitter {
       this.#identity.node = this.node;
     }
     for (const peer of this.options.peers) if (peer !== this.node) this.#member(peer);
+    this.#lastTick = Date.now();
     this.#heartbeat = setInterval(() => this.#tick(), this.options.heartbeatMs);
     this.#heartbeat.unref();
   }
@@ -129,11 +131,11 @@ export class Membership extends EventEmitter {
     return typeof address === 'object' && address ? address.port : this.options.port;
   }
 
-  /** Static peers that have neither answered nor failed a dial yet. */
+  /** Static peers this node has neither connected to (and so pulled from) nor failed to dial yet. */
   get undecided(): string[] {
     return this.options.peers.filter((peer) => {
       const m = this.members.get(peer);
-      return m !== undefined && m.state === 'connecting' && m.dialFailures === 0;
+      return m !== undefined && m.dialFailures === 0 && m.out?.authenticated !== true;
     });
   }
 
@@ -292,6 +294,9 @@ export class Membership extends EventEmitter {
       conn.on('frame', (frame: Frame) => this.#onFrame(m, conn, frame));
       this.#seen(m, peer.boot, conn);
       conn.send(FrameType.members, { ids: [...this.members.keys()] });
+      // Every (re)connection, not only a member's first: a node that was paused or cut off may
+      // have been declared gone and its sessions moved on while it still thought all was well.
+      if (conn.direction === 'out') this.emit('connected', m.id);
     });
   }
 
@@ -342,6 +347,17 @@ export class Membership extends EventEmitter {
   #tick(): void {
     const now = Date.now();
     const silentAfter = this.options.heartbeatMs * this.options.missedHeartbeats;
+    const sinceLastTick = now - this.#lastTick;
+    this.#lastTick = now;
+    if (sinceLastTick > silentAfter) {
+      // This node was paused (SIGSTOP, a VM freeze, a blocked event loop): the silence was its
+      // own, not its peers'. Give them a fresh chance instead of declaring them all gone.
+      this.options.logger.warn(
+        `cluster: this node did not run for ${sinceLastTick} ms; members are given a fresh chance`,
+      );
+      for (const m of this.members.values()) m.lastSeen = now;
+      return;
+    }
     for (const m of this.members.values()) {
       if (m.state !== 'up') continue;
       this.send(m.id, FrameType.ping, {});

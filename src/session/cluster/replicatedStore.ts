@@ -165,7 +165,7 @@ export class ReplicatedStore extends BaseStore {
     this.#membership.on('frame', (frame: Frame, from: string, conn: PeerConnection) =>
       this.#onFrame(frame, from, conn),
     );
-    this.#membership.on('member-up', (id: string) => this.#track(this.#pull(id)));
+    this.#membership.on('connected', (id: string) => this.#track(this.#pull(id)));
     this.#membership.on('member-gone', (id: string) => this.#onGone(id));
     this.#sweeper = setInterval(() => this.sweep(), options.sweepIntervalMs ?? 30_000);
     this.#sweeper.unref();
@@ -361,7 +361,15 @@ export class ReplicatedStore extends BaseStore {
 
   // --- writing and replicating ---
 
-  #nextVersion(cur: Entry | undefined): number {
+  /**
+   * A write's version is the clock (at least one more than the version it replaces): the last
+   * writer wins. A change of placement only (a takeover, a promotion, a new backup: same value)
+   * is one more than the version it moves, no more, so it never beats a real write made
+   * elsewhere in the meantime: a node that was cut off and re-replicates its old copy loses to
+   * the writes the others made without it.
+   */
+  #nextVersion(cur: Entry | undefined, placementOnly = false): number {
+    if (placementOnly && cur) return cur.v + 1;
     return Math.max(Date.now(), (cur?.v ?? 0) + 1);
   }
 
@@ -372,10 +380,17 @@ export class ReplicatedStore extends BaseStore {
    * does not acknowledge is replaced by another one (at most twice), so that a write that
    * resolves has a replica whenever another node can take one.
    */
-  #own(key: string, text: string, exp: number, unchanged?: Entry, failed?: Set<string>): Promise<void> {
+  #own(
+    key: string,
+    text: string,
+    exp: number,
+    unchanged?: Entry,
+    failed?: Set<string>,
+    placementOnly = unchanged !== undefined,
+  ): Promise<void> {
     const cur = this.#entries.get(key);
     const e: Entry = {
-      v: this.#nextVersion(cur),
+      v: this.#nextVersion(cur, placementOnly),
       o: this.node,
       exp,
       p: this.node,
@@ -390,7 +405,7 @@ export class ReplicatedStore extends BaseStore {
       if (acknowledged || e.b === '' || this.#closed || this.#entries.get(key) !== e) return;
       const tried = new Set(failed).add(e.b);
       if (tried.size > 2) return;
-      return this.#own(key, text, exp, undefined, tried);
+      return this.#own(key, text, exp, undefined, tried, placementOnly);
     });
   }
 
@@ -676,7 +691,7 @@ export class ReplicatedStore extends BaseStore {
     conn.reply(frame, FrameType.synced, { count });
   }
 
-  /** Pulls a member's state when it comes up (at start, on a join, after a partition heals). */
+  /** Pulls a member's state on each connection to it (at start, on a join, after a pause or a partition). */
   async #pull(id: string): Promise<void> {
     try {
       await this.#membership.request(id, FrameType.sync, {}, undefined, Math.max(this.#joinTimeoutMs, 5000));
@@ -700,11 +715,11 @@ export class ReplicatedStore extends BaseStore {
       const primaryUp = up(e.p);
       if (e.p === me) {
         // Our backup died: replicate to a new one (a new version with the same value).
-        void this.#own(key, e.text ?? '', e.exp);
+        void this.#own(key, e.text ?? '', e.exp, undefined, undefined, true);
       } else if (!primaryUp && e.text !== undefined) {
         // Its primary died and this node holds a copy (it is the backup): take over.
         promoted++;
-        void this.#own(key, e.text, e.exp);
+        void this.#own(key, e.text, e.exp, undefined, undefined, true);
       } else if (!primaryUp && !up(e.b)) {
         this.#entries.delete(key);
         lost++;
