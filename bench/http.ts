@@ -29,7 +29,7 @@ import {
   killPid,
   log,
   type Proc,
-  running,
+  runHarness,
   sleep,
   startProc,
   stopProc,
@@ -143,14 +143,6 @@ function versionOf(bin: string, args: string[]): string {
 const wrkPids = new Set<number>();
 /** Removed on exit, also when interrupted, unless --keep-tmp. */
 let tmpToRemove: string | undefined;
-
-function killAllNow(): void {
-  for (const pid of wrkPids) killPid(pid, 'SIGKILL');
-  for (const proc of running) {
-    killPid(proc.pid, 'SIGKILL');
-    for (const pid of proc.descendants) killPid(pid, 'SIGKILL');
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Memory: RSS of the proxy's process tree from /proc
@@ -950,25 +942,4 @@ async function main(): Promise<number> {
   return results.some((r) => r.status === 'failed') ? 1 : 0;
 }
 
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(sig, () => {
-    log(`${sig}: stopping children`);
-    killAllNow();
-    process.exit(130);
-  });
-}
-process.on('exit', () => {
-  killAllNow();
-  if (tmpToRemove) fs.rmSync(tmpToRemove, { recursive: true, force: true });
-});
-
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (e: unknown) => {
-    console.error(e);
-    killAllNow();
-    process.exitCode = 1;
-  },
-);
+runHarness(main, { tmp: () => tmpToRemove, extraPids: () => wrkPids });

@@ -167,3 +167,43 @@ export async function waitForPort(port: number, proc: Proc, timeoutMs = 15_000):
     await sleep(50);
   }
 }
+
+/**
+ * Runs a harness's `main` and exits with its code. Whatever way it ends (normally, by an error,
+ * or SIGINT/SIGTERM), every process it started is killed (those in `running`, their descendants,
+ * and `extraPids()`), and the temporary folder `tmp()` names, if any, is removed.
+ */
+export function runHarness(
+  main: () => Promise<number>,
+  cleanup: { tmp: () => string | undefined; extraPids?: () => Iterable<number> },
+): void {
+  const killAllNow = (): void => {
+    for (const pid of cleanup.extraPids?.() ?? []) killPid(pid, 'SIGKILL');
+    for (const proc of running) {
+      killPid(proc.pid, 'SIGKILL');
+      for (const pid of proc.descendants) killPid(pid, 'SIGKILL');
+    }
+  };
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(sig, () => {
+      log(`${sig}: stopping children`);
+      killAllNow();
+      process.exit(130);
+    });
+  }
+  process.on('exit', () => {
+    killAllNow();
+    const tmp = cleanup.tmp();
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  });
+  main().then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      console.error(e);
+      killAllNow();
+      process.exitCode = 1;
+    },
+  );
+}

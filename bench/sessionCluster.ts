@@ -33,7 +33,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { ReplicationMode } from '../src/session/index.js';
-import { killPid, log, type Proc, running, sleep, startProc, stopProc, tail } from './processes.js';
+import { log, type Proc, runHarness, sleep, startProc, stopProc, tail } from './processes.js';
 import type { Command, HeapReport, NodeStats, ReadReport, Reply, Results } from './sessionClusterNode.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -754,10 +754,6 @@ function tables(results: ClusterResult[], opts: Options): string {
 // ---------------------------------------------------------------------------------------------
 // Main
 
-function killAllNow(): void {
-  for (const proc of running) killPid(proc.pid, 'SIGKILL');
-}
-
 let tmpToRemove: string | undefined;
 
 async function main(): Promise<number> {
@@ -812,25 +808,4 @@ async function main(): Promise<number> {
   return failed ? 1 : 0;
 }
 
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(sig, () => {
-    log(`${sig}: stopping the nodes`);
-    killAllNow();
-    process.exit(130);
-  });
-}
-process.on('exit', () => {
-  killAllNow();
-  if (tmpToRemove) fs.rmSync(tmpToRemove, { recursive: true, force: true });
-});
-
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (e: unknown) => {
-    console.error(e);
-    killAllNow();
-    process.exitCode = 1;
-  },
-);
+runHarness(main, { tmp: () => tmpToRemove });
