@@ -63,7 +63,10 @@ export class TcpListener implements Listener, TcpListenerContext {
     this.maxConnections = config.maxConnections;
     this.queue = keys.queue ?? DEFAULT_QUEUE;
     // allowHalfOpen: a client that shuts down its sending side still gets the server's answer.
-    this.server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(socket));
+    // pauseOnConnect: nothing is read before the session takes the socket over (adoptSocket.ts).
+    this.server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (socket) =>
+      this.accept(socket),
+    );
   }
 
   get connectionCount(): number {

@@ -5,6 +5,7 @@ import type { TrafficObserver } from '../../core/observer.js';
 import { Outcome, type Pool } from '../../core/pool.js';
 import type { Server } from '../../core/server.js';
 import { encodeProxyHeader, type ProxyEndpoints, parseProxyHeader, V2_MAX_LENGTH } from '../proxyProtocol.js';
+import { adoptWithOnread } from './adoptSocket.js';
 import {
   drainDeadline,
   hostPort,
@@ -13,22 +14,10 @@ import {
   proxyVersionFor,
   unavailable,
 } from './l4.js';
+import { ReadBuffer } from './readBuffer.js';
 
 /** Client bytes held while the server connection opens; beyond this the client is paused. */
 const MAX_PENDING = 64 * 1024;
-/** Size of one read from a server (the server → client direction reads into reused buffers). */
-const READ_SIZE = 64 * 1024;
-/**
- * Read buffers of ended sessions, reused by new ones: short connections then allocate nothing
- * for reading. Bounded (at most 32 × 64 KiB kept).
- */
-const spareBuffers: Buffer[] = [];
-const MAX_SPARE_BUFFERS = 32;
-
-function readBuffer(): Buffer {
-  return spareBuffers.pop() ?? Buffer.allocUnsafe(READ_SIZE);
-}
-
 /**
  * The pick context of one connection: the client address is read from the socket (a system
  * call) only when a policy or a log line asks for it, or set from an accepted PROXY header.
@@ -113,7 +102,9 @@ export class TcpSession {
   private readonly acceptedAt = Date.now();
 
   private pending: Buffer[] = [];
-  private readBuf: Buffer | null = null;
+  /** What each direction reads into: both sockets read with `onread`, no allocation per read. */
+  private readonly fromClient = new ReadBuffer();
+  private readonly fromServer = new ReadBuffer();
   private pendingBytes = 0;
   private header: Buffer | null = null;
 
@@ -137,14 +128,20 @@ export class TcpSession {
   private idleDeadline = Number.POSITIVE_INFINITY;
   private drainNoticed = 0;
 
-  constructor(client: Socket, ctx: TcpListenerContext, queued: boolean) {
+  /** `accepted` comes paused (the listener accepts with pauseOnConnect); admit() resumes it. */
+  constructor(accepted: Socket, ctx: TcpListenerContext, queued: boolean) {
+    const adopted = adoptWithOnread(accepted, {
+      buffer: this.fromClient.next,
+      callback: (n, buf) => this.onClientRead(n, buf),
+    });
+    const client = adopted ?? accepted;
     this.client = client;
     this.ctx = ctx;
     this.phase = queued ? Phase.QueuedSlot : Phase.Header;
     this.pick = new ClientContext(client);
     // Read the address now when it will be reported: a closed socket no longer knows it.
     if (ctx.observer !== null) void this.pick.clientIp;
-    client.on('data', (chunk: Buffer) => this.onClientData(chunk));
+    if (adopted === undefined) client.on('data', (chunk: Buffer) => this.onClientData(chunk));
     client.on('end', () => this.onClientEnd());
     client.on('drain', () => {
       if (this.phase === Phase.Piping) this.up?.resume();
@@ -286,16 +283,13 @@ export class TcpSession {
     this.upError = undefined;
     this.upTimedOut = false;
     this.upAborted = false;
-    // Server bytes are read into a buffer of ours (no allocation per read) that is reused as long
-    // as each chunk reaches the client's kernel buffer at once; a chunk that has to wait keeps its
-    // buffer and the next read gets a new one.
     const up: Socket = connect({
       host: server.host,
       port: server.port,
       allowHalfOpen: true,
       noDelay: true,
       onread: {
-        buffer: () => (this.readBuf ??= readBuffer()),
+        buffer: this.fromServer.next,
         callback: (n: number, buf: Uint8Array): boolean => this.onUpRead(up, n, buf),
       },
     });
@@ -422,8 +416,25 @@ export class TcpSession {
     const client = this.client;
     const ok = client.write(Buffer.from(buf.buffer, buf.byteOffset, n));
     // Still queued in the client socket: that buffer is not ours to reuse.
-    if (client.writableLength !== 0) this.readBuf = null;
+    this.fromServer.afterRead(n, buf.length, client.writableLength !== 0);
     return ok;
+  }
+
+  /** A read from the client (onread): false pauses the client socket. */
+  private onClientRead(n: number, buf: Uint8Array): boolean {
+    if (this.phase === Phase.Piping) {
+      this.seen = true;
+      if (this.firstSentAt === 0) this.firstSentAt = Date.now();
+      const up = this.up!;
+      const ok = up.write(Buffer.from(buf.buffer, buf.byteOffset, n));
+      this.fromClient.afterRead(n, buf.length, up.writableLength !== 0);
+      return ok;
+    }
+    // Held (header, connecting, queued): a copy, the read buffer is reused.
+    const chunk = Buffer.from(buf.subarray(0, n));
+    this.fromClient.afterRead(n, buf.length, false);
+    this.onClientData(chunk);
+    return true;
   }
 
   private onClientEnd(): void {
@@ -585,9 +596,9 @@ export class TcpSession {
     if (this.phase === Phase.Closed) return;
     this.phase = Phase.Closed;
     this.pending = [];
-    // Both sockets are closed: no read or write can still use the current read buffer.
-    if (this.readBuf !== null && spareBuffers.length < MAX_SPARE_BUFFERS) spareBuffers.push(this.readBuf);
-    this.readBuf = null;
+    // Both sockets are closed: no read or write can still use the current read buffers.
+    this.fromClient.release();
+    this.fromServer.release();
     if (this.server !== null) {
       const sample = this.connectMs + Math.max(this.responseMs, 0);
       this.pool!.release(this.server, this.outcome, sample);
