@@ -7,7 +7,8 @@
  * `bufsize`) and short connections allocate nothing for reading.
  *
  * A chunk handed to a socket write that did not complete at once is still to be read by the
- * kernel: its buffer is left to that write (and then the GC), and the next read gets another.
+ * kernel: its buffer stays with that write, the next read gets another, and it goes back to the
+ * pool when the write is done.
  */
 export const SMALL_READ = 16 * 1024;
 export const LARGE_READ = 256 * 1024;
@@ -35,6 +36,24 @@ export class ReadBuffer {
   #buf: Buffer | null = null;
   #large = false;
   #smallRun = 0;
+  /**
+   * One entry per write of a chunk read here, in write order: the buffer when the write held it,
+   * else null. Write callbacks come in the same order, so each one settles the oldest entry and
+   * a held buffer goes back to the pool once its write is done, instead of to the GC.
+   */
+  readonly #writes: (Buffer | null)[] = [];
+  #writesHead = 0;
+
+  /** Pass to `socket.write(chunk, written)` for every chunk read into this buffer. */
+  readonly written = (): void => {
+    const buf = this.#writes[this.#writesHead];
+    this.#writes[this.#writesHead++] = null;
+    if (this.#writesHead === this.#writes.length) {
+      this.#writes.length = 0;
+      this.#writesHead = 0;
+    }
+    if (buf) give(buf);
+  };
 
   /** For `onread.buffer`: the buffer the next read goes into. */
   readonly next = (): Buffer => {
@@ -43,10 +62,12 @@ export class ReadBuffer {
   };
 
   /**
-   * After a read of `n` bytes into a buffer of `capacity` bytes; `held` when the chunk is still
-   * referenced by a write that did not complete.
+   * After a read of `n` bytes into a buffer of `capacity` bytes. `write`: the chunk was written
+   * with `written` as its callback, and `held` says whether that write is still pending (then the
+   * chunk's buffer is not read into again); without `write` the chunk was copied.
    */
-  afterRead(n: number, capacity: number, held: boolean): void {
+  afterRead(n: number, capacity: number, write?: { held: boolean }): void {
+    const held = write?.held === true;
     if (n >= capacity) {
       this.#large = true;
       this.#smallRun = 0;
@@ -59,6 +80,7 @@ export class ReadBuffer {
       this.#smallRun = 0;
     }
     const buf = this.#buf;
+    if (write) this.#writes.push(held ? buf : null);
     if (buf === null) return;
     if (held) {
       this.#buf = null;

@@ -414,9 +414,9 @@ export class TcpSession {
     if (this.responseMs < 0)
       this.responseMs = Date.now() - (this.firstSentAt || this.connectStart + this.connectMs);
     const client = this.client;
-    const ok = client.write(Buffer.from(buf.buffer, buf.byteOffset, n));
+    const ok = client.write(Buffer.from(buf.buffer, buf.byteOffset, n), this.fromServer.written);
     // Still queued in the client socket: that buffer is not ours to reuse.
-    this.fromServer.afterRead(n, buf.length, client.writableLength !== 0);
+    this.fromServer.afterRead(n, buf.length, { held: client.writableLength !== 0 });
     return ok;
   }
 
@@ -426,13 +426,13 @@ export class TcpSession {
       this.seen = true;
       if (this.firstSentAt === 0) this.firstSentAt = Date.now();
       const up = this.up!;
-      const ok = up.write(Buffer.from(buf.buffer, buf.byteOffset, n));
-      this.fromClient.afterRead(n, buf.length, up.writableLength !== 0);
+      const ok = up.write(Buffer.from(buf.buffer, buf.byteOffset, n), this.fromClient.written);
+      this.fromClient.afterRead(n, buf.length, { held: up.writableLength !== 0 });
       return ok;
     }
     // Held (header, connecting, queued): a copy, the read buffer is reused.
     const chunk = Buffer.from(buf.subarray(0, n));
-    this.fromClient.afterRead(n, buf.length, false);
+    this.fromClient.afterRead(n, buf.length);
     this.onClientData(chunk);
     return true;
   }
