@@ -25,7 +25,8 @@ interface HandleOwner {
 export function adoptWithOnread(accepted: Socket, onread: OnRead): Socket | undefined {
   const owner = accepted as unknown as HandleOwner;
   const handle = owner._handle;
-  if (handle === null || typeof handle !== 'object' || typeof handle.readStart !== 'function') return undefined;
+  if (handle === null || typeof handle !== 'object' || typeof handle.readStart !== 'function')
+    return undefined;
   owner._handle = null;
   let adopted: Socket;
   try {
