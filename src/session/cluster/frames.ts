@@ -22,6 +22,7 @@ export const FrameType = {
   sync: 11,
   synced: 12,
   members: 13,
+  leave: 14,
 } as const;
 
 export type FrameTypeCode = (typeof FrameType)[keyof typeof FrameType];

@@ -124,6 +124,19 @@ export class PeerConnection extends EventEmitter {
     this.send(type, { ...header, re: request.header.seq }, body);
   }
 
+  /** Says goodbye (a `leave` frame) and ends the connection once it is written; resolves when closed. */
+  leave(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    const closed = new Promise<void>((resolve) => this.once('close', () => resolve()));
+    if (this.authenticated) {
+      this.#write(FrameType.leave, {});
+      this.#socket.end();
+    } else {
+      this.close();
+    }
+    return closed;
+  }
+
   close(cause?: Error): void {
     if (this.closed) return;
     this.closed = true;

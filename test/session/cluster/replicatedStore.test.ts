@@ -285,6 +285,27 @@ test('primary-backup: when a primary dies its backup takes over; when a backup d
   await closeAll(survivors);
 });
 
+test('a node that closes tells the others, who take over its sessions at once', async () => {
+  // Slow heartbeats: without the goodbye, the others would need 3 s to notice.
+  const nodes = await cluster(3, 'primary-backup', { heartbeatMs: 1000, missedHeartbeats: 3 });
+  const [a, b, c] = nodes as [ReplicatedStore, ReplicatedStore, ReplicatedStore];
+  for (let i = 0; i < 20; i++) await a.set(`s${i}`, { i }, 60);
+  await until(() => [b, c].every((s) => s.stats().sessions === 20), 'replicated');
+  const started = Date.now();
+  await stop(a);
+  await until(() => [b, c].every((s) => s.members().length === 1), 'b and c see a gone', 1000);
+  assert.ok(Date.now() - started < 1000, `noticed after ${Date.now() - started} ms`);
+  await until(
+    () =>
+      Array.from({ length: 20 }, (_, i) => `s${i}`).every((id) =>
+        [b, c].every((s) => s.locate(id)?.hasValue),
+      ),
+    'both survivors hold every session',
+  );
+  assert.equal(b.stats().promoted + c.stats().promoted, 20);
+  await closeAll([b, c]);
+});
+
 test('primary-backup: a primary and its backup dying together lose exactly their sessions, counted', async () => {
   const nodes = await cluster(4, 'primary-backup');
   const [a, b, c, d] = nodes as [ReplicatedStore, ReplicatedStore, ReplicatedStore, ReplicatedStore];
