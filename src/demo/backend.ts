@@ -38,6 +38,8 @@ export interface BackendClusterOptions {
 }
 
 export interface RunningBackend {
+  /** With a cluster store: this node's id in the cluster (what its peers dial). */
+  readonly clusterNode?: string;
   readonly id: string;
   readonly port: number;
   readonly host: string;
@@ -92,6 +94,7 @@ export async function startBackend(options: BackendOptions): Promise<RunningBack
   const port = (server.address() as AddressInfo).port;
   if (id === '') id = formatAddress({ host, port });
   return {
+    ...(sessions.store instanceof ReplicatedStore ? { clusterNode: sessions.store.node } : {}),
     id,
     port,
     host,

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { formatAddress, parseConfig } from '../config/index.js';
 import { type Logger, log } from '../core/log.js';
 import { Runtime } from '../core/runtime.js';
@@ -26,9 +27,26 @@ export interface RunningLab {
  */
 export async function startLab(options: LabOptions): Promise<RunningLab> {
   const backends: RunningBackend[] = [];
+  // The backends replicate sessions among themselves (session clustering, all-to-all, acknowledged
+  // writes): `GET /session` counts on whichever backend round robin picks. The first one seeds
+  // the cluster; the others join it.
+  const secret = randomBytes(16).toString('hex');
   for (let i = 0; i < options.backends; i++) {
+    const seed = backends[0]?.clusterNode;
     backends.push(
-      await startBackend({ port: 0, host: options.host, id: `backend-${String.fromCharCode(97 + i)}` }),
+      await startBackend({
+        port: 0,
+        host: options.host,
+        id: `backend-${String.fromCharCode(97 + i)}`,
+        cluster: {
+          mode: 'all-to-all',
+          listen: formatAddress({ host: options.host, port: 0 }),
+          peers: seed === undefined ? [] : [seed],
+          secret,
+          sync: true,
+          logger: options.log ?? log,
+        },
+      }),
     );
   }
   const yaml = `
