@@ -95,9 +95,12 @@ Example, a three-node session cluster (each backend holds and replicates the ses
   (and likewise on ports 3002/7002 and 3003/7003)`,
   )
   .action(async (opts: BackendCliOptions) => {
-    const cluster = backendCluster(opts);
     // Loaded on demand: the backend pulls in the session stores, which the balancer never needs.
-    const { startBackend } = await import('../demo/backend.js');
+    const [{ startBackend }, { splitAddress }] = await Promise.all([
+      import('../demo/backend.js'),
+      import('../session/cluster/membership.js'),
+    ]);
+    const cluster = backendCluster(opts, splitAddress);
     const starting = startBackend({
       port: opts.port,
       host: opts.host,
@@ -141,15 +144,19 @@ interface BackendCliOptions {
  * The cluster options of `fulcrum backend --session-store cluster`, checked: a missing or bad one
  * is named on stderr and exits 2; `--cluster-*` flags without `--session-store cluster` too.
  */
-function backendCluster(opts: BackendCliOptions) {
+function backendCluster(opts: BackendCliOptions, splitAddress: (address: string) => unknown) {
   const fail = (message: string): never => {
     process.stderr.write(`fulcrum backend: ${message}\n`);
     process.exit(EXIT_CONFIG);
   };
-  const address = /^(\[[^\]]+\]|[^\s:[\]]+):(\d{1,5})$/;
+  // The store's own parser: what it would refuse is refused here, with the flag named.
   const badAddress = (text: string) => {
-    const m = address.exec(text);
-    return m === null || Number(m[2]) > 65535;
+    try {
+      splitAddress(text);
+      return false;
+    } catch {
+      return true;
+    }
   };
   if (opts.sessionStore.trim() !== 'cluster') {
     const given = (

@@ -343,9 +343,7 @@ export class TcpSession {
   private onClientData(chunk: Buffer): void {
     switch (this.phase) {
       case Phase.Piping:
-        this.seen = true;
-        if (this.firstSentAt === 0) this.firstSentAt = Date.now();
-        if (!this.up!.write(chunk)) this.client.pause();
+        if (!this.toServer(chunk)) this.client.pause();
         return;
       case Phase.Header:
         this.onHeaderData(chunk);
@@ -359,6 +357,13 @@ export class TcpSession {
         // Queued for a slot: paused, but a chunk already read may still arrive.
         this.hold(chunk);
     }
+  }
+
+  /** Client bytes to the server while piping; false when the server socket is full. */
+  private toServer(chunk: Buffer, written?: () => void): boolean {
+    this.seen = true;
+    if (this.firstSentAt === 0) this.firstSentAt = Date.now();
+    return this.up!.write(chunk, written);
   }
 
   private hold(chunk: Buffer): void {
@@ -423,11 +428,8 @@ export class TcpSession {
   /** A read from the client (onread): false pauses the client socket. */
   private onClientRead(n: number, buf: Uint8Array): boolean {
     if (this.phase === Phase.Piping) {
-      this.seen = true;
-      if (this.firstSentAt === 0) this.firstSentAt = Date.now();
-      const up = this.up!;
-      const ok = up.write(Buffer.from(buf.buffer, buf.byteOffset, n), this.fromClient.written);
-      this.fromClient.afterRead(n, buf.length, { held: up.writableLength !== 0 });
+      const ok = this.toServer(Buffer.from(buf.buffer, buf.byteOffset, n), this.fromClient.written);
+      this.fromClient.afterRead(n, buf.length, { held: this.up!.writableLength !== 0 });
       return ok;
     }
     // Held (header, connecting, queued): a copy, the read buffer is reused.

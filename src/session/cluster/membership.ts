@@ -11,7 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { connect, createServer, type Server } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../store.js';
 import { type Frame, type FrameHeader, FrameType, type FrameTypeCode } from './frames.js';
 import { type ConnectionCounters, type Identity, PeerConnection } from './peerConnection.js';
@@ -87,22 +87,22 @@ export class Membership extends EventEmitter {
         socket.destroy();
         return;
       }
-      this.#adopt(
-        new PeerConnection(
-          socket,
-          'in',
-          this.#identity,
-          options.secret,
-          this.counters,
-          this.#handshakeMs,
-          options.maxFrameBytes,
-        ),
-      );
+      this.#adopt(this.#peerConnection(socket, 'in'));
     });
   }
 
-  get #handshakeMs(): number {
-    return Math.max(1000, this.options.requestTimeoutMs * 2);
+  #peerConnection(socket: Socket, direction: 'in' | 'out'): PeerConnection {
+    const o = this.options;
+    const handshakeMs = Math.max(1000, o.requestTimeoutMs * 2);
+    return new PeerConnection(
+      socket,
+      direction,
+      this.#identity,
+      o.secret,
+      this.counters,
+      handshakeMs,
+      o.maxFrameBytes,
+    );
   }
 
   /** Listens, then dials every static peer. Resolves once listening. */
@@ -245,16 +245,7 @@ export class Membership extends EventEmitter {
       return;
     }
     m.dialing = true;
-    const socket = connect(target);
-    const conn = new PeerConnection(
-      socket,
-      'out',
-      this.#identity,
-      this.options.secret,
-      this.counters,
-      this.#handshakeMs,
-      this.options.maxFrameBytes,
-    );
+    const conn = this.#peerConnection(connect(target), 'out');
     m.out = conn;
     conn.once('authenticated', () => {
       m.dialing = false;
@@ -264,7 +255,6 @@ export class Membership extends EventEmitter {
       if (m.dialing) {
         m.dialing = false;
         m.dialFailures++;
-        this.emit('dial-failed', m.id);
       }
       if (m.out === conn) m.out = undefined;
       this.#scheduleDial(m);

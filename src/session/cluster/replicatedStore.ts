@@ -17,8 +17,6 @@
  * delayed older write cannot bring a session back.
  */
 import { BaseStore, type BaseStoreOptions } from '../baseStore.js';
-import { DeadlineExceeded } from '../deadlines.js';
-import { StoreUnavailableError } from '../store.js';
 import { type Frame, type FrameHeader, FrameType } from './frames.js';
 import { type MemberState, Membership, splitAddress } from './membership.js';
 import type { PeerConnection } from './peerConnection.js';
@@ -64,6 +62,15 @@ interface Entry {
   dead: boolean;
 }
 
+interface OwnOptions {
+  /** Same value, new placement (a takeover, a promotion, a new backup): see #nextVersion. */
+  placementOnly?: boolean;
+  /** The version taken over, whose primary and backup hold the value already. */
+  unchanged?: Entry;
+  /** Backups that did not acknowledge this write (sync mode). */
+  failed?: Set<string>;
+}
+
 export interface ClusterMemberStats {
   id: string;
   state: MemberState;
@@ -100,6 +107,16 @@ export interface ReplicatedStoreStats {
 
 const newer = (a: { v: number; o: string }, b: { v: number; o: string }): boolean =>
   a.v > b.v || (a.v === b.v && a.o > b.o);
+
+/** How an entry travels in `update` frames (the value, when sent, is the body). */
+const headerOf = (key: string, e: Entry): FrameHeader => ({
+  id: key,
+  v: e.v,
+  o: e.o,
+  exp: e.exp,
+  p: e.p,
+  b: e.b,
+});
 
 /** FNV-1a: spreads backups over the members without a crypto hash per write. */
 function hash(text: string): number {
@@ -204,24 +221,8 @@ export class ReplicatedStore extends BaseStore {
    * joining node serves existing sessions from its first request); rejects if it cannot listen.
    */
   override ready(timeoutMs = this.#joinTimeoutMs + 1000): Promise<void> {
-    if (this.#startError) return Promise.reject(this.#startError);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new StoreUnavailableError(this.label, { cause: new DeadlineExceeded(timeoutMs) })),
-        timeoutMs,
-      );
-      timer.unref();
-      this.#joined.then(
-        () => {
-          clearTimeout(timer);
-          resolve();
-        },
-        (err: unknown) => {
-          clearTimeout(timer);
-          reject(err);
-        },
-      );
-    });
+    // BaseStore's wait for 'connect' (emitted once joined), cut short when listening fails.
+    return Promise.race([super.ready(timeoutMs), this.#joined]);
   }
 
   async #join(): Promise<void> {
@@ -368,44 +369,37 @@ export class ReplicatedStore extends BaseStore {
    * elsewhere in the meantime: a node that was cut off and re-replicates its old copy loses to
    * the writes the others made without it.
    */
-  #nextVersion(cur: Entry | undefined, placementOnly = false): number {
+  #nextVersion(cur: Entry | undefined, placementOnly?: boolean): number {
     if (placementOnly && cur) return cur.v + 1;
     return Math.max(Date.now(), (cur?.v ?? 0) + 1);
   }
 
   /**
    * This node writes (or takes over) a session: it becomes the primary; the copies follow.
-   * `unchanged` is the version taken over when the value is the same: a backup that holds it
+   * `how.unchanged` is the version taken over when the value is the same: a backup that holds it
    * already is sent only the new version's id, not the value again. In sync mode, a backup that
    * does not acknowledge is replaced by another one (at most twice), so that a write that
    * resolves has a replica whenever another node can take one.
    */
-  #own(
-    key: string,
-    text: string,
-    exp: number,
-    unchanged?: Entry,
-    failed?: Set<string>,
-    placementOnly = unchanged !== undefined,
-  ): Promise<void> {
+  #own(key: string, text: string, exp: number, how: OwnOptions = {}): Promise<void> {
     const cur = this.#entries.get(key);
     const e: Entry = {
-      v: this.#nextVersion(cur, placementOnly),
+      v: this.#nextVersion(cur, how.placementOnly),
       o: this.node,
       exp,
       p: this.node,
-      b: this.mode === 'primary-backup' ? this.#chooseBackup(key, cur, failed) : '',
+      b: this.mode === 'primary-backup' ? this.#chooseBackup(key, cur, how.failed) : '',
       text,
       dead: false,
     };
     this.#entries.set(key, e);
-    const published = this.#publish(key, e, unchanged, cur);
+    const published = this.#publish(key, e, how.unchanged, cur);
     if (!this.sync || this.mode !== 'primary-backup') return published.then(() => {});
     return published.then((acknowledged) => {
       if (acknowledged || e.b === '' || this.#closed || this.#entries.get(key) !== e) return;
-      const tried = new Set(failed).add(e.b);
-      if (tried.size > 2) return;
-      return this.#own(key, text, exp, undefined, tried, placementOnly);
+      const failed = new Set(how.failed).add(e.b);
+      if (failed.size > 2) return;
+      return this.#own(key, text, exp, { placementOnly: how.placementOnly, failed });
     });
   }
 
@@ -443,7 +437,7 @@ export class ReplicatedStore extends BaseStore {
    * resolves. Resolves true unless the backup failed to acknowledge.
    */
   #publish(key: string, e: Entry, unchanged?: Entry, previous?: Entry): Promise<boolean> {
-    const header: FrameHeader = { id: key, v: e.v, o: e.o, exp: e.exp, p: e.p, b: e.b };
+    const header = headerOf(key, e);
     // The previous primary and backup hold `unchanged` already (primary-backup takeovers).
     const holds = (id: string) => unchanged !== undefined && (id === unchanged.p || id === unchanged.b);
     const keepHeader = unchanged ? { ...header, kv: unchanged.v, ko: unchanged.o } : header;
@@ -501,13 +495,18 @@ export class ReplicatedStore extends BaseStore {
 
   /** Primary-backup: the value from the primary, else the backup; this node then owns the session. */
   async #fetchValue(key: string, e: Entry): Promise<string | undefined> {
-    for (const target of [e.p, e.b]) {
-      if (target === '' || target === this.node) continue;
+    // Neither answering with the value: maybe ownership moved on and this index is stale.
+    return (await this.#valueFrom(key, [e.p, e.b])) ?? this.#askAround(key, [e.p, e.b]);
+  }
+
+  /** The value from the first of `targets` (this node and `skip` aside) that has it, kept here. */
+  async #valueFrom(key: string, targets: readonly string[], skip: readonly string[] = []) {
+    for (const target of targets) {
+      if (target === '' || target === this.node || skip.includes(target)) continue;
       const found = await this.#fetch(target, key);
       if (found?.text !== undefined && !found.dead) return this.#adopt(key, found);
     }
-    // Neither answered with the value: maybe ownership moved on and this index is stale.
-    return this.#askAround(key, [e.p, e.b]);
+    return undefined;
   }
 
   /** A session unknown here (new id, or its change is still in flight): ask every member. */
@@ -521,13 +520,7 @@ export class ReplicatedStore extends BaseStore {
       // Only ids came back (primary-backup): follow the newest one's pointers once.
       let hint: Entry | undefined;
       for (const a of answers) if (a && (!hint || newer(a, hint))) hint = a;
-      if (hint === undefined) return undefined;
-      for (const target of [hint.p, hint.b]) {
-        if (target === '' || target === this.node || targets.includes(target)) continue;
-        const found = await this.#fetch(target, key);
-        if (found?.text !== undefined && !found.dead) return this.#adopt(key, found);
-      }
-      return undefined;
+      return hint === undefined ? undefined : this.#valueFrom(key, [hint.p, hint.b], targets);
     }
     if (best.dead || best.exp <= Date.now()) return undefined;
     return this.#adopt(key, best);
@@ -544,7 +537,9 @@ export class ReplicatedStore extends BaseStore {
     if (!cur || !newer(cur, found)) this.#entries.set(key, found);
     if (this.mode === 'primary-backup') {
       setImmediate(() => {
-        if (!this.#closed && this.#entries.get(key) === found) void this.#own(key, text, found.exp, found);
+        if (!this.#closed && this.#entries.get(key) === found) {
+          void this.#own(key, text, found.exp, { placementOnly: true, unchanged: found });
+        }
       });
     }
     return text;
@@ -680,11 +675,7 @@ export class ReplicatedStore extends BaseStore {
         conn.send(FrameType.destroy, { id: key, v: e.v, o: e.o, exp: e.exp });
       } else {
         const withValue = this.mode === 'all-to-all' || e.p === from || e.b === from;
-        conn.send(
-          FrameType.update,
-          { id: key, v: e.v, o: e.o, exp: e.exp, p: e.p, b: e.b },
-          withValue ? e.text : undefined,
-        );
+        conn.send(FrameType.update, headerOf(key, e), withValue ? e.text : undefined);
       }
       count++;
     }
@@ -715,11 +706,11 @@ export class ReplicatedStore extends BaseStore {
       const primaryUp = up(e.p);
       if (e.p === me) {
         // Our backup died: replicate to a new one (a new version with the same value).
-        void this.#own(key, e.text ?? '', e.exp, undefined, undefined, true);
+        void this.#own(key, e.text ?? '', e.exp, { placementOnly: true });
       } else if (!primaryUp && e.text !== undefined) {
         // Its primary died and this node holds a copy (it is the backup): take over.
         promoted++;
-        void this.#own(key, e.text, e.exp, undefined, undefined, true);
+        void this.#own(key, e.text, e.exp, { placementOnly: true });
       } else if (!primaryUp && !up(e.b)) {
         this.#entries.delete(key);
         lost++;
