@@ -16,6 +16,6 @@ export type { Config, ListenerConfig, PoolConfig, ServerConfig } from './config/
 export { ConfigError, loadConfig, parseConfig, parseDuration } from './config/index.js';
 export { createLogger, type Logger, type LogLevel } from './core/log.js';
 export { Outcome, Pool, type PoolOptions } from './core/pool.js';
-export { type ReloadSummary, Runtime, type RuntimeOptions } from './core/runtime.js';
+export { type ReloadSummary, Runtime, type RuntimeOptions } from './runtime/runtime.js';
 export { Server, type ServerState } from './core/server.js';
 export { healthOf } from './health/index.js';

@@ -16,7 +16,7 @@ import { type Logger as Pino, pino } from 'pino';
 import type { AccessLogConfig } from '../config/types.js';
 import type { Logger } from '../core/log.js';
 import type { ExchangeRecord, TrafficObserver } from '../core/observer.js';
-import type { Runtime } from '../core/runtime.js';
+import type { Runtime } from '../runtime/runtime.js';
 import { addObserver } from './observers.js';
 
 type Destination = ReturnType<typeof pino.destination>;

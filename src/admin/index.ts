@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { ConfigError } from '../config/errors.js';
 import type { AdminConfig } from '../config/types.js';
 import type { Logger } from '../core/log.js';
-import type { Runtime } from '../core/runtime.js';
+import type { Runtime } from '../runtime/runtime.js';
 import { Auth, checkAdminConfig } from './auth.js';
 import { Control } from './control.js';
 import { EventStream } from './events.js';

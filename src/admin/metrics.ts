@@ -13,7 +13,7 @@
 import client, { type Metric, Registry } from 'prom-client';
 import type { ExchangeRecord, TrafficObserver } from '../core/observer.js';
 import type { Pool, TransitionListener } from '../core/pool.js';
-import type { Runtime } from '../core/runtime.js';
+import type { Runtime } from '../runtime/runtime.js';
 import type { Server, ServerState } from '../core/server.js';
 import { healthOf } from '../health/index.js';
 import { LiveStats } from './live.js';

@@ -4,7 +4,7 @@
  * one, so that it costs one call).
  */
 import type { ExchangeRecord, TrafficObserver } from '../core/observer.js';
-import type { Runtime } from '../core/runtime.js';
+import type { Runtime } from '../runtime/runtime.js';
 
 const observers = new WeakMap<Runtime, TrafficObserver[]>();
 

@@ -15,7 +15,7 @@ import { ConfigError, type ConfigProblem, parseAddress } from '../config/index.j
 import { loadConfig, parseConfig } from '../config/load.js';
 import type { Config } from '../config/types.js';
 import type { Logger } from '../core/log.js';
-import type { Runtime } from '../core/runtime.js';
+import type { Runtime } from '../runtime/runtime.js';
 import type { ServerState } from '../core/server.js';
 
 /** What an operator can set a server to; the pool states behind them. */

@@ -2,7 +2,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError, formatAddress, loadConfig, parseDuration } from '../config/index.js';
 import { type LogLevel, log } from '../core/log.js';
-import { type ReloadSummary, Runtime } from '../core/runtime.js';
+import { type ReloadSummary, Runtime } from '../runtime/runtime.js';
 
 /** Exit status for a bad config (`check` and `start`), as the contract says. */
 const EXIT_CONFIG = 2;

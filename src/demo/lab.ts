@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { formatAddress, parseConfig } from '../config/index.js';
 import { type Logger, log } from '../core/log.js';
-import { Runtime } from '../core/runtime.js';
+import { Runtime } from '../runtime/runtime.js';
 import { type RunningBackend, startBackend } from './backend.js';
 
 export interface LabOptions {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { loadWithState, restoreStates, startAdmin, stateFileOf } from '../../src/admin/index.js';
-import { Runtime } from '../../src/core/runtime.js';
+import { Runtime } from '../../src/runtime/runtime.js';
 import { memoryLogger, startBackends } from '../helpers/balancer.js';
 import { api, LOOPBACK, startFromFile, traffic } from './helpers.js';
 

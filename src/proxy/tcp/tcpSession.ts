@@ -5,7 +5,7 @@ import type { TrafficObserver } from '../../core/observer.js';
 import { Outcome, type Pool } from '../../core/pool.js';
 import type { Server } from '../../core/server.js';
 import { encodeProxyHeader, type ProxyEndpoints, parseProxyHeader, V2_MAX_LENGTH } from '../proxyProtocol.js';
-import { adoptWithOnread } from './adoptSocket.js';
+import { adoptWithOnread } from '../l4/adoptSocket.js';
 import {
   drainDeadline,
   hostPort,
@@ -13,8 +13,8 @@ import {
   PROXY_HEADER_TIMEOUT,
   proxyVersionFor,
   unavailable,
-} from './l4.js';
-import { ReadBuffer } from './readBuffer.js';
+} from '../l4/l4.js';
+import { ReadBuffer } from '../l4/readBuffer.js';
 
 /** Client bytes held while the server connection opens; beyond this the client is paused. */
 const MAX_PENDING = 64 * 1024;

@@ -15,7 +15,7 @@ import {
   isDraining,
   LogThrottle,
   unavailable,
-} from '../tcp/l4.js';
+} from '../l4/l4.js';
 import { Flow, type FlowOwner, MAX_SEND_QUEUE } from './flow.js';
 
 interface UdpListenerKeys {

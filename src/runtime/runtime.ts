@@ -5,11 +5,11 @@ import { createPoolHealth, type PoolHealth } from '../health/index.js';
 import { closeIdle } from '../proxy/http/upstreamPool.js';
 import type { Listener, PoolLookup } from '../proxy/listener.js';
 import { createListener } from '../proxy/listenerFactory.js';
-import type { Logger } from './log.js';
-import { log as defaultLog } from './log.js';
-import type { TrafficObserver } from './observer.js';
-import { Pool, type PoolOptions } from './pool.js';
-import { Server } from './server.js';
+import type { Logger } from '../core/log.js';
+import { log as defaultLog } from '../core/log.js';
+import type { TrafficObserver } from '../core/observer.js';
+import { Pool, type PoolOptions } from '../core/pool.js';
+import { Server } from '../core/server.js';
 
 type CreateAffinity = typeof import('../sticky/index.js').createAffinity;
 /** Loaded only when a pool is sticky: it brings the Redis client along (about 20 MB). */
