@@ -1,28 +1,69 @@
 /**
  * Follows a chunked body (RFC 9112 7.1) byte by byte to find where it ends, refusing anything
- * malformed: non-hex or oversized chunk sizes, whitespace around sizes, control characters in
- * extensions, missing CRLFs. The proxy forwards the bytes unchanged (the receiver sees exactly
- * the framing we validated), or, for HTTP/1.0 clients, only the data (`onData`).
+ * malformed: non-hex or oversized chunk sizes, whitespace around sizes, chunk extensions outside
+ * their grammar, trailer lines that are not field lines, missing CRLFs. The proxy forwards the
+ * bytes unchanged (the receiver sees exactly the framing we validated), or, for HTTP/1.0
+ * clients, only the data (`onData`).
+ *
+ * The grammar checked (RFC 9112 7.1, 7.1.1, 7.1.2; RFC 9110 5.6.2, 5.6.4):
+ *
+ *     chunk          = chunk-size [ chunk-ext ] CRLF chunk-data CRLF
+ *     chunk-size     = 1*HEXDIG
+ *     chunk-ext      = *( ";" chunk-ext-name [ "=" chunk-ext-val ] )
+ *     chunk-ext-name = token
+ *     chunk-ext-val  = token / quoted-string
+ *     quoted-string  = DQUOTE *( qdtext / quoted-pair ) DQUOTE
+ *     last-chunk     = 1*"0" [ chunk-ext ] CRLF
+ *     trailer-section = *( field-name ":" OWS field-value OWS CRLF )
+ *
+ * RFC 9112 allows BWS around ";" and "=" in extensions (and so after the size). It is refused
+ * here, as llhttp does in strict mode (Node's parser answers 400): no client sends it, and a
+ * line that our parser and the server's could read differently is exactly what not to forward.
+ *
+ * Everything is incremental: a buffer may end at any byte (inside a size, a quoted string,
+ * right after a backslash); the state carries over to the next `feed`.
  */
 enum St {
+  /** First hex digit of a chunk size. */
   Size = 0,
+  /** More hex digits, ";" or CR. */
   SizeMore = 1,
-  Ext = 2,
-  SizeLf = 3,
-  Data = 4,
-  DataCr = 5,
-  DataLf = 6,
-  TrailerStart = 7,
-  TrailerLine = 8,
-  TrailerLf = 9,
-  EndLf = 10,
-  Done = 11,
-  Error = 12,
+  /** First character of an extension name (after ";"). */
+  ExtName = 2,
+  /** Rest of an extension name: tchar, "=", ";" or CR. */
+  ExtNameMore = 3,
+  /** First character of an extension value (after "="): tchar or DQUOTE. */
+  ExtValue = 4,
+  /** Rest of a token value: tchar, ";" or CR. */
+  ExtToken = 5,
+  /** Inside a quoted-string value. */
+  ExtQuoted = 6,
+  /** Right after a backslash inside a quoted-string. */
+  ExtQuotedPair = 7,
+  /** After the closing DQUOTE: ";" or CR. */
+  ExtQuotedEnd = 8,
+  SizeLf = 9,
+  Data = 10,
+  DataCr = 11,
+  DataLf = 12,
+  /** Start of a trailer line, or CR of the empty line ending the message. */
+  TrailerStart = 13,
+  /** Rest of a trailer field name, up to ":". */
+  TrailerName = 14,
+  /** A trailer field value, up to CR. */
+  TrailerValue = 15,
+  TrailerLf = 16,
+  EndLf = 17,
+  Done = 18,
+  Error = 19,
 }
 
-/** 13 hex digits = 52 bits: every size is exact in a double. */
+/** 13 hex digits = 52 bits: every size is exact in a double. Leading zeros count too. */
 const MAX_SIZE_DIGITS = 13;
-/** Bound on chunk extensions and trailers together, per message. */
+/**
+ * Bound on chunk extensions and trailers together, per message (what Node allows for extensions,
+ * too). It also bounds every chunk-size line: a never-ending extension is cut off here.
+ */
 const MAX_META_BYTES = 16 * 1024;
 
 export const CHUNKED_MORE = -1;
@@ -30,13 +71,40 @@ export const CHUNKED_ERROR = -2;
 
 export type DataSink = (buf: Buffer, start: number, end: number) => void;
 
+// Byte classes, one table lookup per byte of a size line or trailer.
+/** tchar (RFC 9110 5.6.2). */
+const C_TCHAR = 1;
+/** qdtext (RFC 9110 5.6.4): HTAB, SP, "!", "#"-"[", "]"-"~", obs-text. */
+const C_QDTEXT = 2;
+/** What may follow a backslash, and field-value bytes: HTAB, SP, VCHAR, obs-text. */
+const C_TEXT = 4;
+const CLASS = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+  CLASS[c.charCodeAt(0)]! |= C_TCHAR;
+}
+for (let c = 0; c < 256; c++) {
+  const text = c === 0x09 || (c >= 0x20 && c !== 0x7f);
+  if (text) CLASS[c]! |= C_TEXT;
+  if (text && c !== 0x22 /* " */ && c !== 0x5c /* \ */) CLASS[c]! |= C_QDTEXT;
+}
+/** Hex digit values, -1 for anything else. */
+const HEX = new Int8Array(256).fill(-1);
+for (let c = 0; c < 10; c++) HEX[0x30 + c] = c;
+for (let c = 0; c < 6; c++) {
+  HEX[0x41 + c] = 10 + c;
+  HEX[0x61 + c] = 10 + c;
+}
+
+/** Incremental validator of one chunked body at a time; `reset` before each message. */
 export class ChunkedDecoder {
   private st = St.Size;
   private remaining = 0;
   private digits = 0;
   private meta = 0;
+  /** Why the body was refused (for the log), once `feed` returned CHUNKED_ERROR. */
   error = '';
 
+  /** Makes the decoder ready for the next message. */
   reset(): void {
     this.st = St.Size;
     this.remaining = 0;
@@ -45,40 +113,49 @@ export class ChunkedDecoder {
     this.error = '';
   }
 
+  /** The whole body, last chunk and trailers included, has been seen. */
   get done(): boolean {
     return this.st === St.Done;
   }
 
   /**
    * Consumes `buf` from `start`. Returns the index just past the end of the body when it ends in
-   * this buffer, CHUNKED_MORE when more bytes are needed, CHUNKED_ERROR on malformed framing.
+   * this buffer, CHUNKED_MORE when more bytes are needed, CHUNKED_ERROR on malformed framing
+   * (then `error` says why; nothing of the buffer should be forwarded).
    * `onData`, when given, receives the chunk data ranges.
    */
   feed(buf: Buffer, start: number, onData?: DataSink): number {
     let i = start;
     const len = buf.length;
     while (i < len) {
-      switch (this.st) {
-        case St.Data: {
-          const take = Math.min(this.remaining, len - i);
-          if (onData !== undefined) onData(buf, i, i + take);
-          i += take;
-          this.remaining -= take;
-          if (this.remaining === 0) this.st = St.DataCr;
-          continue;
-        }
+      const st = this.st;
+      if (st === St.Data) {
+        const take = Math.min(this.remaining, len - i);
+        if (onData !== undefined) onData(buf, i, i + take);
+        i += take;
+        this.remaining -= take;
+        if (this.remaining === 0) this.st = St.DataCr;
+        continue;
+      }
+      const c = buf[i]!;
+      // Extension and trailer bytes are bounded per message, whatever state they are in.
+      if (st >= St.ExtName && st <= St.ExtQuotedEnd) {
+        if (++this.meta > MAX_META_BYTES) return this.fail('chunk extensions too long');
+      } else if (st >= St.TrailerName && st <= St.TrailerValue) {
+        if (++this.meta > MAX_META_BYTES) return this.fail('trailers too long');
+      }
+      switch (st) {
         case St.Size:
         case St.SizeMore: {
-          const c = buf[i]!;
-          const v = hexValue(c);
+          const v = HEX[c]!;
           if (v >= 0) {
             if (++this.digits > MAX_SIZE_DIGITS) return this.fail('chunk size too large');
             this.remaining = this.remaining * 16 + v;
             this.st = St.SizeMore;
-          } else if (this.st === St.Size) {
+          } else if (st === St.Size) {
             return this.fail('chunk size missing');
           } else if (c === 0x3b /* ; */) {
-            this.st = St.Ext;
+            this.st = St.ExtName;
           } else if (c === 0x0d) {
             this.st = St.SizeLf;
           } else {
@@ -86,48 +163,81 @@ export class ChunkedDecoder {
           }
           break;
         }
-        case St.Ext: {
-          const c = buf[i]!;
-          if (c === 0x0d) this.st = St.SizeLf;
-          else if ((c < 0x20 && c !== 0x09) || c === 0x7f)
-            return this.fail('control character in chunk extension');
-          else if (++this.meta > MAX_META_BYTES) return this.fail('chunk extensions too long');
+        case St.ExtName:
+          if ((CLASS[c]! & C_TCHAR) === 0) return this.fail('chunk extension without a name');
+          this.st = St.ExtNameMore;
           break;
-        }
+        case St.ExtNameMore:
+          if ((CLASS[c]! & C_TCHAR) !== 0) break;
+          if (c === 0x3d /* = */) this.st = St.ExtValue;
+          else if (c === 0x3b) this.st = St.ExtName;
+          else if (c === 0x0d) this.st = St.SizeLf;
+          else return this.fail('invalid character in chunk extension name');
+          break;
+        case St.ExtValue:
+          if ((CLASS[c]! & C_TCHAR) !== 0) this.st = St.ExtToken;
+          else if (c === 0x22 /* " */) this.st = St.ExtQuoted;
+          else return this.fail('invalid chunk extension value');
+          break;
+        case St.ExtToken:
+          if ((CLASS[c]! & C_TCHAR) !== 0) break;
+          if (c === 0x3b) this.st = St.ExtName;
+          else if (c === 0x0d) this.st = St.SizeLf;
+          else return this.fail('invalid character in chunk extension value');
+          break;
+        case St.ExtQuoted:
+          if ((CLASS[c]! & C_QDTEXT) !== 0) break;
+          if (c === 0x22) this.st = St.ExtQuotedEnd;
+          else if (c === 0x5c /* \ */) this.st = St.ExtQuotedPair;
+          else return this.fail('invalid character in quoted chunk extension value');
+          break;
+        case St.ExtQuotedPair:
+          if ((CLASS[c]! & C_TEXT) === 0) return this.fail('invalid quoted-pair in chunk extension value');
+          this.st = St.ExtQuoted;
+          break;
+        case St.ExtQuotedEnd:
+          if (c === 0x3b) this.st = St.ExtName;
+          else if (c === 0x0d) this.st = St.SizeLf;
+          else return this.fail('invalid character after quoted chunk extension value');
+          break;
         case St.SizeLf:
-          if (buf[i] !== 0x0a) return this.fail('expected LF after chunk size');
+          if (c !== 0x0a) return this.fail('expected LF after chunk size');
           this.digits = 0;
           this.st = this.remaining === 0 ? St.TrailerStart : St.Data;
           break;
         case St.DataCr:
-          if (buf[i] !== 0x0d) return this.fail('chunk data longer than its size');
+          if (c !== 0x0d) return this.fail('chunk data longer than its size');
           this.st = St.DataLf;
           break;
         case St.DataLf:
-          if (buf[i] !== 0x0a) return this.fail('expected LF after chunk data');
+          if (c !== 0x0a) return this.fail('expected LF after chunk data');
           this.st = St.Size;
           break;
         case St.TrailerStart:
-          if (buf[i] === 0x0d) {
-            this.st = St.EndLf;
-            break;
-          }
-          this.st = St.TrailerLine;
-          continue;
-        case St.TrailerLine: {
-          const c = buf[i]!;
-          if (c === 0x0d) this.st = St.TrailerLf;
-          else if (c === 0x0a || (c < 0x20 && c !== 0x09) || c === 0x7f) {
-            return this.fail('control character in trailer');
-          } else if (++this.meta > MAX_META_BYTES) return this.fail('trailers too long');
+          if (c === 0x0d) this.st = St.EndLf;
+          else if ((CLASS[c]! & C_TCHAR) !== 0) {
+            if (++this.meta > MAX_META_BYTES) return this.fail('trailers too long');
+            this.st = St.TrailerName;
+          } else if (c === 0x20 || c === 0x09) return this.fail('obs-fold in trailer');
+          else return this.fail('invalid trailer line');
           break;
-        }
+        case St.TrailerName:
+          if ((CLASS[c]! & C_TCHAR) !== 0) break;
+          if (c === 0x3a /* : */) this.st = St.TrailerValue;
+          else if (c === 0x20 || c === 0x09) return this.fail('whitespace in trailer name');
+          else return this.fail('invalid character in trailer name');
+          break;
+        case St.TrailerValue:
+          if ((CLASS[c]! & C_TEXT) !== 0) break;
+          if (c === 0x0d) this.st = St.TrailerLf;
+          else return this.fail('control character in trailer');
+          break;
         case St.TrailerLf:
-          if (buf[i] !== 0x0a) return this.fail('expected LF after trailer');
+          if (c !== 0x0a) return this.fail('expected LF after trailer');
           this.st = St.TrailerStart;
           break;
         case St.EndLf:
-          if (buf[i] !== 0x0a) return this.fail('expected LF after last chunk');
+          if (c !== 0x0a) return this.fail('expected LF after last chunk');
           this.st = St.Done;
           return i + 1;
         case St.Done:
@@ -137,7 +247,7 @@ export class ChunkedDecoder {
       }
       i++;
     }
-    return CHUNKED_MORE;
+    return this.st === St.Error ? CHUNKED_ERROR : this.st === St.Done ? i : CHUNKED_MORE;
   }
 
   private fail(why: string): number {
@@ -145,11 +255,4 @@ export class ChunkedDecoder {
     this.error = why;
     return CHUNKED_ERROR;
   }
-}
-
-function hexValue(c: number): number {
-  if (c >= 0x30 && c <= 0x39) return c - 0x30;
-  if (c >= 0x61 && c <= 0x66) return c - 0x57;
-  if (c >= 0x41 && c <= 0x46) return c - 0x37;
-  return -1;
 }
