@@ -3,7 +3,8 @@
  * servers. Strictness is the point: request smuggling lives in the gaps between two parsers'
  * leniencies, so anything ambiguous is refused rather than guessed at: bare CR or LF line ends,
  * whitespace before a colon, obs-fold, control characters, Content-Length together with
- * Transfer-Encoding, conflicting Content-Lengths, codings other than a final "chunked".
+ * Transfer-Encoding, conflicting (in requests, repeated) Content-Lengths, codings other than a
+ * final "chunked".
  *
  * Input is the head as a latin1 string (one char per byte) WITHOUT the final CRLFCRLF. Parsed
  * results go into a caller-owned object that is reused across messages.
@@ -176,6 +177,33 @@ export function isHopByHop(name: string): boolean {
   }
 }
 
+/**
+ * `s` without the SP and HTAB (OWS) around it. Not String.trim, which also removes U+00A0: in a
+ * latin1 head that is byte 0xA0, which is no whitespace to HTTP (`Content-Length: 5\xA0` is
+ * invalid, not 5).
+ */
+function trimOws(s: string): string {
+  let from = 0;
+  let to = s.length;
+  while (from < to && (s.charCodeAt(from) === 32 || s.charCodeAt(from) === 9)) from++;
+  while (to > from && (s.charCodeAt(to - 1) === 32 || s.charCodeAt(to - 1) === 9)) to--;
+  return from === 0 && to === s.length ? s : s.slice(from, to);
+}
+
+/** The decimal in `s` from `from` to `to`, OWS around it allowed; -1 if empty, not digits or over 15 digits. */
+function decimal(s: string, from: number, to: number): number {
+  while (from < to && (s.charCodeAt(from) === 32 || s.charCodeAt(from) === 9)) from++;
+  while (to > from && (s.charCodeAt(to - 1) === 32 || s.charCodeAt(to - 1) === 9)) to--;
+  if (from === to || to - from > 15) return -1;
+  let n = 0;
+  for (let i = from; i < to; i++) {
+    const d = s.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
+}
+
 function fail(m: MessageHead, why: string, status = 400): number {
   m.error = why;
   return status;
@@ -187,6 +215,7 @@ function fail(m: MessageHead, why: string, status = 400): number {
  */
 function interpretFields(m: MessageHead, isRequest: boolean): number {
   let cl = -1;
+  let clCount = 0;
   let te: string | null = null;
   let connection: string | null = null;
   let hasUpgradeHeader = false;
@@ -197,15 +226,15 @@ function interpretFields(m: MessageHead, isRequest: boolean): number {
     const value = m.values[i]!;
     switch (name) {
       case 'content-length': {
-        // Comma lists and repeats are allowed only when every value is the same number.
+        // Values in a list or in repeated fields must agree (requests refuse repeats, below).
         let start = 0;
         for (;;) {
           const comma = value.indexOf(',', start);
-          const part = (comma < 0 ? value.slice(start) : value.slice(start, comma)).trim();
-          if (!/^[0-9]{1,15}$/.test(part)) return fail(m, `invalid Content-Length "${value}"`);
-          const n = Number(part);
+          const n = decimal(value, start, comma < 0 ? value.length : comma);
+          if (n < 0) return fail(m, `invalid Content-Length "${value}"`);
           if (cl >= 0 && n !== cl) return fail(m, 'conflicting Content-Length values');
           cl = n;
+          clCount++;
           if (comma < 0) break;
           start = comma + 1;
         }
@@ -222,13 +251,17 @@ function interpretFields(m: MessageHead, isRequest: boolean): number {
         break;
     }
   }
+  // Even the same length twice is refused in a request, as Node (llhttp) does: the field is
+  // forwarded as received, and a server that reads "5, 5" as invalid and ignores it would take
+  // the body for the next request. RFC 9110 8.6 lets a recipient refuse it.
+  if (clCount > 1 && isRequest) return fail(m, 'repeated Content-Length');
   if (te !== null) {
     if (cl >= 0) return fail(m, 'both Content-Length and Transfer-Encoding');
     if (isRequest && m.minor === 0) return fail(m, 'Transfer-Encoding in an HTTP/1.0 request');
     const codings = te.indexOf(',') < 0 ? [te.toLowerCase()] : te.toLowerCase().split(',');
-    const last = codings[codings.length - 1]!.trim();
+    const last = trimOws(codings[codings.length - 1]!);
     for (let k = 0; k < codings.length; k++) {
-      const c = codings[k]!.trim();
+      const c = trimOws(codings[k]!);
       if (c === '' || (c === 'chunked' && k !== codings.length - 1)) {
         return fail(m, `invalid Transfer-Encoding "${te}"`);
       }
@@ -260,7 +293,7 @@ function interpretFields(m: MessageHead, isRequest: boolean): number {
     // Almost always one token ("keep-alive", "close"): no array for that case.
     const tokens = connection.indexOf(',') < 0 ? [connection] : connection.split(',');
     for (const raw of tokens) {
-      const token = raw.trim().toLowerCase();
+      const token = trimOws(raw).toLowerCase();
       if (token === 'close') sawClose = true;
       else if (token === 'keep-alive') sawKeepAlive = true;
       else if (token === 'upgrade') m.upgrade = hasUpgradeHeader;
@@ -278,7 +311,7 @@ function interpretFields(m: MessageHead, isRequest: boolean): number {
 
 /**
  * Parses a request head. Returns 0 on success, else the status to answer the client with
- * (400, 405, 431, 501, 505) and `head.error` saying why.
+ * (400, 431, 501, 505) and `head.error` saying why.
  */
 export function parseRequestHead(s: string, head: RequestHead, maxHeaders = 100): number {
   head.error = '';
@@ -308,7 +341,8 @@ export function parseRequestHead(s: string, head: RequestHead, maxHeaders = 100)
   else if (/^HTTP\/[0-9]\.[0-9]$/.test(version)) return fail(head, `unsupported version ${version}`, 505);
   else return fail(head, 'malformed HTTP version');
   head.method = method;
-  if (method === 'CONNECT') return fail(head, 'CONNECT is not supported by a reverse proxy', 405);
+  // 501, not 405: a reverse proxy has no tunnel for any target, and 405 needs an Allow list.
+  if (method === 'CONNECT') return fail(head, 'CONNECT is not supported by a reverse proxy', 501);
 
   const status = lineEnd < 0 ? 0 : parseFields(s, lineEnd + 2, head, maxHeaders);
   if (lineEnd < 0) head.count = 0;
