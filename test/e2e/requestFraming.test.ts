@@ -212,7 +212,7 @@ pools:
     for (const path of ['/fresh', '/pooled']) {
       const snap = snapshot(raw.conns);
       const answer = await exchange(head(path).replace('\r\n\r\n', '\r\nConnection: close\r\n\r\n') + body);
-      assert.match(answer, /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nok$/);
+      assert.match(answer, /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nok$/);
       const used = touchedSince(raw.conns, snap).filter((u) => bodyOf(u) === body);
       assert.equal(used.length, 1, path);
     }
