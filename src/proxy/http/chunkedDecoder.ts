@@ -28,34 +28,35 @@ enum St {
   Size = 0,
   /** More hex digits, ";" or CR. */
   SizeMore = 1,
-  /** First character of an extension name (after ";"). */
-  ExtName = 2,
-  /** Rest of an extension name: tchar, "=", ";" or CR. */
-  ExtNameMore = 3,
-  /** First character of an extension value (after "="): tchar or DQUOTE. */
-  ExtValue = 4,
-  /** Rest of a token value: tchar, ";" or CR. */
-  ExtToken = 5,
-  /** Inside a quoted-string value. */
-  ExtQuoted = 6,
-  /** Right after a backslash inside a quoted-string. */
-  ExtQuotedPair = 7,
-  /** After the closing DQUOTE: ";" or CR. */
-  ExtQuotedEnd = 8,
-  SizeLf = 9,
-  Data = 10,
-  DataCr = 11,
-  DataLf = 12,
+  SizeLf = 2,
+  Data = 3,
+  DataCr = 4,
+  DataLf = 5,
   /** Start of a trailer line, or CR of the empty line ending the message. */
-  TrailerStart = 13,
+  TrailerStart = 6,
+  TrailerLf = 7,
+  EndLf = 8,
+  Done = 9,
+  Error = 10,
+  // From here on, every byte counts against MAX_META_BYTES (one comparison: st >= ExtName).
+  /** First character of an extension name (after ";"). */
+  ExtName = 11,
+  /** Rest of an extension name: tchar, "=", ";" or CR. */
+  ExtNameMore = 12,
+  /** First character of an extension value (after "="): tchar or DQUOTE. */
+  ExtValue = 13,
+  /** Rest of a token value: tchar, ";" or CR. */
+  ExtToken = 14,
+  /** Inside a quoted-string value. */
+  ExtQuoted = 15,
+  /** Right after a backslash inside a quoted-string. */
+  ExtQuotedPair = 16,
+  /** After the closing DQUOTE: ";" or CR. */
+  ExtQuotedEnd = 17,
   /** Rest of a trailer field name, up to ":". */
-  TrailerName = 14,
+  TrailerName = 18,
   /** A trailer field value, up to CR. */
-  TrailerValue = 15,
-  TrailerLf = 16,
-  EndLf = 17,
-  Done = 18,
-  Error = 19,
+  TrailerValue = 19,
 }
 
 /** 13 hex digits = 52 bits: every size is exact in a double. Leading zeros count too. */
@@ -138,11 +139,9 @@ export class ChunkedDecoder {
         continue;
       }
       const c = buf[i]!;
-      // Extension and trailer bytes are bounded per message, whatever state they are in.
-      if (st >= St.ExtName && st <= St.ExtQuotedEnd) {
-        if (++this.meta > MAX_META_BYTES) return this.fail('chunk extensions too long');
-      } else if (st >= St.TrailerName && st <= St.TrailerValue) {
-        if (++this.meta > MAX_META_BYTES) return this.fail('trailers too long');
+      // Extension and trailer bytes are bounded per message.
+      if (st >= St.ExtName && ++this.meta > MAX_META_BYTES) {
+        return this.fail(st <= St.ExtQuotedEnd ? 'chunk extensions too long' : 'trailers too long');
       }
       switch (st) {
         case St.Size:
