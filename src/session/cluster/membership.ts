@@ -8,6 +8,14 @@
  * re-checked with a ping on a live connection (or a fresh dial) before it is declared gone, so a
  * slow event loop is not mistaken for a dead node. A member that comes back with a new boot id is
  * a new incarnation: the old one is declared gone first.
+ *
+ * Forgetting: a member learned at run time (from gossip, or because it connected) that stays
+ * gone, or never answers, for `forgetAfterMs` is dropped from the table and no longer dialed, so a
+ * cluster whose nodes come and go on new addresses does not redial every address it ever saw.
+ * Static peers are kept and redialed for as long as the node runs. Members pass on only the
+ * members they see up (on each connection, and every `GOSSIP_EVERY` heartbeats), so a member
+ * that others too consider gone is not taught back to a node that forgot it; one that comes back
+ * and connects is a new member like any other.
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -29,17 +37,31 @@ export interface MembershipOptions {
   heartbeatMs: number;
   missedHeartbeats: number;
   requestTimeoutMs: number;
+  /** A member learned at run time, not up for this long, is forgotten (Infinity: never). */
+  forgetAfterMs: number;
   logger: Logger;
   maxFrameBytes?: number;
 }
 
+/**
+ * Every this many heartbeats each member is told whom this node sees up. Joins do not need it
+ * (the list also goes out on every new connection); it heals what forgetting would otherwise
+ * split for good: two nodes cut off from each other for longer than `forgetAfterMs` while both
+ * stay connected to a third forget each other, and would never dial each other again.
+ */
+export const GOSSIP_EVERY = 20;
+
 export interface Member {
   readonly id: string;
+  /** Listed in the configured peers: redialed forever, never forgotten. */
+  readonly static: boolean;
   state: MemberState;
   boot: string | undefined;
   out: PeerConnection | undefined;
   readonly ins: Set<PeerConnection>;
   lastSeen: number;
+  /** When it was learned, declared gone, or given a fresh chance; counts while it is not up. */
+  downSince: number;
   /** Dials that failed since the last success (drives backoff and start-up readiness). */
   dialFailures: number;
   dialing: boolean;
@@ -68,18 +90,23 @@ export class Membership extends EventEmitter {
   refused = 0;
   /** Connections closed because a frame did not parse. */
   malformed = 0;
+  /** Members learned at run time that stayed gone for `forgetAfterMs` and were dropped. */
+  forgotten = 0;
   node: string;
   readonly #server: Server;
   readonly #identity: Identity;
   readonly #anonymous = new Set<PeerConnection>();
   readonly #lastRefusal = new Map<string, number>();
+  readonly #static: ReadonlySet<string>;
   #heartbeat: NodeJS.Timeout | undefined;
   #lastTick = Date.now();
+  #ticks = 0;
   #closed = false;
 
   constructor(readonly options: MembershipOptions) {
     super();
     this.node = options.node;
+    this.#static = new Set(options.peers);
     this.#identity = { node: options.node, boot: this.boot, mode: options.mode };
     this.#server = createServer((socket) => {
       socket.on('error', () => {});
@@ -217,11 +244,13 @@ export class Membership extends EventEmitter {
     if (!m) {
       m = {
         id,
+        static: this.#static.has(id),
         state: 'connecting',
         boot: undefined,
         out: undefined,
         ins: new Set(),
         lastSeen: 0,
+        downSince: Date.now(),
         dialFailures: 0,
         dialing: false,
         redial: undefined,
@@ -233,8 +262,13 @@ export class Membership extends EventEmitter {
     return m;
   }
 
+  /** Still in the table: a forgotten member's last connection closing must not redial it. */
+  #current(m: Member): boolean {
+    return this.members.get(m.id) === m;
+  }
+
   #dial(m: Member): void {
-    if (this.#closed || m.dialing || (m.out && !m.out.closed)) return;
+    if (this.#closed || !this.#current(m) || m.dialing || (m.out && !m.out.closed)) return;
     clearTimeout(m.redial);
     m.redial = undefined;
     let target: { host: string; port: number };
@@ -263,7 +297,7 @@ export class Membership extends EventEmitter {
   }
 
   #scheduleDial(m: Member): void {
-    if (this.#closed || m.redial) return;
+    if (this.#closed || m.redial || !this.#current(m)) return;
     const gone = m.state === 'gone';
     const delay = Math.min(100 * 2 ** Math.min(m.dialFailures, 6), gone ? 5000 : 2000);
     m.redial = setTimeout(() => {
@@ -302,7 +336,9 @@ export class Membership extends EventEmitter {
       if (conn.direction === 'in') m.ins.add(conn);
       conn.on('frame', (frame: Frame) => this.#onFrame(m, conn, frame));
       this.#seen(m, peer.boot, conn);
-      conn.send(FrameType.members, { ids: [...this.members.keys()] });
+      // Only those seen up: passing on members gone here would teach them back to a node that
+      // forgot them, and it would dial them for another `forgetAfterMs`.
+      conn.send(FrameType.members, { ids: this.alive() });
       // Every (re)connection, not only a member's first: a node that was paused or cut off may
       // have been declared gone and its sessions moved on while it still thought all was well.
       if (conn.direction === 'out') this.emit('connected', m.id);
@@ -367,14 +403,37 @@ export class Membership extends EventEmitter {
       this.options.logger.warn(
         `cluster: this node did not run for ${sinceLastTick} ms; members are given a fresh chance`,
       );
-      for (const m of this.members.values()) m.lastSeen = now;
+      for (const m of this.members.values()) {
+        m.lastSeen = now;
+        m.downSince = now;
+      }
       return;
     }
+    const gossip = ++this.#ticks % GOSSIP_EVERY === 0 ? this.alive() : undefined;
     for (const m of this.members.values()) {
-      if (m.state !== 'up') continue;
+      if (m.state !== 'up') {
+        if (!m.static && now - m.downSince >= this.options.forgetAfterMs) this.#forget(m, now);
+        continue;
+      }
       this.send(m.id, FrameType.ping, {});
+      if (gossip) this.send(m.id, FrameType.members, { ids: gossip });
       if (now - m.lastSeen > silentAfter && !m.rechecking) void this.#recheck(m);
     }
+  }
+
+  /** Drops a member learned at run time that stayed down: no more dials. It may connect again. */
+  #forget(m: Member, now: number): void {
+    this.members.delete(m.id);
+    this.forgotten++;
+    clearTimeout(m.redial);
+    m.redial = undefined;
+    m.out?.close();
+    for (const c of m.ins) c.close();
+    (this.options.logger.info ?? this.options.logger.warn).call(
+      this.options.logger,
+      `cluster: forgot member ${m.id} (not up for ${Math.round((now - m.downSince) / 1000)} s; not a static peer)`,
+    );
+    this.emit('member-forgotten', m.id);
   }
 
   /** A silent member gets one more chance: a ping answered within the request timeout. */
@@ -407,6 +466,7 @@ export class Membership extends EventEmitter {
   #declareGone(m: Member, why: string, keep?: PeerConnection): void {
     if (m.state === 'gone' || this.#closed) return;
     m.state = 'gone';
+    m.downSince = Date.now();
     this.options.logger.warn(`cluster: member ${m.id} is gone (${why})`);
     if (m.out !== keep) m.out?.close();
     for (const c of m.ins) if (c !== keep) c.close();

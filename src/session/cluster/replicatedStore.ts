@@ -40,6 +40,13 @@ export interface ReplicatedStoreOptions extends BaseStoreOptions {
   missedHeartbeats?: number;
   /** Bound on a fetch, an acknowledgement or a re-check ping (default 1000 ms). */
   requestTimeoutMs?: number;
+  /**
+   * How long a member learned at run time (through another member, or because it connected),
+   * not one of `peers`, may stay gone or unreachable before this node forgets it and stops
+   * dialing it (default 600 000 ms, 10 minutes; `Infinity`: never). Static peers are redialed
+   * forever; a forgotten node that comes back and connects is accepted as a new member.
+   */
+  forgetAfterMs?: number;
   /** Longest wait for the peers at start before serving anyway (default 5000 ms). */
   joinTimeoutMs?: number;
   /** How long a destroyed session's tombstone is kept (default 300 s). */
@@ -103,6 +110,8 @@ export interface ReplicatedStoreStats {
   unacknowledged: number;
   refusedPeers: number;
   malformedFrames: number;
+  /** Members learned at run time that stayed gone for `forgetAfterMs` and were forgotten. */
+  forgottenMembers: number;
 }
 
 const newer = (a: { v: number; o: string }, b: { v: number; o: string }): boolean =>
@@ -166,6 +175,12 @@ export class ReplicatedStore extends BaseStore {
     this.sync = options.sync ?? false;
     this.#tombstoneMs = (options.tombstoneSeconds ?? 300) * 1000;
     this.#joinTimeoutMs = options.joinTimeoutMs ?? 5000;
+    const forgetAfterMs = options.forgetAfterMs ?? 600_000;
+    if (!(forgetAfterMs > 0)) {
+      throw new TypeError(
+        `forgetAfterMs must be a positive number of ms (or Infinity), got ${forgetAfterMs}`,
+      );
+    }
     this.#membership = new Membership({
       node: options.listen.trim(),
       host,
@@ -176,6 +191,7 @@ export class ReplicatedStore extends BaseStore {
       heartbeatMs: options.heartbeatMs ?? 500,
       missedHeartbeats: options.missedHeartbeats ?? 3,
       requestTimeoutMs: options.requestTimeoutMs ?? 1000,
+      forgetAfterMs,
       logger: this.logger,
     });
     this.label = `cluster ${options.listen.trim()}`;
@@ -184,6 +200,8 @@ export class ReplicatedStore extends BaseStore {
     );
     this.#membership.on('connected', (id: string) => this.#track(this.#pull(id)));
     this.#membership.on('member-gone', (id: string) => this.#onGone(id));
+    // Entries still naming it keep their copy of the string; new ones need not share it.
+    this.#membership.on('member-forgotten', (id: string) => this.#ids.delete(id));
     this.#sweeper = setInterval(() => this.sweep(), options.sweepIntervalMs ?? 30_000);
     this.#sweeper.unref();
     this.#joined = this.#join();
@@ -297,6 +315,7 @@ export class ReplicatedStore extends BaseStore {
       unacknowledged: this.#unacknowledged,
       refusedPeers: m.refused,
       malformedFrames: m.malformed,
+      forgottenMembers: m.forgotten,
     };
   }
 

@@ -6,9 +6,10 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { after, test } from 'node:test';
 import { encodeFrame, FrameDecoder, FrameType } from '../../../src/session/cluster/frames.js';
+import { splitAddress } from '../../../src/session/cluster/membership.js';
 import { handshakeMac } from '../../../src/session/cluster/peerConnection.js';
 import { ReplicatedStore, type ReplicationMode } from '../../../src/session/index.js';
 import { storeContract } from '../storeContract.js';
@@ -360,4 +361,147 @@ test('a node that is alone serves at once, and finds its peers when they come', 
   await second.ready();
   assert.deepEqual(await second.get('early'), { n: 1 });
   await closeAll([first, second]);
+});
+
+// --- forgetting members learned at run time -------------------------------------------------------
+
+/**
+ * Listens where a dead node listened and counts the dials that reach it, by dialer (the node id in
+ * the hello every dial opens with); each is closed once its hello is read.
+ */
+async function dialCounter(address: string) {
+  const { host, port } = splitAddress(address);
+  const dials = new Map<string, number>();
+  const server = createServer((socket) => {
+    socket.on('error', () => {});
+    const decoder = new FrameDecoder();
+    socket.on('data', (chunk: Buffer) => {
+      for (const frame of decoder.push(chunk)) {
+        if (frame.type !== FrameType.hello) continue;
+        const from = String(frame.header.node);
+        dials.set(from, (dials.get(from) ?? 0) + 1);
+        socket.destroy();
+        return;
+      }
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return {
+    from: (node: string) => dials.get(node) ?? 0,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/**
+ * A hand-made member connected to `store`: it authenticates, answers pings, and records every
+ * member list the store sends it. Its id is an address nobody can dial, so the others see it up
+ * only through the store (as if cut off from them).
+ */
+async function listeningPeer(store: ReplicatedStore, id = '127.0.0.1:1') {
+  const lists: string[][] = [];
+  const sock = connect(store.port, '127.0.0.1');
+  sock.on('error', () => {});
+  const decoder = new FrameDecoder();
+  const boot = randomBytes(4).toString('hex');
+  sock.write(encodeFrame(FrameType.hello, { node: id, boot, nonce: 'n0nce', mode: store.mode }));
+  let authed = false;
+  sock.on('data', (chunk: Buffer) => {
+    for (const frame of decoder.push(chunk)) {
+      const h = frame.header;
+      if (frame.type === FrameType.hello) {
+        const mac = handshakeMac(SECRET, String(h.nonce), id, boot).toString('base64');
+        sock.write(encodeFrame(FrameType.auth, { mac }));
+      } else if (frame.type === FrameType.auth) {
+        authed = true;
+      } else if (frame.type === FrameType.members) {
+        lists.push(h.ids as string[]);
+      } else if (frame.type === FrameType.ping) {
+        // A sign of life either way; a re-check ping wants its answer.
+        sock.write(encodeFrame(typeof h.seq === 'number' ? FrameType.pong : FrameType.ping, { re: h.seq }));
+      }
+    }
+  });
+  await until(() => authed, 'the hand-made member authenticates');
+  return { id, lists, close: () => sock.destroy() };
+}
+
+test('a member learned at run time that stays gone is forgotten; a static peer is redialed still; it may come back', async () => {
+  const FORGET_MS = 2000;
+  const s = node('all-to-all', []);
+  await s.ready();
+  // a has s as a static peer, and learns x when x connects.
+  const a = node('all-to-all', [s.node], { forgetAfterMs: FORGET_MS });
+  await a.ready();
+  const x = node('all-to-all', [a.node]);
+  await x.ready();
+  await until(() => [a, s, x].every((n) => n.members().length === 2), 'the three see each other');
+  const [sAddress, xAddress] = [s.node, x.node];
+  await Promise.all([stop(s), stop(x)]);
+  const deadS = await dialCounter(sAddress);
+  const deadX = await dialCounter(xAddress);
+  try {
+    await until(() => deadS.from(a.node) > 0 && deadX.from(a.node) > 0, 'a redials both', FORGET_MS);
+    await until(() => a.stats().forgottenMembers === 1, 'a forgets x', FORGET_MS + 5000);
+    assert.deepEqual(a.stats().members, [{ id: sAddress, state: 'gone' }], 'the static peer is kept');
+    const [sDials, xDials] = [deadS.from(a.node), deadX.from(a.node)];
+    // Backoff reaches 5 s: two more dials to s leave x more than enough time to be dialed again.
+    await until(() => deadS.from(a.node) >= sDials + 2, 'a still redials s', 15_000);
+    assert.equal(deadX.from(a.node), xDials, 'x not dialed since it was forgotten');
+  } finally {
+    await Promise.all([deadS.close(), deadX.close()]);
+  }
+  // x comes back on the same address: a new member, accepted as any other.
+  const back = node('all-to-all', [a.node], { listen: xAddress });
+  await back.ready();
+  await until(() => a.members().includes(xAddress), 'a accepts x back');
+  await a.set('k', { n: 1 }, 60);
+  await until(() => back.locate('k')?.hasValue === true, 'replication reaches it');
+  assert.equal(a.stats().forgottenMembers, 1);
+  await closeAll([a, back]);
+});
+
+test('members pass on only the members they see up: a forgotten member is not taught back', async () => {
+  // b keeps x as gone (default bound: 10 minutes) long after a has forgotten it.
+  const b = node('all-to-all', []);
+  await b.ready();
+  const a = node('all-to-all', [b.node], { forgetAfterMs: 500 });
+  const x = node('all-to-all', [b.node]);
+  await Promise.all([a.ready(), x.ready()]);
+  await until(() => [a, b, x].every((n) => n.members().length === 2), 'the three see each other');
+  const xAddress = x.node;
+  await stop(x);
+  const deadX = await dialCounter(xAddress);
+  try {
+    await until(() => a.stats().forgottenMembers === 1, 'a forgets x');
+    const xDials = deadX.from(a.node);
+    // A member that only b sees up: it reaches a through b's periodic member list (as a node
+    // cut off from a would), so b has told a whom it sees since a forgot x.
+    const peer = await listeningPeer(b);
+    try {
+      await until(() => a.stats().members.some((m) => m.id === peer.id), 'b’s member list reaches a');
+      assert.equal(b.stats().members.find((m) => m.id === xAddress)?.state, 'gone', 'b still knows x');
+      assert.ok(!a.stats().members.some((m) => m.id === xAddress), 'a did not learn x again');
+      assert.equal(deadX.from(a.node), xDials, 'nor dial it');
+      assert.ok(deadX.from(b.node) > 0, 'while b, which has not forgotten x, still does');
+      assert.ok(peer.lists.length >= 2, 'lists on connecting and periodically');
+      for (const ids of peer.lists) assert.ok(!ids.includes(xAddress), `x is not passed on: ${ids}`);
+    } finally {
+      peer.close();
+    }
+  } finally {
+    await deadX.close();
+  }
+  await closeAll([a, b]);
+});
+
+test('forgetAfterMs must be positive', () => {
+  for (const forgetAfterMs of [0, -1, Number.NaN]) {
+    assert.throws(
+      () => new ReplicatedStore({ listen: '127.0.0.1:0', secret: SECRET, forgetAfterMs }),
+      /forgetAfterMs/,
+    );
+  }
 });
