@@ -2,7 +2,7 @@
  * Fulcrum's balancer API (`import … from 'fulcrum'`): run a balancer from a config in your own
  * process, change it at runtime, or use its parts. The session library is `fulcrum/session`.
  */
-export type { AlgorithmName, BalancingPolicy, PickContext } from './balancing/index.js';
+export type { AlgorithmName, BalancingPolicy, SelectContext } from './balancing/index.js';
 export {
   ALGORITHMS,
   createPolicy,
@@ -10,12 +10,13 @@ export {
   LeastConnections,
   LeastResponseTime,
   RoundRobin,
+  Selection,
   WeightedRoundRobin,
 } from './balancing/index.js';
 export type { Config, ListenerConfig, PoolConfig, ServerConfig } from './config/index.js';
 export { ConfigError, loadConfig, parseConfig, parseDuration } from './config/index.js';
 export { createLogger, type Logger, type LogLevel } from './core/log.js';
 export { Outcome, Pool, type PoolOptions } from './core/pool.js';
-export { type ReloadSummary, Runtime, type RuntimeOptions } from './runtime/runtime.js';
 export { Server, type ServerState } from './core/server.js';
 export { healthOf } from './health/index.js';
+export { type ReloadSummary, Runtime, type RuntimeOptions } from './runtime/runtime.js';

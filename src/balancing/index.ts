@@ -5,11 +5,12 @@ import type { AlgorithmName, BalancingPolicy } from './policy.js';
 import { RoundRobin } from './roundRobin.js';
 import { WeightedRoundRobin } from './weightedRoundRobin.js';
 
+export { Selection } from '../core/selection.js';
 export { fmix32, fnv1a32, hash32 } from './hash.js';
 export { IpHash, MAX_RING_POINTS, POINTS_PER_WEIGHT } from './ipHash.js';
 export { LeastConnections } from './leastConnections.js';
 export { LeastResponseTime } from './leastResponseTime.js';
-export type { AlgorithmName, BalancingPolicy, PickContext } from './policy.js';
+export type { AlgorithmName, BalancingPolicy, SelectContext } from './policy.js';
 export { ALGORITHMS } from './policy.js';
 export { RoundRobin } from './roundRobin.js';
 export { WeightedRoundRobin } from './weightedRoundRobin.js';
