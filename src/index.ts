@@ -2,9 +2,11 @@
  * Fulcrum's balancer API (`import … from 'fulcrum'`): run a balancer from a config in your own
  * process, change it at runtime, or use its parts. The session library is `fulcrum/session`.
  */
-export type { AlgorithmName, BalancingPolicy, SelectContext } from './balancing/index.js';
+export type { AlgorithmInfo, AlgorithmName, BalancingPolicy, SelectContext } from './balancing/index.js';
 export {
+  ALGORITHM_REGISTRY,
   ALGORITHMS,
+  algorithmInfo,
   createPolicy,
   IpHash,
   LeastConnections,
