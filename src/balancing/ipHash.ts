@@ -1,6 +1,6 @@
+import type { BalancingPolicy, SelectContext } from '../core/selection.js';
 import type { Server } from '../core/server.js';
 import { fmix32, hash32 } from './hash.js';
-import type { BalancingPolicy, PickContext } from './policy.js';
 
 /** Ring points per unit of weight: enough for an even spread (about ±8% per server). */
 export const POINTS_PER_WEIGHT = 160;
@@ -19,9 +19,10 @@ const GOLDEN = 0x9e3779b9;
  * point clockwise from its hash. Removing one of N servers moves only that server's keys, spread
  * over the others; adding one moves about 1/(N+1) of the keys, all to the new server.
  *
- * On a filtered array (a retry, or a sticky server that is gone), the ring is walked on from the
- * key's point to the first server in that array: the choice the ring would make without the
- * excluded servers. Weight-0 servers own no points while any server has weight > 0.
+ * A retry walks the ring on from the key's point to the first server not tried: the choice the
+ * ring would make without the tried servers, so a client keeps landing on the same fallback.
+ * Weight-0 servers own no points while any server has weight > 0; when only such servers are
+ * left untried, rendezvous hashing chooses among them, consistently too.
  */
 export class IpHash implements BalancingPolicy {
   readonly name = 'ip-hash';
@@ -30,7 +31,7 @@ export class IpHash implements BalancingPolicy {
   /** Sorted ring positions, and the slot (index in `servers`) owning each. */
   private points = new Uint32Array(0);
   private owners = new Int32Array(0);
-  /** Filtered-path membership marks, per slot, valid when equal to `generation`. */
+  /** Fallback marks of the tried servers, per slot, valid when equal to `generation`. */
   private marks = new Int32Array(0);
   private generation = 0;
 
@@ -83,13 +84,52 @@ export class IpHash implements BalancingPolicy {
     }
   }
 
-  pick(eligible: readonly Server[], ctx: PickContext): Server {
-    if (eligible !== this.servers) {
-      if (!this.covers(eligible)) this.rebuild(eligible);
-      else return this.pickFiltered(eligible, ctx);
-    }
+  pick(eligible: readonly Server[], ctx: SelectContext): Server {
+    if (eligible !== this.servers) this.rebuild(eligible);
     const at = this.locate(hash32(ctx.hashKey ?? ctx.clientIp));
     return this.servers[this.owners[at]!]!;
+  }
+
+  /** Rare path: walk clockwise to the first point owned by a server not tried. */
+  fallback(eligible: readonly Server[], ctx: SelectContext, tried: readonly Server[]): Server | undefined {
+    if (eligible !== this.servers) this.rebuild(eligible);
+    if (this.generation === 0x7fffffff) {
+      this.marks.fill(0);
+      this.generation = 0;
+    }
+    const gen = ++this.generation;
+    let excluded = 0;
+    for (const s of tried) {
+      const slot = this.slots.get(s);
+      if (slot !== undefined && this.marks[slot] !== gen) {
+        this.marks[slot] = gen;
+        excluded++;
+      }
+    }
+    if (excluded === eligible.length) return undefined;
+    const key = ctx.hashKey ?? ctx.clientIp;
+    const h = hash32(key);
+    const size = this.points.length;
+    const start = this.locate(h);
+    for (let k = 0; k < size; k++) {
+      let j = start + k;
+      if (j >= size) j -= size;
+      const slot = this.owners[j]!;
+      if (this.marks[slot] !== gen) return this.servers[slot]!;
+    }
+    // Only servers without points (weight 0) are left: rendezvous hashing keeps it consistent.
+    let best: Server | undefined;
+    let bestScore = -1;
+    for (let slot = 0; slot < eligible.length; slot++) {
+      if (this.marks[slot] === gen) continue;
+      const s = eligible[slot]!;
+      const score = fmix32(h ^ hash32(s.id));
+      if (score > bestScore) {
+        bestScore = score;
+        best = s;
+      }
+    }
+    return best;
   }
 
   /** Index of the first ring point at or after `h`, wrapping around. */
@@ -103,43 +143,6 @@ export class IpHash implements BalancingPolicy {
       else hi = mid;
     }
     return lo === points.length ? 0 : lo;
-  }
-
-  /** Rare path: walk clockwise to the first point owned by a server of `subset`. */
-  private pickFiltered(subset: readonly Server[], ctx: PickContext): Server {
-    if (this.generation === 0x7fffffff) {
-      this.marks.fill(0);
-      this.generation = 0;
-    }
-    const gen = ++this.generation;
-    for (const s of subset) this.marks[this.slots.get(s)!] = gen;
-    const key = ctx.hashKey ?? ctx.clientIp;
-    const size = this.points.length;
-    const start = this.locate(hash32(key));
-    for (let k = 0; k < size; k++) {
-      let j = start + k;
-      if (j >= size) j -= size;
-      const slot = this.owners[j]!;
-      if (this.marks[slot] === gen) return this.servers[slot]!;
-    }
-    // Only servers without points (weight 0) are left: rendezvous hashing keeps it consistent.
-    const h = hash32(key);
-    let best = subset[0]!;
-    let bestScore = -1;
-    for (const s of subset) {
-      const score = fmix32(h ^ hash32(s.id));
-      if (score > bestScore) {
-        bestScore = score;
-        best = s;
-      }
-    }
-    return best;
-  }
-
-  private covers(list: readonly Server[]): boolean {
-    if (this.slots.size === 0) return false;
-    for (const s of list) if (!this.slots.has(s)) return false;
-    return true;
   }
 }
 

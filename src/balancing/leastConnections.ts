@@ -1,5 +1,7 @@
+import type { BalancingPolicy, SelectContext } from '../core/selection.js';
 import type { Server } from '../core/server.js';
-import type { BalancingPolicy, PickContext } from './policy.js';
+
+const NONE: readonly Server[] = [];
 
 /**
  * The server with the fewest in-flight requests (L7) or open connections (L4) relative to its
@@ -7,19 +9,31 @@ import type { BalancingPolicy, PickContext } from './policy.js';
  *
  * Ties rotate, as in HAProxy's leastconn: the scan starts just after the server picked last, so
  * servers equally loaded (typically all idle) take turns instead of the first one taking all.
- * Weight-0 servers are skipped unless every eligible server has weight 0; then all count as 1.
- * Stateless apart from the rotation, so any array works, filtered or not, without a rebuild.
+ * Weight-0 servers are skipped unless every candidate has weight 0; then all count as 1.
+ * A retry applies the same rule among the servers not tried yet. Stateless apart from the
+ * rotation, so it needs no rebuild.
  */
 export class LeastConnections implements BalancingPolicy {
   readonly name = 'least-connections';
   /** Where the next scan starts: just after the index picked last. */
   private next = 0;
 
-  pick(eligible: readonly Server[], _ctx: PickContext): Server {
+  pick(eligible: readonly Server[], _ctx: SelectContext): Server {
+    return this.least(eligible, NONE)!;
+  }
+
+  fallback(eligible: readonly Server[], _ctx: SelectContext, tried: readonly Server[]): Server | undefined {
+    return this.least(eligible, tried);
+  }
+
+  /** The least loaded of `eligible` minus `tried`. */
+  private least(eligible: readonly Server[], tried: readonly Server[]): Server | undefined {
     const n = eligible.length;
+    const filtered = tried.length > 0;
     let weighted = false;
-    for (const s of eligible) {
-      if (s.effectiveWeight > 0) {
+    for (let i = 0; i < n; i++) {
+      const s = eligible[i]!;
+      if (s.effectiveWeight > 0 && !(filtered && tried.includes(s))) {
         weighted = true;
         break;
       }
@@ -33,6 +47,7 @@ export class LeastConnections implements BalancingPolicy {
       let i = start + k;
       if (i >= n) i -= n;
       const s = eligible[i]!;
+      if (filtered && tried.includes(s)) continue;
       const w = weighted ? s.effectiveWeight : 1;
       if (!(w > 0)) continue;
       // s.active / w < bestActive / bestWeight, without dividing.
@@ -42,6 +57,7 @@ export class LeastConnections implements BalancingPolicy {
         bestWeight = w;
       }
     }
+    if (best < 0) return undefined;
     this.next = best + 1;
     return eligible[best]!;
   }

@@ -1,5 +1,5 @@
+import type { BalancingPolicy, SelectContext } from '../core/selection.js';
 import type { Server } from '../core/server.js';
-import type { BalancingPolicy, PickContext } from './policy.js';
 
 /** A server left unpicked for this many times its fair share of picks is picked once. */
 const PROBE_AFTER_SHARES = 16;
@@ -10,6 +10,7 @@ const MIN_ESTIMATE_MS = 0.05;
  * and could reach Infinity, then NaN, which would break every comparison.
  */
 const MAX_ESTIMATE_MS = 3_600_000;
+const NONE: readonly Server[] = [];
 
 /**
  * Latency-aware: the smallest `estimate × (active + 1) / effectiveWeight`, where the estimate is
@@ -31,6 +32,8 @@ const MAX_ESTIMATE_MS = 3_600_000;
  *   will refresh the estimate anyway.
  * - Ties rotate (the scan starts after the server picked last); weight-0 servers are skipped
  *   unless every eligible server has weight 0, then all count as 1.
+ * - A retry takes the lowest score among the servers not tried yet (no probing: a retry goes
+ *   to the best candidate left), with the same weight-0 rule among them.
  *
  * A plain scan over the eligible servers, not "power of two choices": pools have tens of servers,
  * and one balancer sees all its own in-flight requests, so there is no herd effect to dampen.
@@ -57,12 +60,8 @@ export class LeastResponseTime implements BalancingPolicy {
     this.servers = eligible;
   }
 
-  pick(eligible: readonly Server[], _ctx: PickContext): Server {
-    let same = eligible === this.servers;
-    if (!same && !this.covers(eligible)) {
-      this.rebuild(eligible);
-      same = true;
-    }
+  pick(eligible: readonly Server[], _ctx: SelectContext): Server {
+    if (eligible !== this.servers) this.rebuild(eligible);
     const n = eligible.length;
     const seq = ++this.sequence;
     const last = this.lastPicked;
@@ -87,17 +86,43 @@ export class LeastResponseTime implements BalancingPolicy {
       if (s.samples > 0 && s.consecutiveFailures === 0 && s.ewmaMs < reference) reference = s.ewmaMs;
       if (s.active > 0) continue;
       // Picks since last chosen, in units of the server's fair interval (× totalWeight).
-      const staleness = (seq - last[same ? i : this.slots.get(s)!]!) * w;
+      const staleness = (seq - last[i]!) * w;
       if (staleness > stalestBy) {
         stalestBy = staleness;
         stalest = i;
       }
     }
-    if (stalest >= 0 && stalestBy > PROBE_AFTER_SHARES * totalWeight)
-      return this.take(eligible, stalest, same);
+    if (stalest >= 0 && stalestBy > PROBE_AFTER_SHARES * totalWeight) return this.take(eligible, stalest);
+    return this.take(eligible, this.fastest(eligible, NONE, weighted, reference));
+  }
 
+  fallback(eligible: readonly Server[], _ctx: SelectContext, tried: readonly Server[]): Server | undefined {
+    if (eligible !== this.servers) this.rebuild(eligible);
+    let weighted = false;
+    for (const s of eligible) if (s.effectiveWeight > 0 && !tried.includes(s)) weighted = true;
+    // The reference is pick's: the best healthy average among the servers that may take work.
+    let reference = Number.POSITIVE_INFINITY;
+    for (const s of eligible) {
+      if (!((weighted ? s.effectiveWeight : 1) > 0)) continue;
+      if (s.samples > 0 && s.consecutiveFailures === 0 && s.ewmaMs < reference) reference = s.ewmaMs;
+    }
+    const best = this.fastest(eligible, tried, weighted, reference);
+    return best < 0 ? undefined : this.take(eligible, best);
+  }
+
+  /**
+   * Index of the lowest score among `eligible` minus `tried` (-1 when none is left); ties rotate.
+   * `reference`: the best healthy average, the estimate of servers without samples.
+   */
+  private fastest(
+    eligible: readonly Server[],
+    tried: readonly Server[],
+    weighted: boolean,
+    reference: number,
+  ): number {
+    const n = eligible.length;
+    const filtered = tried.length > 0;
     const neutral = reference === Number.POSITIVE_INFINITY ? 1 : Math.max(reference, MIN_ESTIMATE_MS);
-
     let start = this.next;
     if (start >= n) start = 0;
     let best = -1;
@@ -106,6 +131,7 @@ export class LeastResponseTime implements BalancingPolicy {
       let i = start + k;
       if (i >= n) i -= n;
       const s = eligible[i]!;
+      if (filtered && tried.includes(s)) continue;
       const w = weighted ? s.effectiveWeight : 1;
       if (!(w > 0)) continue;
       // Inline, with module-private constants: via a helper or an exported binding, V8 boxes the
@@ -123,19 +149,12 @@ export class LeastResponseTime implements BalancingPolicy {
         bestScore = score;
       }
     }
-    return this.take(eligible, best, same);
+    return best;
   }
 
-  private take(eligible: readonly Server[], i: number, same: boolean): Server {
-    const s = eligible[i]!;
-    this.lastPicked[same ? i : this.slots.get(s)!] = this.sequence;
+  private take(eligible: readonly Server[], i: number): Server {
+    this.lastPicked[i] = this.sequence;
     this.next = i + 1;
-    return s;
-  }
-
-  private covers(list: readonly Server[]): boolean {
-    if (this.slots.size === 0) return false;
-    for (const s of list) if (!this.slots.has(s)) return false;
-    return true;
+    return eligible[i]!;
   }
 }

@@ -1,5 +1,7 @@
+import type { BalancingPolicy, SelectContext } from '../core/selection.js';
 import type { Server } from '../core/server.js';
-import type { BalancingPolicy, PickContext } from './policy.js';
+
+const NONE: readonly Server[] = [];
 
 /**
  * nginx's smooth weighted round robin. Every pick, each server's `current` grows by its
@@ -8,13 +10,16 @@ import type { BalancingPolicy, PickContext } from './policy.js';
  * five requests in a row to one server. Ties go to the earlier server in the array, as in nginx.
  *
  * Weights are read on every pick, so slow start may change `effectiveWeight` without a rebuild.
- * Servers with weight 0 are skipped unless every eligible server has weight 0; then they rotate.
+ * Servers with weight 0 are skipped unless every candidate has weight 0; then they rotate.
+ * A retry runs the same rule among the servers not tried yet (their `current` updated), as nginx
+ * does for the peers it has tried.
  */
 export class WeightedRoundRobin implements BalancingPolicy {
   readonly name = 'weighted-round-robin';
   private servers: readonly Server[] = [];
-  /** Slot of each server of the last rebuild in `current`. */
+  /** Index of each server in `servers`. */
   private readonly slots = new Map<Server, number>();
+  /** `current` of each server, by its index in `servers`. */
   private current = new Float64Array(0);
 
   rebuild(eligible: readonly Server[]): void {
@@ -31,47 +36,46 @@ export class WeightedRoundRobin implements BalancingPolicy {
     this.servers = eligible;
   }
 
-  pick(eligible: readonly Server[], _ctx: PickContext): Server {
-    let same = eligible === this.servers;
-    if (!same && !this.covers(eligible)) {
-      this.rebuild(eligible);
-      same = true;
-    }
-    // On a filtered array (a retry), only its servers take part, as nginx does for peers it has
-    // already tried; their state lives in the slots of the last rebuild.
+  pick(eligible: readonly Server[], _ctx: SelectContext): Server {
+    return this.smooth(eligible, NONE)!;
+  }
+
+  fallback(eligible: readonly Server[], _ctx: SelectContext, tried: readonly Server[]): Server | undefined {
+    return this.smooth(eligible, tried);
+  }
+
+  /** One round of the smooth algorithm among `eligible` minus `tried`. */
+  private smooth(eligible: readonly Server[], tried: readonly Server[]): Server | undefined {
+    if (eligible !== this.servers) this.rebuild(eligible);
     const cur = this.current;
+    const n = eligible.length;
+    const filtered = tried.length > 0;
     let weighted = false;
-    for (const s of eligible) {
-      if (s.effectiveWeight > 0) {
+    for (let i = 0; i < n; i++) {
+      const s = eligible[i]!;
+      if (s.effectiveWeight > 0 && !(filtered && tried.includes(s))) {
         weighted = true;
         break;
       }
     }
     let total = 0;
     let best = -1;
-    let bestSlot = -1;
     let bestCurrent = Number.NEGATIVE_INFINITY;
-    for (let i = 0; i < eligible.length; i++) {
+    for (let i = 0; i < n; i++) {
       const s = eligible[i]!;
+      if (filtered && tried.includes(s)) continue;
       const w = weighted ? s.effectiveWeight : 1;
       if (!(w > 0)) continue;
-      const slot = same ? i : this.slots.get(s)!;
-      const c = cur[slot]! + w;
-      cur[slot] = c;
+      const c = cur[i]! + w;
+      cur[i] = c;
       total += w;
       if (c > bestCurrent) {
         bestCurrent = c;
         best = i;
-        bestSlot = slot;
       }
     }
-    cur[bestSlot] = bestCurrent - total;
+    if (best < 0) return undefined;
+    cur[best] = bestCurrent - total;
     return eligible[best]!;
-  }
-
-  private covers(list: readonly Server[]): boolean {
-    if (this.slots.size === 0) return false;
-    for (const s of list) if (!this.slots.has(s)) return false;
-    return true;
   }
 }

@@ -5,6 +5,7 @@
  * checks.ts, because they must run even when some other part of the file is invalid.
  */
 import { z } from 'zod';
+import { ALGORITHMS } from '../balancing/registry.js';
 import { formatDuration } from './duration.js';
 import { ValueError } from './errors.js';
 import type {
@@ -46,13 +47,7 @@ function value<T>(parse: v.ValueParser<T>) {
 }
 
 export const PROTOCOLS = ['http', 'tcp', 'udp'] as const;
-export const ALGORITHMS = [
-  'round-robin',
-  'weighted-round-robin',
-  'ip-hash',
-  'least-connections',
-  'least-response-time',
-] as const;
+export { ALGORITHMS };
 export const RETRY_ON = ['connect-failure', 'reset', 'timeout', '5xx'] as const;
 const DEFAULT_RETRY_ON: RetryOn[] = ['connect-failure', 'reset'];
 

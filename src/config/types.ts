@@ -3,15 +3,12 @@
  * key names as in the YAML, addresses parsed. docs/configuration.md documents each key.
  * schema.ts is checked against these types at compile time.
  */
+import type { AlgorithmName } from '../balancing/registry.js';
 import type { Address } from './address.js';
 
 export type Protocol = 'http' | 'tcp' | 'udp';
-export type Algorithm =
-  | 'round-robin'
-  | 'weighted-round-robin'
-  | 'ip-hash'
-  | 'least-connections'
-  | 'least-response-time';
+/** The names of the balancing algorithms: src/balancing/registry.ts lists them. */
+export type Algorithm = AlgorithmName;
 export type RetryOn = 'connect-failure' | 'reset' | 'timeout' | '5xx';
 
 export interface Config {

@@ -33,3 +33,32 @@ export interface Affinity {
   /** Releases what it holds (a shared store's client); called when the pool drops it. */
   stop?(): Promise<void>;
 }
+
+/**
+ * How long a front waits for its affinity's answer before the policy chooses. The store bounds
+ * its own lookups (the Redis stick table gives up after 250 ms); this is only a safety net
+ * against one that never settles, and has nothing to do with connecting to a server.
+ */
+export const PIN_WAIT_LIMIT_MS = 1000;
+
+const noPin = (): undefined => undefined;
+
+/**
+ * The server `affinity` pins this client to, if any, with one error rule for every front: a
+ * lookup that throws, or a promise that rejects (a failed store), means no pin. The promise
+ * returned, when the store must be asked, never rejects.
+ */
+export function resolvePinned(
+  affinity: Affinity | null,
+  clientIp: string,
+  cookieHeader: string | null,
+): Server | undefined | Promise<Server | undefined> {
+  if (affinity === null) return undefined;
+  let found: Server | undefined | Promise<Server | undefined>;
+  try {
+    found = affinity.pinned(clientIp, cookieHeader);
+  } catch {
+    return undefined;
+  }
+  return found instanceof Promise ? found.catch(noPin) : found;
+}

@@ -1,6 +1,6 @@
-import type { BalancingPolicy, PickContext } from '../balancing/policy.js';
 import type { Affinity } from './affinity.js';
 import { log as defaultLog, type Logger } from './log.js';
+import type { BalancingPolicy } from './selection.js';
 import type { Server, ServerState } from './server.js';
 
 /** How a lease ended: fed to the server's statistics (or not, for a cancelled one). */
@@ -36,7 +36,7 @@ export const DEFAULT_POOL_OPTIONS: PoolOptions = {
 
 /**
  * A named group of servers and the policy that chooses among them. It hands out leases
- * (acquire → release) so that in-flight counts, response times and failure counts are fed the
+ * (lease → release) so that in-flight counts, response times and failure counts are fed the
  * same way for every algorithm, at L4 and L7. A lease is the Server itself, to allocate nothing.
  */
 export class Pool {
@@ -85,36 +85,26 @@ export class Pool {
     return undefined;
   }
 
-  /** The servers a request may go to right now (primaries, or backups when no primary is up). */
-  eligibleServers(now = Date.now()): readonly Server[] {
-    if (this.dirty || (this.nextReturn !== 0 && now >= this.nextReturn)) this.recompute(now);
+  /**
+   * The servers a request may go to right now (primaries, or backups when no primary is up).
+   * The clock is read only when an ejection may have ended: Date.now() allocates its result.
+   */
+  eligibleServers(now?: number): readonly Server[] {
+    if (this.dirty) this.recompute(now ?? Date.now());
+    else if (this.nextReturn !== 0) {
+      const t = now ?? Date.now();
+      if (t >= this.nextReturn) this.recompute(t);
+    }
     return this.eligible;
   }
 
   /**
-   * Choose a server and lease it (its in-flight count goes up). `exclude` holds servers already
-   * tried by this request (retries never go to the same server twice). Returns undefined when no
-   * server is eligible.
+   * Take a lease on `server` (its in-flight count goes up). Which server: a Selection decides
+   * (sticky pin, policy, fallbacks); every lease is returned by release().
    */
-  acquire(ctx: PickContext, exclude?: readonly Server[]): Server | undefined {
-    let list = this.eligibleServers();
-    if (list.length === 0) return undefined;
-    if (exclude !== undefined && exclude.length > 0) {
-      list = list.filter((s) => !exclude.includes(s));
-      if (list.length === 0) return undefined;
-    }
-    const server = list.length === 1 ? list[0]! : this.policy.pick(list, ctx);
+  lease(server: Server): void {
     server.active++;
     server.total++;
-    return server;
-  }
-
-  /** Take a lease on a server chosen outside the policy (sticky sessions), if it is eligible. */
-  acquireServer(server: Server): boolean {
-    if (!this.eligibleServers().includes(server)) return false;
-    server.active++;
-    server.total++;
-    return true;
   }
 
   /**

@@ -4,6 +4,7 @@
  * that changes the pool. Per-server health state lives in module-level weak maps, so a server
  * keeps its check counts, ejection history and slow-start ramp across re-creations.
  */
+import { algorithmInfo } from '../balancing/registry.js';
 import type { PoolConfig } from '../config/types.js';
 import type { Logger } from '../core/log.js';
 import type { Pool } from '../core/pool.js';
@@ -38,8 +39,8 @@ export function createPoolHealth(pool: Pool, config: PoolConfig, log: Logger): P
   const check = config.healthCheck;
   const checker = check !== undefined ? new ActiveChecker(pool, check) : undefined;
 
-  // ip-hash places clients by weight: a ramp would move them back and forth.
-  const ramps = config.slowStart > 0 && config.algorithm !== 'ip-hash';
+  // Not for algorithms that place clients by weight (ip-hash): a ramp would move them back and forth.
+  const ramps = config.slowStart > 0 && algorithmInfo(config.algorithm).rampsWeight;
   const slowStart = ramps ? new SlowStart(pool, config.slowStart) : undefined;
   if (slowStart === undefined) endRamps(pool);
 

@@ -6,8 +6,9 @@
  * from MIN_FRACTION of its weight to its weight over `slowStart` ms.
  *
  * A ramp starts when a server goes up from down or maintenance, returns from an ejection, or is
- * added to a running pool by a reload. Not for ip-hash: a changing weight moves ring points, and
- * so clients, back and forth (HAProxy ignores slowstart for hash-based algorithms too).
+ * added to a running pool by a reload. Not for algorithms whose registry entry says
+ * `rampsWeight: false` (ip-hash: a changing weight moves ring points, and so clients, back and
+ * forth; HAProxy ignores slowstart for hash-based algorithms too).
  */
 import type { Pool, TransitionListener } from '../core/pool.js';
 import type { Server } from '../core/server.js';

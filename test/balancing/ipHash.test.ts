@@ -148,7 +148,7 @@ test('ip-hash: hashKey overrides the client address', () => {
   }
 });
 
-test('ip-hash: a filtered array gets the next server clockwise, as if the excluded one were gone', () => {
+test('ip-hash: a fallback gets the next server clockwise, as if the tried one were gone', () => {
   const list = servers('a', 'b', 'c', 'd', 'e');
   const p = ring(list);
   const first = assign(p, list);
@@ -156,25 +156,28 @@ test('ip-hash: a filtered array gets the next server clockwise, as if the exclud
   const reference = new Map(list.map((s) => [s.id, assign(ring(withoutEach.get(s)!), withoutEach.get(s)!)]));
   for (let i = 0; i < KEYS; i++) {
     const excluded = list.find((s) => s.id === first[i])!;
-    const subset = withoutEach.get(excluded)!;
-    const retry = p.pick(subset, { clientIp: ipv4(i) });
-    assert.ok(subset.includes(retry));
+    const retry = p.fallback(list, { clientIp: ipv4(i) }, [excluded])!;
+    assert.notEqual(retry, excluded);
     assert.equal(retry.id, reference.get(excluded.id)![i]);
   }
   // The fast path is unchanged afterwards.
   assert.deepEqual(assign(p, list), first);
 });
 
-test('ip-hash: a filtered array of weight-0 servers still yields one of them, consistently', () => {
+test('ip-hash: a fallback to weight-0 servers still yields one of them, consistently', () => {
   const a = server('a');
   const y = server('y', 0);
   const z = server('z', 0);
-  const p = ring([a, y, z]);
+  const list = [a, y, z];
+  const p = ring(list);
   const seen = new Set<string>();
   for (let i = 0; i < 200; i++) {
-    const got = p.pick([y, z], { clientIp: ipv4(i) });
+    const got = p.fallback(list, { clientIp: ipv4(i) }, [a])!;
     assert.ok(got === y || got === z);
-    assert.equal(p.pick([y, z], { clientIp: ipv4(i) }), got);
+    assert.equal(p.fallback(list, { clientIp: ipv4(i) }, [a]), got);
+    const last = p.fallback(list, { clientIp: ipv4(i) }, [a, got]);
+    assert.equal(last, got === y ? z : y, 'then the other one');
+    assert.equal(p.fallback(list, { clientIp: ipv4(i) }, [a, y, z]), undefined);
     seen.add(got.id);
   }
   assert.equal(seen.size, 2);

@@ -77,9 +77,14 @@ test('least-connections: weight 0 is never chosen while another weight is positi
   assert.equal(lc.pick(zeros, ctx).id, 'y');
 });
 
-test('least-connections: any array works, filtered ones included', () => {
-  const [b, c] = [server('b', 1, 9), server('c', 1, 4)];
+test('least-connections: any array works, and a fallback picks the least loaded untried', () => {
+  const [a, b, c] = [server('a', 1, 0), server('b', 1, 9), server('c', 1, 4)];
   const lc = new LeastConnections();
   assert.equal(lc.pick([b!, c!], ctx).id, 'c');
   assert.equal(lc.pick([b!], ctx).id, 'b');
+  const list = [a!, b!, c!];
+  assert.equal(lc.pick(list, ctx), a);
+  assert.equal(lc.fallback(list, ctx, [a!]), c);
+  assert.equal(lc.fallback(list, ctx, [a!, c!]), b);
+  assert.equal(lc.fallback(list, ctx, [a!, c!, b!]), undefined);
 });

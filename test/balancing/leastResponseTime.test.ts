@@ -170,17 +170,19 @@ test('least-response-time: weight 0 is never chosen while another weight is posi
   assert.equal(lease(lrt, list, 200), 'a'.repeat(200));
 });
 
-test('least-response-time: a filtered array only yields its members', () => {
+test('least-response-time: a fallback only yields untried servers, best score first', () => {
   const [a, b, c] = [history(server('a'), 5), history(server('b'), 50), history(server('c'), 60)];
   const list = [a!, b!, c!];
   const lrt = new LeastResponseTime();
   lrt.rebuild(list);
   assert.equal(lrt.pick(list, ctx), a);
   for (let i = 0; i < 100; i++) {
-    const got = lrt.pick([b!, c!], ctx);
+    const got = lrt.fallback(list, ctx, [a!]);
     assert.ok(got === b || got === c);
   }
-  assert.equal(lrt.pick([b!, c!], ctx), b);
+  assert.equal(lrt.fallback(list, ctx, [a!]), b);
+  assert.equal(lrt.fallback(list, ctx, [a!, b!]), c);
+  assert.equal(lrt.fallback(list, ctx, [a!, b!, c!]), undefined);
 });
 
 test('least-response-time: an exploded or NaN average counts as very slow, not as fast', () => {

@@ -56,16 +56,17 @@ test('round-robin: a server joining takes its turn in order', () => {
   assert.equal(ids(rr, three, 4), 'bcab');
 });
 
-test('round-robin: a filtered array gets the next server of the rotation in it', () => {
+test('round-robin: a fallback gets the next server of the rotation not tried', () => {
   const [a, b, c] = [server('a'), server('b'), server('c')];
   const list = [a!, b!, c!];
   const rr = new RoundRobin();
   rr.rebuild(list);
   assert.equal(ids(rr, list, 1), 'a');
-  // b is next but excluded (a retry): c is chosen, and the rotation moves past it.
-  assert.equal(rr.pick([a!, c!], ctx).id, 'c');
+  // b is next but was tried: c is chosen, and the rotation moves past it.
+  assert.equal(rr.fallback(list, ctx, [b!])!.id, 'c');
   assert.equal(ids(rr, list, 3), 'abc');
-  for (let i = 0; i < 30; i++) assert.notEqual(rr.pick([a!, c!], ctx), b);
+  for (let i = 0; i < 30; i++) assert.notEqual(rr.fallback(list, ctx, [b!]), b);
+  assert.equal(rr.fallback(list, ctx, [c!, a!, b!]), undefined, 'none left');
 });
 
 test('round-robin: an unknown array is adopted as the new eligible set', () => {

@@ -96,14 +96,15 @@ test('weighted-round-robin: a rebuild with the same servers does not restart the
   assert.equal(ids(wrr, copy, 4), 'acaa');
 });
 
-test('weighted-round-robin: a filtered array only yields its members, in weighted proportion', () => {
+test('weighted-round-robin: a fallback only yields untried servers, in weighted proportion', () => {
   const [a, b, c] = [server('a', 5), server('b', 1), server('c', 2)];
   const list = [a!, b!, c!];
   const wrr = new WeightedRoundRobin();
   wrr.rebuild(list);
-  const subset = [b!, c!];
-  const seen = counts(wrr, subset, 300);
+  const seen: Record<string, number> = { b: 0, c: 0 };
+  for (let i = 0; i < 300; i++) seen[wrr.fallback(list, ctx, [a!])!.id]!++;
   assert.deepEqual(seen, { b: 100, c: 200 });
+  assert.equal(wrr.fallback(list, ctx, [a!, b!, c!]), undefined, 'none left');
   // The main sequence is still proportional afterwards.
   assert.deepEqual(counts(wrr, list, 800), { a: 500, b: 100, c: 200 });
 });

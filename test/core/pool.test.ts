@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { createPolicy } from '../../src/balancing/index.js';
 import { createLogger } from '../../src/core/log.js';
 import { Outcome, Pool } from '../../src/core/pool.js';
+import { Selection } from '../../src/core/selection.js';
 import { Server } from '../../src/core/server.js';
 
 function server(id: string, extra: Partial<{ weight: number; backup: boolean }> = {}): Server {
@@ -26,10 +27,17 @@ function pool(servers: Server[], algorithm: Parameters<typeof createPolicy>[0] =
 
 const ctx = { clientIp: '127.0.0.1' };
 
+/** A fresh request's first candidate, leased. */
+function acquire(p: Pool): Server | undefined {
+  const selection = new Selection();
+  selection.start(p, ctx);
+  return selection.next();
+}
+
 function picks(p: Pool, n: number): string {
   let out = '';
   for (let i = 0; i < n; i++) {
-    const s = p.acquire(ctx)!;
+    const s = acquire(p)!;
     out += s.id;
     p.release(s, Outcome.Success, 1);
   }
@@ -45,7 +53,7 @@ test('backups take traffic only while no primary is available', () => {
   p.setState(b, 'maintenance', 'test');
   assert.equal(picks(p, 2), 'xx');
   p.setState(x, 'draining', 'test');
-  assert.equal(p.acquire(ctx), undefined);
+  assert.equal(acquire(p), undefined);
   p.setState(a, 'up', 'back');
   assert.equal(picks(p, 2), 'aa');
 });
@@ -68,8 +76,8 @@ test('leases count in-flight work and feed outcomes to listeners', () => {
   const { p } = pool([a]);
   const outcomes: Array<[Outcome, number]> = [];
   p.outcomeListeners.push((_s, o, status) => outcomes.push([o, status]));
-  const s1 = p.acquire(ctx)!;
-  const s2 = p.acquire(ctx)!;
+  const s1 = acquire(p)!;
+  const s2 = acquire(p)!;
   assert.equal(a.active, 2);
   p.release(s1, Outcome.Success, 20, 200);
   p.release(s2, Outcome.Failure, 5);
@@ -83,22 +91,45 @@ test('leases count in-flight work and feed outcomes to listeners', () => {
   ]);
   // A failure is never sampled as fast.
   assert.ok(a.ewmaMs > 20);
-  const s3 = p.acquire(ctx)!;
+  const s3 = acquire(p)!;
   p.release(s3, Outcome.Cancelled, 1);
   assert.equal(a.total, 3);
   assert.equal(a.failures, 1);
 });
 
-test('excluded servers are skipped (retries never reuse a server)', () => {
+test('retries never reuse a server', () => {
   const [a, b, c] = [server('a'), server('b'), server('c')];
   const { p } = pool([a, b, c]);
-  const tried: Server[] = [];
+  const selection = new Selection();
+  selection.start(p, ctx);
+  const seen: Server[] = [];
   for (let i = 0; i < 3; i++) {
-    const s = p.acquire(ctx, tried)!;
-    assert.ok(!tried.includes(s));
-    tried.push(s);
+    const s = selection.next()!;
+    assert.ok(!seen.includes(s));
+    seen.push(s);
   }
-  assert.equal(p.acquire(ctx, tried), undefined);
+  assert.equal(selection.next(), undefined);
+  assert.deepEqual(selection.tried, seen);
+  assert.deepEqual(
+    [a, b, c].map((s) => [s.active, s.total]),
+    [
+      [1, 1],
+      [1, 1],
+      [1, 1],
+    ],
+    'each candidate leased once',
+  );
+});
+
+test('a server that goes down between tries is not offered', () => {
+  const [a, b, c] = [server('a'), server('b'), server('c')];
+  const { p } = pool([a, b, c]);
+  const selection = new Selection();
+  selection.start(p, ctx);
+  assert.equal(selection.next(), a);
+  p.setState(b, 'down', 'test');
+  assert.equal(selection.next(), c);
+  assert.equal(selection.next(), undefined);
 });
 
 test('an ejected server returns by itself when its ejection time has passed', async () => {
@@ -131,7 +162,7 @@ test('the failure penalty is bounded and reset when a server comes back', () => 
   const a = server('a');
   const { p } = pool([a]);
   for (let i = 0; i < 5000; i++) {
-    const s = p.acquire(ctx)!;
+    const s = acquire(p)!;
     p.release(s, Outcome.Failure, 1);
   }
   assert.ok(Number.isFinite(a.ewmaMs) && a.ewmaMs <= 30_000, String(a.ewmaMs));

@@ -1,5 +1,5 @@
 import { createPolicy } from '../../src/balancing/index.js';
-import type { AlgorithmName } from '../../src/balancing/policy.js';
+import type { AlgorithmName } from '../../src/balancing/registry.js';
 import { createLogger, type Logger } from '../../src/core/log.js';
 import { Pool } from '../../src/core/pool.js';
 import { Server } from '../../src/core/server.js';

@@ -1,11 +1,12 @@
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
-import type { PickContext } from '../../balancing/policy.js';
+import { PIN_WAIT_LIMIT_MS, resolvePinned } from '../../core/affinity.js';
 import type { CidrSet } from '../../core/cidr.js';
 import { unmapIPv4 } from '../../core/cidr.js';
 import type { Logger } from '../../core/log.js';
 import type { TrafficObserver } from '../../core/observer.js';
 import { Outcome, type Pool } from '../../core/pool.js';
+import { type SelectContext, Selection } from '../../core/selection.js';
 import type { Server } from '../../core/server.js';
 import { CHUNKED_ERROR, CHUNKED_MORE, ChunkedDecoder } from './chunkedDecoder.js';
 import {
@@ -81,7 +82,7 @@ export class ClientConnection implements UpstreamOwner {
   private readonly ctx: ListenerContext;
   private readonly peerIp: string;
   private readonly trustedPeer: boolean;
-  private readonly pickCtx: PickContext;
+  private readonly pickCtx: SelectContext;
 
   private phase = Phase.Idle;
   /** When the current phase times out (ms since epoch); checked by the listener's sweep. */
@@ -102,7 +103,12 @@ export class ClientConnection implements UpstreamOwner {
   private pool: Pool | null = null;
   /** The leased server, until the lease is released. */
   private server: Server | null = null;
-  private readonly tried: Server[] = [];
+  /** The current request's candidates: pinned server, policy, fallbacks. */
+  private readonly selection = new Selection();
+  /** Servers leased for the current request; the last is the current one. */
+  private get tried(): readonly Server[] {
+    return this.selection.tried;
+  }
   /** The server this request's client is pinned to (sticky sessions), if any. */
   private pinned: Server | undefined = undefined;
   /** socket.bytesWritten when the exchange began; -1 while nobody observes traffic. */
@@ -234,7 +240,7 @@ export class ClientConnection implements UpstreamOwner {
     this.keepAlive = !req.close && !this.ctx.closing;
     this.resStarted = false;
     this.resPhase = Res.Done;
-    this.tried.length = 0;
+    this.selection.start(this.pool, this.pickCtx);
     this.lastStatus = 502;
     this.lastError = '';
     this.reqHead = this.buildRequestHead();
@@ -246,25 +252,22 @@ export class ClientConnection implements UpstreamOwner {
     }
     const affinity = this.pool.affinity;
     if (affinity === null) return this.dispatch();
-    const found = affinity.pinned(this.pickCtx.clientIp, this.cookies());
-    if (!(found instanceof Promise)) {
-      this.pinned = found;
-      return this.dispatch();
-    }
+    const found = resolvePinned(affinity, this.pickCtx.clientIp, this.cookies());
+    if (!(found instanceof Promise)) return this.dispatchPinned(found);
     // A shared stick table is being asked: hold the client's bytes meanwhile.
     this.phase = Phase.Connecting;
-    this.deadline = Date.now() + this.pool.options.timeouts.connect;
+    this.deadline = Date.now() + PIN_WAIT_LIMIT_MS;
     this.pauseReads();
-    found.then(
-      (server) => {
-        if (this.phase !== Phase.Connecting || this.up !== null) return;
-        this.pinned = server;
-        this.dispatch();
-      },
-      () => {
-        if (this.phase === Phase.Connecting && this.up === null) this.dispatch();
-      },
-    );
+    found.then((server) => {
+      if (this.phase === Phase.Connecting && this.up === null) this.dispatchPinned(server);
+    });
+  }
+
+  /** The pin is known: the request's selection starts again with it. */
+  private dispatchPinned(pinned: Server | undefined): void {
+    this.pinned = pinned;
+    this.selection.start(this.pool!, this.pickCtx, pinned);
+    this.dispatch();
   }
 
   /** The request's Cookie header(s), joined, or null. */
@@ -277,24 +280,15 @@ export class ClientConnection implements UpstreamOwner {
     return out;
   }
 
-  /** Leases a server (excluding those tried) and sends the request over a pooled or new connection. */
+  /** Leases the next candidate and sends the request over a pooled or new connection. */
   private dispatch(): void {
     const pool = this.pool!;
-    let server: Server | undefined;
-    const pinned = this.pinned;
-    if (pinned !== undefined && this.tried.length === 0 && pool.acquireServer(pinned)) server = pinned;
-    else {
-      // No affinity, or its server cannot take the request: the policy chooses (for ip-hash,
-      // the next server on the ring).
-      if (pinned !== undefined && this.tried.length === 0) pool.reassigned++;
-      server = pool.acquire(this.pickCtx, this.tried);
-    }
+    const server = this.selection.next();
     if (server === undefined) {
       if (this.tried.length === 0) return this.respondError(503, `pool ${pool.name} has no server available`);
       return this.respondError(this.lastStatus, this.lastError);
     }
     this.server = server;
-    this.tried.push(server);
     const list = idleListFor(server, pool.options);
     const up = list.take(this);
     if (up !== null) {
@@ -760,6 +754,8 @@ export class ClientConnection implements UpstreamOwner {
           return this.reject(408, 'request head not received in time');
         case Phase.Connecting: {
           const up = this.up;
+          // No connection yet: the affinity store did not settle, the policy chooses.
+          if (up === null && this.server === null) return this.dispatch();
           this.up = null;
           up?.destroy();
           return this.retryOrFail(Outcome.Failure, 504, 'connect timeout', 'connect-failure');

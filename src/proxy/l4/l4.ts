@@ -1,6 +1,6 @@
 /**
  * What the tcp and udp listeners share: the L4 settings of pools and servers (with their
- * defaults), which servers are at their connection limit, when a connection or flow to a
+ * defaults), whether a server is at its connection limit, when a connection or flow to a
  * draining server must end, and a log throttle for events that can come in floods.
  */
 import type { Logger } from '../../core/log.js';
@@ -54,19 +54,12 @@ export function maxConnectionsOf(server: Server): number | undefined {
 }
 
 /**
- * Servers of `pool` at their `maxConnections` (leases of every listener count), to be excluded
- * from a pick; `tried` (servers already tried by this connection) are added. Allocates only when
- * a limit is configured or a retry is under way.
+ * `server` is at its `maxConnections` (leases of every listener count): the `skip` predicate of
+ * an L4 Selection, which passes it over without counting it as tried.
  */
-export function unavailable(pool: Pool, tried: readonly Server[]): readonly Server[] {
-  let out: Server[] | undefined;
-  for (const s of pool.servers) {
-    const max = maxConnectionsOf(s);
-    if (max === undefined || s.active < max) continue;
-    if (out === undefined) out = [...tried];
-    out.push(s);
-  }
-  return out ?? tried;
+export function atMaxConnections(server: Server): boolean {
+  const max = maxConnectionsOf(server);
+  return max !== undefined && server.active >= max;
 }
 
 /**

@@ -1,28 +1,29 @@
 import { connect, type Socket } from 'node:net';
-import type { PickContext } from '../../balancing/policy.js';
+import { PIN_WAIT_LIMIT_MS, resolvePinned } from '../../core/affinity.js';
 import { unmapIPv4 } from '../../core/cidr.js';
 import type { TrafficObserver } from '../../core/observer.js';
 import { Outcome, type Pool } from '../../core/pool.js';
+import { type SelectContext, Selection } from '../../core/selection.js';
 import type { Server } from '../../core/server.js';
-import { encodeProxyHeader, type ProxyEndpoints, parseProxyHeader, V2_MAX_LENGTH } from '../proxyProtocol.js';
 import { adoptWithOnread } from '../l4/adoptSocket.js';
 import {
+  atMaxConnections,
   drainDeadline,
   hostPort,
   isDraining,
   PROXY_HEADER_TIMEOUT,
   proxyVersionFor,
-  unavailable,
 } from '../l4/l4.js';
 import { ReadBuffer } from '../l4/readBuffer.js';
+import { encodeProxyHeader, type ProxyEndpoints, parseProxyHeader, V2_MAX_LENGTH } from '../proxyProtocol.js';
 
 /** Client bytes held while the server connection opens; beyond this the client is paused. */
 const MAX_PENDING = 64 * 1024;
 /**
- * The pick context of one connection: the client address is read from the socket (a system
+ * The selection context of one connection: the client address is read from the socket (a system
  * call) only when a policy or a log line asks for it, or set from an accepted PROXY header.
  */
-class ClientContext implements PickContext {
+class ClientContext implements SelectContext {
   hashKey: string | undefined = undefined;
   private ip: string | undefined;
   constructor(private readonly socket: Socket) {}
@@ -47,7 +48,10 @@ export enum Phase {
   Connecting = 3,
   Piping = 4,
   Closed = 5,
-  /** Asking the pool's affinity (a shared stick table) which server the client is pinned to. */
+  /**
+   * Asking the pool's affinity (a shared stick table) which server the client is pinned to; the
+   * store bounds the wait, PIN_WAIT_LIMIT_MS is the safety net.
+   */
   Pinning = 6,
 }
 
@@ -92,11 +96,9 @@ export class TcpSession {
   private pool: Pool | null = null;
   server: Server | null = null;
   private up: Socket | null = null;
-  private readonly tried: Server[] = [];
+  /** The candidates: pinned server, policy, fallbacks; `tried` ends with the current server. */
+  private readonly selection = new Selection();
   private retriesLeft = 0;
-  /** The server the pool's affinity pins this client to, if any. */
-  private pinned: Server | undefined;
-  private reassignCounted = false;
   /** The server the connection reached (for the observer). */
   private reached: Server | null = null;
   private readonly acceptedAt = Date.now();
@@ -184,7 +186,7 @@ export class TcpSession {
   /**
    * Starts the first attempt against the listener's pool (as it is now), after asking the pool's
    * affinity (sticky source) for the client's server; a shared store may answer later, and the
-   * client's bytes are held meanwhile (for at most the connect timeout).
+   * client's bytes are held meanwhile.
    */
   private start(): void {
     const pool = this.ctx.pool;
@@ -192,83 +194,59 @@ export class TcpSession {
     this.retriesLeft = pool.options.retries.on.includes('connect-failure')
       ? pool.options.retries.attempts
       : 0;
-    const affinity = pool.affinity;
-    if (affinity === null) {
-      this.tryConnect();
+    if (pool.affinity === null) {
+      this.select(undefined);
       return;
     }
-    let found: Server | undefined | Promise<Server | undefined>;
-    try {
-      found = affinity.pinned(this.pick.clientIp, null);
-    } catch {
-      found = undefined;
-    }
+    const found = resolvePinned(pool.affinity, this.pick.clientIp, null);
     if (!(found instanceof Promise)) {
-      this.pinned = found;
-      this.tryConnect();
+      this.select(found);
       return;
     }
     this.phase = Phase.Pinning;
-    this.deadline = Date.now() + pool.options.timeouts.connect;
-    found.then(
-      (server) => {
-        if (this.phase !== Phase.Pinning) return;
-        this.pinned = server;
-        this.tryConnect();
-      },
-      () => {
-        if (this.phase === Phase.Pinning) this.tryConnect();
-      },
-    );
+    this.deadline = Date.now() + PIN_WAIT_LIMIT_MS;
+    found.then((server) => {
+      if (this.phase === Phase.Pinning) this.select(server);
+    });
+  }
+
+  /** The pin is known (or there is none): the connection's selection starts with it. */
+  private select(pinned: Server | undefined): void {
+    this.selection.start(this.pool!, this.pick, pinned);
+    this.tryConnect();
   }
 
   /**
-   * Leases a server and connects to it, or waits in the queue when every candidate is at its
-   * maxConnections, or gives up when there is none. Also the queue's retry entry point.
-   * Returns false when it had to wait (the queue calls it again later).
+   * Leases the next candidate and connects to it, or waits in the queue when every candidate
+   * left is at its maxConnections, or gives up when there is none. Also the queue's retry entry
+   * point. Returns false when it had to wait (the queue calls it again later).
    */
   tryConnect(): boolean {
     const pool = this.pool!;
-    const exclude = unavailable(pool, this.tried);
-    let server: Server | undefined;
-    const pinned = this.pinned;
-    if (
-      pinned !== undefined &&
-      this.tried.length === 0 &&
-      !exclude.includes(pinned) &&
-      pool.acquireServer(pinned)
-    ) {
-      server = pinned;
-    } else {
-      // No affinity, or its server cannot take the connection: the policy chooses.
-      if (pinned !== undefined && !this.reassignCounted) {
-        this.reassignCounted = true;
-        pool.reassigned++;
-      }
-      server = pool.acquire(this.pick, exclude);
+    const selection = this.selection;
+    const server = selection.next(atMaxConnections);
+    if (server !== undefined) {
+      this.connectTo(server);
+      return true;
     }
-    if (server === undefined) {
-      const candidates = pool.eligibleServers().filter((s) => !this.tried.includes(s));
-      if (candidates.length > 0 && exclude.length > this.tried.length) {
-        // Every candidate is full: wait for one to free a slot.
-        if (this.phase === Phase.QueuedServer) return false;
-        this.phase = Phase.QueuedServer;
-        if (this.ctx.waitForServer(this)) return false;
-        this.fail(
-          `refused: every server of pool ${pool.name} is at its maxConnections and the queue is full`,
-          'queue-full',
-        );
-        return true;
-      }
+    if (selection.skipped > 0) {
+      // Every candidate left is full: wait for one to free a slot.
+      if (this.phase === Phase.QueuedServer) return false;
+      this.phase = Phase.QueuedServer;
+      if (this.ctx.waitForServer(this)) return false;
       this.fail(
-        this.tried.length > 0
-          ? `no other server of pool ${pool.name} to try after ${this.tried.length} failed`
-          : `no server of pool ${pool.name} is available`,
-        'no-server',
+        `refused: every server of pool ${pool.name} is at its maxConnections and the queue is full`,
+        'queue-full',
       );
       return true;
     }
-    this.connectTo(server);
+    const failed = selection.tried.length;
+    this.fail(
+      failed > 0
+        ? `no other server of pool ${pool.name} to try after ${failed} failed`
+        : `no server of pool ${pool.name} is available`,
+      'no-server',
+    );
     return true;
   }
 
@@ -499,7 +477,6 @@ export class TcpSession {
     const why = this.upTimedOut
       ? `connect timeout (${pool.options.timeouts.connect}ms)`
       : (this.upError?.message ?? 'closed');
-    this.tried.push(server);
     if (this.clientClosed) {
       this.finish();
       return;
@@ -572,8 +549,8 @@ export class TcpSession {
         this.up?.destroy();
         return;
       case Phase.Pinning:
-        // The affinity store is too slow to answer: the policy chooses.
-        this.tryConnect();
+        // The affinity store did not settle: the policy chooses.
+        this.select(undefined);
         return;
       default:
     }
@@ -614,7 +591,7 @@ export class TcpSession {
   /** One record per connection: the server reached (or null), bytes sent to the client, retries. */
   private report(observer: TrafficObserver): void {
     const now = Date.now();
-    const tries = this.tried.length + (this.reached !== null ? 1 : 0);
+    const tries = this.selection.tried.length;
     observer.onExchange({
       listener: this.ctx.name,
       protocol: 'tcp',

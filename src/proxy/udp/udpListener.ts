@@ -1,21 +1,22 @@
 import { createSocket, type Socket as DgramSocket, type RemoteInfo } from 'node:dgram';
-import type { PickContext } from '../../balancing/policy.js';
 import type { ListenerConfig } from '../../config/types.js';
+import { PIN_WAIT_LIMIT_MS, resolvePinned } from '../../core/affinity.js';
 import { unmapIPv4 } from '../../core/cidr.js';
 import type { Logger } from '../../core/log.js';
 import type { TrafficObserver } from '../../core/observer.js';
 import type { Pool } from '../../core/pool.js';
+import { type SelectContext, Selection } from '../../core/selection.js';
 import type { Server } from '../../core/server.js';
-import type { Listener, ListenerDeps, PoolLookup } from '../listener.js';
-import { listenError, sweepPeriod } from '../listener.js';
 import {
+  atMaxConnections,
   DEFAULT_MAX_FLOWS,
   drainDeadline,
   hostPort,
   isDraining,
   LogThrottle,
-  unavailable,
 } from '../l4/l4.js';
+import type { Listener, ListenerDeps, PoolLookup } from '../listener.js';
+import { listenError, sweepPeriod } from '../listener.js';
 import { Flow, type FlowOwner, MAX_SEND_QUEUE } from './flow.js';
 
 interface UdpListenerKeys {
@@ -46,7 +47,9 @@ export class UdpListener implements Listener, FlowOwner {
   private readonly throttle: LogThrottle;
   private readonly host: string;
   private readonly requestedPort: number;
-  private readonly pick: PickContext = { clientIp: '', hashKey: undefined };
+  private readonly pick: SelectContext = { clientIp: '', hashKey: undefined };
+  /** Reused by every assignment: one try each, done synchronously (a flow does not retry). */
+  private readonly selection = new Selection();
   private sweeper: NodeJS.Timeout | undefined;
   private bound = false;
   /** Replies dropped because the listener's send queue was full. */
@@ -118,24 +121,13 @@ export class UdpListener implements Listener, FlowOwner {
       flow = new Flow(this, key, rinfo.address, rinfo.port, pool, this.idleTimeout);
       this.flows.set(key, flow);
       const affinity = pool.affinity;
-      if (affinity === null) this.assign(flow, undefined);
-      else {
-        let found: Server | undefined | Promise<Server | undefined>;
-        try {
-          found = affinity.pinned(unmapIPv4(rinfo.address), null);
-        } catch {
-          found = undefined;
-        }
-        if (found instanceof Promise) {
-          // A shared stick table is asked: the flow holds the client's datagrams meanwhile.
-          const waiting = flow;
-          found.then(
-            (server) => this.assign(waiting, server),
-            () => this.assign(waiting, undefined),
-          );
-        } else {
-          this.assign(flow, found);
-        }
+      const found = affinity === null ? undefined : resolvePinned(affinity, unmapIPv4(rinfo.address), null);
+      if (found instanceof Promise) {
+        // A shared stick table is asked: the flow holds the client's datagrams meanwhile.
+        const waiting = flow;
+        found.then((server) => this.assign(waiting, server));
+      } else {
+        this.assign(flow, found);
       }
       if (flow.isClosed) return;
     }
@@ -150,18 +142,18 @@ export class UdpListener implements Listener, FlowOwner {
     if (flow.isClosed || flow.server !== null) return;
     const pool = flow.pool;
     const clientIp = unmapIPv4(flow.clientAddress);
-    const exclude = unavailable(pool, []);
-    let server: Server | undefined;
-    if (pinned !== undefined && !exclude.includes(pinned) && pool.acquireServer(pinned)) server = pinned;
-    else {
-      if (pinned !== undefined) pool.reassigned++;
-      this.pick.clientIp = clientIp;
-      server = pool.acquire(this.pick, exclude);
-    }
+    this.pick.clientIp = clientIp;
+    const selection = this.selection;
+    selection.start(pool, this.pick, pinned);
+    const server = selection.next(atMaxConnections);
     if (server === undefined) {
+      const why =
+        selection.skipped > 0
+          ? `every server of pool ${pool.name} is at its maxConnections`
+          : `no server of pool ${pool.name} is available`;
       this.throttle.note(
         'no-server',
-        `listener ${this.name}: datagram from ${hostPort(flow.clientAddress, flow.clientPort)} dropped: no server of pool ${pool.name} is available`,
+        `listener ${this.name}: datagram from ${hostPort(flow.clientAddress, flow.clientPort)} dropped: ${why}`,
       );
       flow.close();
       return;
@@ -221,8 +213,8 @@ export class UdpListener implements Listener, FlowOwner {
     const now = Date.now();
     for (const flow of this.flows.values()) {
       if (flow.server === null) {
-        // Its affinity lookup is taking too long: the policy chooses.
-        if (now - flow.createdAt >= flow.pool.options.timeouts.connect) this.assign(flow, undefined);
+        // Its affinity lookup did not settle: the policy chooses.
+        if (now - flow.createdAt >= PIN_WAIT_LIMIT_MS) this.assign(flow, undefined);
         continue;
       }
       if (flow.seen) {
