@@ -7,11 +7,12 @@
  * `POST /api/reload`) re-applies it on top of the file.
  */
 import type { AddressInfo } from 'node:net';
-import { ConfigError } from '../config/errors.js';
+import { adminTokenProblem } from '../config/checks.js';
+import { ConfigError, formatPath } from '../config/errors.js';
 import type { AdminConfig } from '../config/types.js';
 import type { Logger } from '../core/log.js';
 import type { Runtime } from '../runtime/runtime.js';
-import { Auth, checkAdminConfig } from './auth.js';
+import { Auth } from './auth.js';
 import { Control } from './control.js';
 import { EventStream } from './events.js';
 import { Telemetry } from './metrics.js';
@@ -51,7 +52,13 @@ export async function startAdmin(
   log: Logger,
   options: AdminOptions = {},
 ): Promise<RunningAdmin> {
-  checkAdminConfig(config, runtime.file);
+  // The config file's own rule, for an AdminConfig that did not come through loadConfig.
+  const missingToken = adminTokenProblem(config.listen, config.token);
+  if (missingToken !== undefined) {
+    throw new ConfigError(runtime.file, [
+      { path: formatPath(missingToken.path), message: missingToken.message },
+    ]);
+  }
   const startedAt = Date.now();
   const events = new EventStream();
   const telemetry = new Telemetry(runtime, (pool, server, from, reason) => {

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError } from 'commander';
-import { ConfigError, formatAddress, loadConfig, parseDuration } from '../config/index.js';
+import { ConfigError, formatAddress, parseDuration } from '../config/index.js';
 import { type LogLevel, log } from '../core/log.js';
 import { type ReloadSummary, Runtime } from '../runtime/runtime.js';
 
@@ -53,7 +53,9 @@ program
   .requiredOption('-c, --config <file>', 'YAML config file')
   .action(async (opts: { config: string }) => {
     try {
-      const config = await loadConfig(opts.config);
+      // What start loads: the file with its state file on top, so check refuses what start would.
+      const { loadWithState } = await import('../admin/state.js');
+      const { config } = await loadWithState(opts.config, log);
       const servers = config.pools.reduce((n, p) => n + p.servers.length, 0);
       process.stdout.write(
         `${opts.config}: OK (${config.listeners.length} listener(s), ${config.pools.length} pool(s), ${servers} server(s))\n`,

@@ -1,5 +1,6 @@
 /** Configuration: loading and validating fulcrum.yaml into a normalized, typed Config. */
-export { type Address, type AddressOptions, formatAddress, parseAddress } from './address.js';
+export { type Address, type AddressOptions, formatAddress, isLoopback, parseAddress } from './address.js';
+export { adminTokenProblem } from './checks.js';
 export { type Cidr, parseCidr } from './cidr.js';
 export { type ConfigDiff, diffConfig, type NamedChanges, type PoolChanges } from './diff.js';
 export { formatDuration, parseDuration } from './duration.js';
