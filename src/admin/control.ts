@@ -4,7 +4,6 @@
  * like the config file, applied to the running balancer and recorded in the state file.
  */
 import { access } from 'node:fs/promises';
-import { isDeepStrictEqual } from 'node:util';
 import { describeValue } from '../config/errors.js';
 import { ConfigError, type ConfigProblem } from '../config/index.js';
 import { loadConfig } from '../config/load.js';
@@ -317,7 +316,7 @@ export class Control {
     const state = this.stateFile === null ? this.state : await readState(this.stateFile);
     const applied = overlay(base, state, this.stateFile ?? 'state');
     for (const line of applied.ignored) this.log.warn(`${this.stateFile}: ${line}`);
-    const summary = await this.runtime.apply(this.keepUnchanged(applied.config));
+    const summary = await this.runtime.apply(applied.config);
     restoreStates(this.runtime, applied.states, new Set(this.removals.keys()));
     this.base = base;
     this.state = state;
@@ -334,7 +333,7 @@ export class Control {
 
   private check(raw: Raw): Config {
     try {
-      return this.keepUnchanged(validate(raw, REQUEST));
+      return validate(raw, REQUEST);
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       // The running config itself must round-trip; if it does not, that is our bug, not the input.
@@ -345,20 +344,6 @@ export class Control {
       }
       throw AdminError.invalid(err);
     }
-  }
-
-  /**
-   * Pools the change did not touch keep their running config objects: the runtime compares pools
-   * as JSON text, and a round trip may order some keys differently (a default filled in by a
-   * transform), which would restart their health checks for nothing.
-   */
-  private keepUnchanged(next: Config): Config {
-    const current = this.runtime.config.pools;
-    next.pools = next.pools.map((p) => {
-      const same = current.find((c) => c.name === p.name);
-      return same !== undefined && isDeepStrictEqual(same, p) ? same : p;
-    });
-    return next;
   }
 
   private without(poolName: string, id: string): Raw {

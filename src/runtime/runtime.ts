@@ -1,6 +1,13 @@
 import { createPolicy } from '../balancing/index.js';
-import { ConfigError, formatAddress, loadConfig } from '../config/index.js';
-import type { Config, PoolConfig } from '../config/types.js';
+import {
+  type ConfigDiff,
+  ConfigError,
+  diffConfig,
+  formatAddress,
+  loadConfig,
+  type NamedChanges,
+} from '../config/index.js';
+import type { Config, ListenerConfig, PoolConfig } from '../config/types.js';
 import { createPoolHealth, type PoolHealth } from '../health/index.js';
 import { closeIdle } from '../proxy/http/upstreamPool.js';
 import type { Listener, PoolLookup } from '../proxy/listener.js';
@@ -30,11 +37,23 @@ export interface RuntimeOptions {
   log?: Logger;
 }
 
-/** What a reload changed, for the log and the admin API. */
+/** What a reload changed, for the log and the admin API (`pool/server` for servers). */
 export interface ReloadSummary {
   listeners: { added: string[]; removed: string[]; updated: string[] };
   pools: { added: string[]; removed: string[]; updated: string[] };
   servers: { added: string[]; removed: string[] };
+}
+
+/** The summary of a reload, from its diff. */
+function reloadSummary(diff: ConfigDiff): ReloadSummary {
+  const servers = (kind: 'added' | 'removed') =>
+    Object.entries(diff.pools.servers).flatMap(([pool, s]) => s[kind].map((id) => `${pool}/${id}`));
+  const named = (c: NamedChanges) => ({ added: c.added, removed: c.removed, updated: c.changed });
+  return {
+    listeners: named(diff.listeners),
+    pools: named(diff.pools),
+    servers: { added: servers('added'), removed: servers('removed') },
+  };
 }
 
 /**
@@ -117,21 +136,13 @@ export class Runtime {
 
   private async applyNow(next: Config): Promise<ReloadSummary> {
     await loadSticky(next);
-    const summary: ReloadSummary = {
-      listeners: { added: [], removed: [], updated: [] },
-      pools: { added: [], removed: [], updated: [] },
-      servers: { added: [], removed: [] },
-    };
+    // What changed is decided once, here; everything below acts on it.
+    const diff = diffConfig(this.config, next);
     // Pools as they will be: kept ones are the same objects (updated below), new ones fresh.
     const nextPools = new Map<string, Pool>();
-    const created: PoolConfig[] = [];
     for (const p of next.pools) {
       const existing = this.pools.get(p.name);
-      if (existing !== undefined) nextPools.set(p.name, existing);
-      else {
-        nextPools.set(p.name, buildPool(p, this.log));
-        created.push(p);
-      }
+      nextPools.set(p.name, existing ?? buildPool(p, this.log));
     }
     const lookup = this.lookup(nextPools);
 
@@ -139,9 +150,7 @@ export class Runtime {
     const bound = new Map<string, Listener>();
     try {
       for (const [i, l] of next.listeners.entries()) {
-        const old = this.listeners.get(l.name);
-        const oldConfig = this.config.listeners.find((c) => c.name === l.name);
-        if (old !== undefined && oldConfig !== undefined && sameSocket(oldConfig, old, l)) continue;
+        if (!this.needsSocket(l, diff)) continue;
         bound.set(l.name, await this.bind(i, createListener(l, { pools: lookup, log: this.log })));
       }
     } catch (err) {
@@ -149,38 +158,33 @@ export class Runtime {
       throw err;
     }
 
-    // 2. Pools: update kept ones in place, add new ones, retire removed ones.
-    for (const p of next.pools) {
-      const pool = nextPools.get(p.name)!;
-      if (created.includes(p)) {
-        this.pools.set(p.name, pool);
-        this.health.set(p.name, createPoolHealth(pool, p, this.log));
-        applyAffinity(pool, p, this.log);
-        summary.pools.added.push(p.name);
-        continue;
-      }
-      const before = this.config.pools.find((c) => c.name === p.name);
-      if (before !== undefined && JSON.stringify(before) === JSON.stringify(p)) continue;
-      const { added, removed } = updatePool(pool, p);
-      applyAffinity(pool, p, this.log);
-      summary.servers.added.push(...added.map((id) => `${p.name}/${id}`));
-      summary.servers.removed.push(...removed.map((id) => `${p.name}/${id}`));
-      summary.pools.updated.push(p.name);
-      this.health.get(p.name)?.stop();
-      this.health.set(p.name, createPoolHealth(pool, p, this.log));
+    // 2. Pools: add new ones, update changed ones in place, retire removed ones.
+    const configOf = (name: string) => next.pools.find((p) => p.name === name)!;
+    for (const name of diff.pools.added) {
+      const pool = nextPools.get(name)!;
+      this.pools.set(name, pool);
+      this.health.set(name, createPoolHealth(pool, configOf(name), this.log));
+      applyAffinity(pool, configOf(name), this.log);
     }
-    for (const [name, pool] of this.pools) {
-      if (nextPools.has(name)) continue;
+    for (const name of diff.pools.changed) {
+      const pool = nextPools.get(name)!;
+      updatePool(pool, configOf(name));
+      applyAffinity(pool, configOf(name), this.log);
+      this.health.get(name)?.stop();
+      this.health.set(name, createPoolHealth(pool, configOf(name), this.log));
+    }
+    for (const name of diff.pools.removed) {
+      const pool = this.pools.get(name)!;
       this.health.get(name)?.stop();
       this.health.delete(name);
       this.pools.delete(name);
       stopAffinity(pool, this.log);
       // Requests in flight hold the Pool object and finish; idle connections go now.
       for (const s of pool.servers) closeIdle(s);
-      summary.pools.removed.push(name);
     }
 
-    // 3. Listeners: update kept ones, start using new ones, drain replaced and removed ones.
+    // 3. Listeners: start using new sockets, update changed ones, drain replaced and removed ones.
+    // An unchanged listener keeps its pools: a pool it names cannot have been removed.
     const retiring: Listener[] = [];
     for (const l of next.listeners) {
       const fresh = bound.get(l.name);
@@ -188,17 +192,13 @@ export class Runtime {
       if (fresh !== undefined) {
         if (old !== undefined) retiring.push(old);
         this.listeners.set(l.name, fresh);
-        summary.listeners.added.push(l.name);
-      } else if (old !== undefined) {
-        old.update(l, lookup);
-        summary.listeners.updated.push(l.name);
+      } else if (diff.listeners.changed.includes(l.name)) {
+        old!.update(l, lookup);
       }
     }
-    for (const [name, old] of this.listeners) {
-      if (next.listeners.some((l) => l.name === name)) continue;
+    for (const name of diff.listeners.removed) {
+      retiring.push(this.listeners.get(name)!);
       this.listeners.delete(name);
-      retiring.push(old);
-      summary.listeners.removed.push(name);
     }
     this.config = next;
     for (const old of retiring) {
@@ -206,7 +206,16 @@ export class Runtime {
         .shutdown(next.shutdownTimeout)
         .catch((err: Error) => this.log.error(`listener ${old.name}: ${err.message}`));
     }
-    return summary;
+    return reloadSummary(diff);
+  }
+
+  /** Whether a listener of the next config needs a socket of its own: a new one, or one whose
+   * protocol or address changed. */
+  private needsSocket(l: ListenerConfig, diff: ConfigDiff): boolean {
+    if (diff.listeners.added.includes(l.name)) return true;
+    if (!diff.listeners.changed.includes(l.name)) return false;
+    const before = this.config.listeners.find((c) => c.name === l.name)!;
+    return !sameSocket(before, this.listeners.get(l.name)!, l);
   }
 
   /**
