@@ -17,6 +17,7 @@ import { log as defaultLog } from '../core/log.js';
 import type { TrafficObserver } from '../core/observer.js';
 import { Pool, type PoolOptions } from '../core/pool.js';
 import { Server } from '../core/server.js';
+import { abortAll, type ConfigFollower, type PreparedChange } from './follower.js';
 
 type CreateAffinity = typeof import('../sticky/index.js').createAffinity;
 /** Loaded only when a pool is sticky: it brings the Redis client along (about 20 MB). */
@@ -72,6 +73,10 @@ export class Runtime {
   private applying: Promise<unknown> = Promise.resolve();
   /** Who watches traffic (metrics, access log); given to every listener, new ones included. */
   private observer: TrafficObserver | null = null;
+  /** What follows the config next to the proxy (admin endpoint, access log): see follow(). */
+  private readonly followers: ConfigFollower[] = [];
+  /** Between a successful start() and shutdown(). */
+  private running = false;
 
   constructor(config: Config, options: RuntimeOptions = {}) {
     this.config = config;
@@ -84,15 +89,45 @@ export class Runtime {
     for (const p of this.config.pools) this.addPool(p);
     await this.affinitiesReady([...this.pools.values()]);
     const lookup = this.lookup(this.pools);
+    let prepared: PreparedChange[] = [];
     try {
+      // Followers first: an access log that cannot be opened or an admin address in use fails
+      // the start before any listener has bound.
+      prepared = await this.prepareFollowers(this.config, undefined);
       for (const [i, l] of this.config.listeners.entries()) {
         const listener = await this.bind(i, createListener(l, { pools: lookup, log: this.log }));
         this.listeners.set(l.name, listener);
       }
     } catch (err) {
+      await abortAll(prepared);
       await this.shutdown(0);
       throw err;
     }
+    for (const p of prepared) p.commit();
+    this.running = true;
+  }
+
+  /**
+   * Adds a follower of the config (the admin endpoint, the access log: see ConfigFollower). Call
+   * it before start(), which then brings the follower up first, or once the runtime runs: it is
+   * then brought to the running config at once, in turn with reloads, and rejects (the follower
+   * not added) if it cannot. Resolves to the function that removes it.
+   */
+  async follow(follower: ConfigFollower): Promise<() => void> {
+    const remove = () => {
+      const i = this.followers.indexOf(follower);
+      if (i >= 0) this.followers.splice(i, 1);
+    };
+    if (!this.running) {
+      this.followers.push(follower);
+      return remove;
+    }
+    await this.serialize(async () => {
+      const prepared = await follower.prepare(this.config, undefined);
+      this.followers.push(follower);
+      prepared?.commit();
+    });
+    return remove;
   }
 
   /** Sets (or clears) the traffic observer of every listener, now and after reloads. */
@@ -120,6 +155,7 @@ export class Runtime {
 
   /** Stop accepting, let requests in flight finish for up to `timeoutMs`, then close the rest. */
   async shutdown(timeoutMs = this.config.shutdownTimeout): Promise<void> {
+    this.running = false;
     for (const h of this.health.values()) h.stop();
     this.health.clear();
     await Promise.all([...this.listeners.values()].map((l) => l.shutdown(timeoutMs)));
@@ -146,7 +182,9 @@ export class Runtime {
     }
     const lookup = this.lookup(nextPools);
 
-    // 1. Bind what needs a new socket first: if that fails, nothing has changed yet.
+    // 1. Get ready what needs a new socket or file first (followers, then listeners): if that
+    // fails, nothing has changed yet.
+    const prepared = await this.prepareFollowers(next, diff);
     const bound = new Map<string, Listener>();
     try {
       for (const [i, l] of next.listeners.entries()) {
@@ -155,6 +193,7 @@ export class Runtime {
       }
     } catch (err) {
       await Promise.all([...bound.values()].map((l) => l.shutdown(0)));
+      await abortAll(prepared);
       throw err;
     }
 
@@ -201,12 +240,28 @@ export class Runtime {
       this.listeners.delete(name);
     }
     this.config = next;
+    for (const p of prepared) p.commit();
     for (const old of retiring) {
       old
         .shutdown(next.shutdownTimeout)
         .catch((err: Error) => this.log.error(`listener ${old.name}: ${err.message}`));
     }
     return reloadSummary(diff);
+  }
+
+  /** Every follower gets ready for `next`; if one cannot, those ready already give back. */
+  private async prepareFollowers(next: Config, changes: ConfigDiff | undefined): Promise<PreparedChange[]> {
+    const prepared: PreparedChange[] = [];
+    try {
+      for (const follower of this.followers) {
+        const change = await follower.prepare(next, changes);
+        if (change !== undefined) prepared.push(change);
+      }
+    } catch (err) {
+      await abortAll(prepared);
+      throw err;
+    }
+    return prepared;
   }
 
   /** Whether a listener of the next config needs a socket of its own: a new one, or one whose

@@ -394,6 +394,48 @@ test('check and start both refuse an invalid state file next to the config file'
   assert.equal(await canConnect(listenPort), false);
 });
 
+test(
+  'start: an access log that cannot be opened or an admin address in use exits 2 before any listener binds',
+  TIMEOUT,
+  async () => {
+    // Listener 0 on a port the test holds: a start that bound listeners first would fail there.
+    const held = await occupyPort();
+    const adminHeld = await occupyPort();
+    const config = (extra: string) => `${extra}
+listeners:
+  - { name: web, listen: 127.0.0.1:${held.port}, pool: web }
+pools:
+  - name: web
+    servers: [{ address: 127.0.0.1:3001 }]
+`;
+    try {
+      dir.write('not-a-dir', '');
+      dir.write('bad-log.yaml', config('accessLog: { path: not-a-dir/access.log }'));
+      const log = await runCli(['start', '-c', 'bad-log.yaml'], { cwd: dir.path });
+      assert.equal(log.code, 2, log.stderr);
+      assert.match(
+        log.stderr,
+        /^bad-log\.yaml: accessLog\.path: cannot open "not-a-dir\/access\.log": E[A-Z]+: [^\n]+\n$/,
+      );
+
+      dir.write('busy-admin.yaml', config(`admin: { listen: 127.0.0.1:${adminHeld.port} }`));
+      const admin = await runCli(['start', '-c', 'busy-admin.yaml'], { cwd: dir.path });
+      assert.equal(admin.code, 2, admin.stderr);
+      assert.match(
+        admin.stderr,
+        new RegExp(
+          `^busy-admin\\.yaml: admin\\.listen: address 127\\.0\\.0\\.1:${adminHeld.port} is already in use\\n$`,
+        ),
+      );
+      // Only the admin's line: the listener (on a held port too) was never tried.
+      assert.doesNotMatch(admin.stderr, /listeners\[0\]/);
+    } finally {
+      await held.close();
+      await adminHeld.close();
+    }
+  },
+);
+
 // --- start: happy path --------------------------------------------------------------------------
 
 test('start: round robin over two `fulcrum backend` processes, SIGTERM exits 0', TIMEOUT, async (t) => {
