@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { diffConfig, parseConfig } from '../../src/config/index.js';
 import { toRaw } from '../../src/admin/state.js';
+import { diffConfig, parseConfig } from '../../src/config/index.js';
 
 const BASE = `
 listeners:
