@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Installs what the test suite runs for real when it is missing: redis-server and memcached (tests
-# start their own instances on free loopback ports; nothing here starts a service) and Debian's
-# Chromium (the dashboard's browser test drives it with playwright-core).
+# Installs what the test suite runs for real when it is missing: redis-server, memcached and haproxy
+# (tests start their own instances on free loopback ports and stop them by PID; nothing here starts
+# a service; haproxy is the peer of the PROXY protocol interop test) and Debian's Chromium (the
+# dashboard's browser test drives it with playwright-core).
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v memcached >/dev/null 2>&1 || need+=(memcached)
+# /usr/sbin is not on every user's PATH: look where the test looks too.
+{ command -v haproxy || [ -x /usr/sbin/haproxy ]; } >/dev/null 2>&1 || need+=(haproxy)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ] && ! command -v sudo >/dev/null 2>&1; then

@@ -14,10 +14,7 @@ import { mkdir, open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { type Logger as Pino, pino } from 'pino';
 import type { AccessLogConfig } from '../config/types.js';
-import type { Logger } from '../core/log.js';
 import type { ExchangeRecord, TrafficObserver } from '../core/observer.js';
-import type { Runtime } from '../runtime/runtime.js';
-import { addObserver } from './observers.js';
 
 type Destination = ReturnType<typeof pino.destination>;
 
@@ -41,7 +38,9 @@ export async function createAccessLog(config: AccessLogConfig): Promise<AccessLo
       await mkdir(dirname(config.path), { recursive: true });
       await (await open(config.path, 'a')).close();
     } catch (err) {
-      throw new Error(`accessLog.path ${JSON.stringify(config.path)}: ${(err as Error).message}`);
+      throw new Error(`accessLog.path ${JSON.stringify(config.path)}: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
   }
   // Buffer mode: sonic-boom's string mode measures the byte length of its whole pending buffer on
@@ -126,84 +125,5 @@ export async function createAccessLog(config: AccessLogConfig): Promise<AccessLo
         dest.once('error', () => resolve());
         dest.end();
       }),
-  };
-}
-
-export interface AccessLogHandle {
-  /** The open log, if the config has one. */
-  readonly current: AccessLog | null;
-  /**
-   * Follows `runtime.config.accessLog` after a reload: opens, re-opens elsewhere or closes the
-   * log. Also checked once a second, so a reload by any path is picked up.
-   */
-  update(): Promise<void>;
-  /** Re-opens the file (SIGUSR1 after logrotate). */
-  reopen(): void;
-  close(): Promise<void>;
-}
-
-/**
- * Starts the access log of a runtime (from `runtime.config.accessLog`; nothing while it is
- * absent) and keeps it in step with the config. Rejects when the file cannot be opened at start.
- */
-export async function startAccessLog(runtime: Runtime, log: Logger): Promise<AccessLogHandle> {
-  let current: AccessLog | null = null;
-  let remove: (() => void) | null = null;
-  let path: string | undefined;
-  let busy: Promise<void> = Promise.resolve();
-  let stopped = false;
-
-  const apply = async (strict: boolean): Promise<void> => {
-    const wanted = runtime.config.accessLog?.path;
-    if (wanted === path || stopped) return;
-    let next: AccessLog | null = null;
-    if (wanted !== undefined) {
-      try {
-        next = await createAccessLog({ path: wanted });
-      } catch (err) {
-        if (strict) throw err;
-        log.error(
-          `${(err as Error).message}; the access log stays ${path === undefined ? 'off' : `on ${path}`}`,
-        );
-        path = wanted; // do not retry every second; the next config change tries again
-        return;
-      }
-    }
-    const old = current;
-    remove?.();
-    current = next;
-    remove = next === null ? null : addObserver(runtime, next);
-    path = wanted;
-    if (old !== null) await old.close();
-    log.info(
-      wanted === undefined ? 'access log off' : `access log: ${wanted === 'stdout' ? 'stdout' : wanted}`,
-    );
-  };
-  const update = (strict = false) => {
-    busy = busy.then(() => apply(strict));
-    return busy;
-  };
-
-  await update(true);
-  const timer = setInterval(() => {
-    if (runtime.config.accessLog?.path !== path) void update().catch(() => {});
-  }, 1000);
-  timer.unref();
-
-  return {
-    get current() {
-      return current;
-    },
-    update: () => update(),
-    reopen: () => current?.reopen(),
-    close: async () => {
-      clearInterval(timer);
-      await busy.catch(() => {});
-      stopped = true;
-      remove?.();
-      remove = null;
-      await current?.close();
-      current = null;
-    },
   };
 }

@@ -6,34 +6,14 @@
  *   DNS name that resolves to 127.0.0.1: DNS rebinding).
  * - `admin.token` set: every request needs `Authorization: Bearer <token>`, or the session cookie
  *   the dashboard's login form sets; anything else gets 401. Any address other than loopback
- *   requires a token (checked at start).
+ *   requires a token (a config error: config/checks.ts).
  * - Requests that change something are refused when a browser says they come from another origin.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
-import { ConfigError } from '../config/index.js';
-import type { AdminConfig } from '../config/types.js';
 
 export const SESSION_COOKIE = 'fulcrum_admin';
-
-export function isLoopback(host: string): boolean {
-  const h = host.toLowerCase();
-  if (h === 'localhost' || h === '::1' || h === '0:0:0:0:0:0:0:1') return true;
-  if (h.startsWith('::ffff:')) return isLoopback(h.slice(7));
-  return isIP(h) === 4 && h.startsWith('127.');
-}
-
-/** A non-loopback admin address without a token is refused (ConfigError on `admin.token`). */
-export function checkAdminConfig(config: AdminConfig, file = 'config'): void {
-  if (config.token !== undefined || isLoopback(config.listen.host)) return;
-  throw new ConfigError(file, [
-    {
-      path: 'admin',
-      message: `missing required key "token" (admin.listen ${JSON.stringify(config.listen.text)} is not a loopback address, so the admin API requires a bearer token)`,
-    },
-  ]);
-}
 
 export type Verdict = 'ok' | 'unauthorized' | 'bad-host' | 'cross-origin';
 

@@ -4,7 +4,6 @@
  * like the config file, applied to the running balancer and recorded in the state file.
  */
 import { access } from 'node:fs/promises';
-import { isDeepStrictEqual } from 'node:util';
 import { describeValue } from '../config/errors.js';
 import { ConfigError, type ConfigProblem } from '../config/index.js';
 import { loadConfig } from '../config/load.js';
@@ -17,6 +16,7 @@ import type { Server } from '../core/server.js';
 import {
   ADMIN_STATES,
   type AdminState,
+  type AppliedState,
   emptyState,
   overlay,
   POOL_STATE,
@@ -59,8 +59,12 @@ export interface ControlOptions {
   /** The state file; null keeps runtime changes in memory only (no config file to sit next to). */
   stateFile: string | null;
   log: Logger;
-  /** Told of every reload through `reload()` (metrics). */
-  onReload?: (ok: boolean) => void;
+  /**
+   * The config file and state file as the caller loaded them and the runtime runs them (`fulcrum
+   * start` loads them before the runtime starts); absent, the control knows them at the first
+   * `reload()` (or `Control.open`).
+   */
+  loaded?: Pick<AppliedState, 'base' | 'state'>;
 }
 
 export interface ReloadResult extends ReloadSummary {
@@ -82,13 +86,25 @@ export class Control {
   private readonly removals = new Map<string, Removal>();
   private readonly log: Logger;
   private closed = false;
+  private readonly reloadListeners = new Set<(ok: boolean) => void>();
 
   constructor(
     private readonly runtime: Runtime,
-    private readonly options: ControlOptions,
+    options: ControlOptions,
   ) {
     this.stateFile = options.stateFile;
     this.log = options.log;
+    if (options.loaded !== undefined) {
+      this.base = options.loaded.base;
+      this.state = options.loaded.state;
+    }
+  }
+
+  /** Tells `listener` the outcome of every `reload()` (the metrics count them); returns the
+   * function that stops telling it. */
+  onReload(listener: (ok: boolean) => void): () => void {
+    this.reloadListeners.add(listener);
+    return () => this.reloadListeners.delete(listener);
   }
 
   /** `pool\0server` of the servers being removed. */
@@ -100,12 +116,7 @@ export class Control {
    * Loads the config file and the state file and applies them, so that runtime changes made
    * before a restart are back. Without a readable config file, changes stay in memory.
    */
-  static async open(
-    runtime: Runtime,
-    log: Logger,
-    stateFile?: string | null,
-    onReload?: (ok: boolean) => void,
-  ) {
+  static async open(runtime: Runtime, log: Logger, stateFile?: string | null) {
     let file = stateFile;
     if (file === undefined) {
       file = (await exists(runtime.file)) ? stateFileOf(runtime.file) : null;
@@ -115,7 +126,7 @@ export class Control {
         );
       }
     }
-    const control = new Control(runtime, { stateFile: file, log, ...(onReload ? { onReload } : {}) });
+    const control = new Control(runtime, { stateFile: file, log });
     if (file !== null) await control.load(false);
     return control;
   }
@@ -294,13 +305,13 @@ export class Control {
   /** Re-reads the config file and the state file and applies both; on error nothing changes. */
   reload(): Promise<ReloadResult> {
     return this.serialize(async () => {
+      let ok = false;
       try {
         const result = await this.load(true);
-        this.options.onReload?.(true);
+        ok = true;
         return result;
-      } catch (err) {
-        this.options.onReload?.(false);
-        throw err;
+      } finally {
+        for (const listener of this.reloadListeners) listener(ok);
       }
     });
   }
@@ -317,7 +328,7 @@ export class Control {
     const state = this.stateFile === null ? this.state : await readState(this.stateFile);
     const applied = overlay(base, state, this.stateFile ?? 'state');
     for (const line of applied.ignored) this.log.warn(`${this.stateFile}: ${line}`);
-    const summary = await this.runtime.apply(this.keepUnchanged(applied.config));
+    const summary = await this.runtime.apply(applied.config);
     restoreStates(this.runtime, applied.states, new Set(this.removals.keys()));
     this.base = base;
     this.state = state;
@@ -334,7 +345,7 @@ export class Control {
 
   private check(raw: Raw): Config {
     try {
-      return this.keepUnchanged(validate(raw, REQUEST));
+      return validate(raw, REQUEST);
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       // The running config itself must round-trip; if it does not, that is our bug, not the input.
@@ -345,20 +356,6 @@ export class Control {
       }
       throw AdminError.invalid(err);
     }
-  }
-
-  /**
-   * Pools the change did not touch keep their running config objects: the runtime compares pools
-   * as JSON text, and a round trip may order some keys differently (a default filled in by a
-   * transform), which would restart their health checks for nothing.
-   */
-  private keepUnchanged(next: Config): Config {
-    const current = this.runtime.config.pools;
-    next.pools = next.pools.map((p) => {
-      const same = current.find((c) => c.name === p.name);
-      return same !== undefined && isDeepStrictEqual(same, p) ? same : p;
-    });
-    return next;
   }
 
   private without(poolName: string, id: string): Raw {

@@ -9,6 +9,7 @@ import {
   createServer,
   type Server as HttpServer,
   type IncomingMessage,
+  type RequestListener,
   type ServerResponse,
 } from 'node:http';
 import { createRequire } from 'node:module';
@@ -26,7 +27,8 @@ import { listenerViews, poolView, serverView, statusView, type ViewContext } fro
 const MAX_BODY = 64 * 1024;
 
 export interface AdminDeps {
-  auth: Auth;
+  /** Who may use the endpoint: read per request, so a reload's new token applies at once. */
+  auth: () => Auth;
   control: Control;
   telemetry: Telemetry;
   events: EventStream;
@@ -73,8 +75,9 @@ export const ROUTES: ReadonlyArray<[string, string, string]> = [
   ['GET', '/', 'the dashboard'],
 ];
 
-export function createAdminServer(deps: AdminDeps): HttpServer {
-  const { auth, control, telemetry, events, view } = deps;
+/** The admin requests' handler: built once, served by one server per address (see createAdminServer). */
+export function createAdminHandler(deps: AdminDeps): RequestListener {
+  const { control, telemetry, events, view } = deps;
   const routes: Route[] = [];
   const route = (method: string, path: string, handler: Handler) =>
     routes.push({ method, pattern: path.split('/').slice(1), handler });
@@ -157,7 +160,7 @@ export function createAdminServer(deps: AdminDeps): HttpServer {
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://admin');
     if (req.method === 'POST' && url.pathname === '/login') return login(req, res);
-    const verdict = auth.check(req);
+    const verdict = deps.auth().check(req);
     if (verdict === 'cross-origin') {
       throw new AdminError(403, 'cross-origin request refused (send it from the dashboard, curl or the CLI)');
     }
@@ -209,6 +212,7 @@ export function createAdminServer(deps: AdminDeps): HttpServer {
   async function login(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const body = (await readBody(req)).toString('utf8');
     const token = new URLSearchParams(body).get('token') ?? '';
+    const auth = deps.auth();
     if (!auth.required) {
       res.writeHead(303, { location: '/' }).end();
       return;
@@ -225,7 +229,7 @@ export function createAdminServer(deps: AdminDeps): HttpServer {
     res.end();
   }
 
-  const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => {
+  return (req, res) => {
     res.setHeader('x-content-type-options', 'nosniff');
     Promise.resolve()
       .then(() => handle(req, res))
@@ -245,7 +249,12 @@ export function createAdminServer(deps: AdminDeps): HttpServer {
           sendJson(res, 500, { error: `internal error: ${(err as Error).message}` });
         }
       });
-  });
+  };
+}
+
+/** One HTTP server for the admin handler; not listening yet. */
+export function createAdminServer(handler: RequestListener): HttpServer {
+  const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, handler);
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
     else socket.destroy();

@@ -268,6 +268,10 @@ export interface ServerAdminState {
 export interface AppliedState {
   /** The config file's config with the runtime changes applied, validated. */
   config: Config;
+  /** The config file's config alone. */
+  base: Config;
+  /** The runtime changes that were applied. */
+  state: StateFile;
   /** Servers to drain or put in maintenance (see `restoreStates`). */
   states: ServerAdminState[];
   /** Entries that did not apply, in words (logged by the caller). */
@@ -316,7 +320,7 @@ export function overlay(base: Config, state: StateFile, source: string): Applied
     }
     pool.servers = servers;
   }
-  return { config: validate(raw, source), states, ignored };
+  return { config: validate(raw, source), base, state, states, ignored };
 }
 
 /** Reads `stateFile` (absent: nothing to apply) and applies it to `config` (see `overlay`). */

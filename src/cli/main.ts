@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError } from 'commander';
-import { ConfigError, formatAddress, loadConfig, parseDuration } from '../config/index.js';
+import { ConfigError, formatAddress, parseDuration } from '../config/index.js';
 import { type LogLevel, log } from '../core/log.js';
 import { type ReloadSummary, Runtime } from '../runtime/runtime.js';
 
@@ -26,7 +26,7 @@ program
   .requiredOption('-c, --config <file>', 'YAML config file')
   .addHelpText('after', '\nExample:\n  fulcrum start -c fulcrum.yaml')
   .action(async (opts: { config: string }) => {
-    const { runtime, stop: stopAll } = await loadAndStart(opts.config);
+    const { runtime, reload, stop: stopAll } = await loadAndStart(opts.config);
     let stopping = false;
     const stop = async (signal: string) => {
       if (stopping) return;
@@ -39,8 +39,9 @@ program
     process.on('SIGTERM', () => void stop('SIGTERM'));
     process.on('SIGINT', () => void stop('SIGINT'));
     process.on('SIGHUP', () => {
+      if (stopping) return;
       log.info(`SIGHUP: reloading ${opts.config}`);
-      runtime.reload().then(
+      reload().then(
         (summary) => log.info(`reloaded ${opts.config}: ${describeReload(summary)}`),
         (err: Error) => log.error(`reload rejected, the running config stays:\n${err.message}`),
       );
@@ -53,7 +54,9 @@ program
   .requiredOption('-c, --config <file>', 'YAML config file')
   .action(async (opts: { config: string }) => {
     try {
-      const config = await loadConfig(opts.config);
+      // What start loads: the file with its state file on top, so check refuses what start would.
+      const { loadWithState } = await import('../admin/state.js');
+      const { config } = await loadWithState(opts.config, log);
       const servers = config.pools.reduce((n, p) => n + p.servers.length, 0);
       process.stdout.write(
         `${opts.config}: OK (${config.listeners.length} listener(s), ${config.pools.length} pool(s), ${servers} server(s))\n`,
@@ -324,34 +327,41 @@ adminTarget(
 
 interface Running {
   runtime: Runtime;
+  /** Reloads the config file with its state file on top (SIGHUP, like `POST /api/reload`). */
+  reload(): Promise<ReloadSummary>;
   stop(): Promise<void>;
 }
 
 /**
- * Loads the file (with runtime changes from its state file on top), starts the balancer, and
- * the admin endpoint and access log when the config asks for them (loaded only then: the
+ * Loads the file (with runtime changes from its state file on top), validates it all, then
+ * starts the balancer with the admin endpoint and the access log that the config asks for: they
+ * follow the config through every reload, and are loaded only when a config has them (the
  * metrics and logging libraries are not the proxy's concern otherwise).
  */
 async function loadAndStart(file: string): Promise<Running> {
   try {
-    const { loadWithState, restoreStates } = await import('../admin/state.js');
+    const [{ loadWithState, restoreStates, stateFileOf }, { Control }, { followAdmin, startAccessLog }] =
+      await Promise.all([
+        import('../admin/state.js'),
+        import('../admin/control.js'),
+        import('../admin/followers.js'),
+      ]);
     const applied = await loadWithState(file, log);
     const runtime = new Runtime(applied.config, { file, log });
+    // Runtime changes (the admin API) and reloads, with or without the admin endpoint.
+    const control = new Control(runtime, { stateFile: stateFileOf(file), log, loaded: applied });
+    const access = await startAccessLog(runtime, log);
+    const admin = await followAdmin(runtime, control, log);
+    // The access log opens and the admin endpoint binds before the listeners do.
     await runtime.start();
     restoreStates(runtime, applied.states);
-    if (runtime.config.admin === undefined && runtime.config.accessLog === undefined) {
-      return { runtime, stop: () => runtime.shutdown() };
-    }
-    const admin = await import('../admin/index.js');
-    const access = await admin.startAccessLog(runtime, log);
-    const endpoint = runtime.config.admin
-      ? await admin.startAdmin(runtime, runtime.config.admin, log)
-      : undefined;
-    process.on('SIGUSR1', () => void access.reopen());
+    process.on('SIGUSR1', () => access.reopen());
     return {
       runtime,
+      reload: () => control.reload(),
       async stop() {
-        await endpoint?.close();
+        control.close();
+        await admin.close();
         await runtime.shutdown();
         await access.close();
       },

@@ -3,7 +3,7 @@
  * IPv6 hosts need brackets, because `::1:8080` is ambiguous. Port 0 ("any free port", handy in
  * tests) is accepted only where the caller allows it, i.e. for addresses Fulcrum listens on.
  */
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIP, isIPv4, isIPv6 } from 'node:net';
 import { ValueError } from './errors.js';
 
 export interface Address {
@@ -50,6 +50,14 @@ export function parseAddress(text: string, options: AddressOptions = {}): Addres
   }
   host = host.toLowerCase();
   return { host, port, text: formatAddress({ host, port }) };
+}
+
+/** Whether a host is this machine only: 127.0.0.0/8, ::1 (also as ::ffff:127.x) or localhost. */
+export function isLoopback(host: string): boolean {
+  const h = host.toLowerCase();
+  if (h === 'localhost' || h === '::1' || h === '0:0:0:0:0:0:0:1') return true;
+  if (h.startsWith('::ffff:')) return isLoopback(h.slice(7));
+  return isIP(h) === 4 && h.startsWith('127.');
 }
 
 export function formatAddress(address: { host: string; port: number }): string {

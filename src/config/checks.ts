@@ -1,10 +1,11 @@
 /**
  * Checks that relate several keys: unique names, pool references, unique listen addresses, unique
- * servers in a pool, and keys that only make sense for one protocol or type. They read the raw
+ * servers in a pool, keys that only make sense for one protocol or type, and the admin token that
+ * an admin address off loopback requires. They read the raw
  * YAML data defensively (anything may be missing or mistyped there; the schema reports that) so
  * that they run even when other parts of the file are invalid, and all problems come out at once.
  */
-import { type Address, parseAddress } from './address.js';
+import { type Address, isLoopback, parseAddress } from './address.js';
 import { describeValue, formatPath, type PathProblem } from './errors.js';
 
 type Path = (string | number)[];
@@ -68,6 +69,11 @@ export function checkConfig(raw: unknown): PathProblem[] {
     }
   }
   uniqueListenAddresses(raw, listeners, problems);
+  if (isMapping(raw.admin)) {
+    const address = listenAddress(raw.admin.listen);
+    const problem = address && adminTokenProblem(address, raw.admin.token);
+    if (problem) problems.push(problem);
+  }
 
   for (const [pool, at] of pools) {
     uniqueServers(entries(pool.servers, [...at, 'servers']), problems);
@@ -100,6 +106,18 @@ export function checkConfig(raw: unknown): PathProblem[] {
     }
   }
   return problems;
+}
+
+/**
+ * The admin API off loopback needs a bearer token: anyone who can reach the address could drain
+ * every server otherwise. The one rule for the config file and for an embedder's `startAdmin`.
+ */
+export function adminTokenProblem(listen: Address, token: unknown): PathProblem | undefined {
+  if (token !== undefined || isLoopback(listen.host)) return undefined;
+  return {
+    path: ['admin', 'token'],
+    message: `expected a bearer token, required because admin.listen ${describeValue(listen.text)} is not a loopback address, got nothing`,
+  };
 }
 
 function checkPoolReference(name: unknown, at: Path, poolNames: unknown[], problems: PathProblem[]): void {

@@ -1,10 +1,14 @@
 /**
- * What changed between two configs, for hot reload: listeners and pools by name, servers by
- * identity (their name), so that the runtime touches only what changed and keeps the rest
- * (open connections, server state, statistics) as it is.
+ * What changed between two configs: the one place a reload learns it from. Listeners and pools
+ * are matched by name, servers by identity (their name), so that the runtime touches only what
+ * changed and keeps the rest (open connections, server state, statistics) as it is; the admin
+ * endpoint and the access log are told whether their socket, token or file changed.
+ *
+ * Values are compared deeply, whatever the order of their keys: a config that went through the
+ * state file's round trip (admin/state.ts) equals the file it came from.
  */
 import { isDeepStrictEqual } from 'node:util';
-import type { Config, PoolConfig } from './types.js';
+import type { Config } from './types.js';
 
 export interface NamedChanges {
   added: string[];
@@ -16,32 +20,45 @@ export interface NamedChanges {
 export interface PoolChanges extends NamedChanges {
   /** For each changed pool: its servers added, removed or changed (by server name). */
   servers: Record<string, NamedChanges>;
-  /** Changed pools whose settings other than `servers` changed too. */
-  settingsChanged: string[];
+}
+
+export interface AdminChanges {
+  /** `admin.listen` added, removed or moved: the endpoint starts, stops or binds elsewhere. */
+  listen: boolean;
+  /** `admin.token` set, changed or dropped. */
+  token: boolean;
 }
 
 export interface ConfigDiff {
-  admin: boolean;
-  shutdownTimeout: boolean;
   listeners: NamedChanges;
   pools: PoolChanges;
+  admin: AdminChanges;
+  /** `accessLog` added, removed or moved to another path. */
+  accessLog: boolean;
+  shutdownTimeout: boolean;
   /** Nothing changed at all. */
   unchanged: boolean;
 }
 
 export function diffConfig(before: Config, after: Config): ConfigDiff {
   const listeners = diffNamed(before.listeners, after.listeners);
-  const pools: PoolChanges = { ...diffNamed(before.pools, after.pools), servers: {}, settingsChanged: [] };
+  const pools: PoolChanges = { ...diffNamed(before.pools, after.pools), servers: {} };
   for (const name of pools.changed) {
     const old = before.pools.find((pool) => pool.name === name)!;
     const now = after.pools.find((pool) => pool.name === name)!;
     pools.servers[name] = diffNamed(old.servers, now.servers);
-    if (!isDeepStrictEqual(withoutServers(old), withoutServers(now))) pools.settingsChanged.push(name);
   }
-  const admin = !isDeepStrictEqual(before.admin, after.admin);
-  const shutdownTimeout = before.shutdownTimeout !== after.shutdownTimeout;
-  const unchanged = !admin && !shutdownTimeout && isEmpty(listeners) && isEmpty(pools);
-  return { admin, shutdownTimeout, listeners, pools, unchanged };
+  return {
+    listeners,
+    pools,
+    admin: {
+      listen: !isDeepStrictEqual(before.admin?.listen, after.admin?.listen),
+      token: before.admin?.token !== after.admin?.token,
+    },
+    accessLog: before.accessLog?.path !== after.accessLog?.path,
+    shutdownTimeout: before.shutdownTimeout !== after.shutdownTimeout,
+    unchanged: isDeepStrictEqual(before, after),
+  };
 }
 
 function diffNamed<T extends { name: string }>(before: readonly T[], after: readonly T[]): NamedChanges {
@@ -54,13 +71,4 @@ function diffNamed<T extends { name: string }>(before: readonly T[], after: read
       (name) => old.has(name) && !isDeepStrictEqual(old.get(name), now.get(name)),
     ),
   };
-}
-
-function withoutServers(pool: PoolConfig): Omit<PoolConfig, 'servers'> {
-  const { servers: _servers, ...rest } = pool;
-  return rest;
-}
-
-function isEmpty(changes: NamedChanges): boolean {
-  return changes.added.length === 0 && changes.removed.length === 0 && changes.changed.length === 0;
 }

@@ -1,7 +1,14 @@
 /** Configuration: loading and validating fulcrum.yaml into a normalized, typed Config. */
-export { type Address, type AddressOptions, formatAddress, parseAddress } from './address.js';
+export { type Address, type AddressOptions, formatAddress, isLoopback, parseAddress } from './address.js';
+export { adminTokenProblem } from './checks.js';
 export { type Cidr, parseCidr } from './cidr.js';
-export { type ConfigDiff, diffConfig, type NamedChanges, type PoolChanges } from './diff.js';
+export {
+  type AdminChanges,
+  type ConfigDiff,
+  diffConfig,
+  type NamedChanges,
+  type PoolChanges,
+} from './diff.js';
 export { formatDuration, parseDuration } from './duration.js';
 export { ConfigError, type ConfigProblem, formatProblem, ValueError } from './errors.js';
 export { loadConfig, parseConfig } from './load.js';

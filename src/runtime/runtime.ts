@@ -1,6 +1,13 @@
 import { createPolicy } from '../balancing/index.js';
-import { ConfigError, formatAddress, loadConfig } from '../config/index.js';
-import type { Config, PoolConfig } from '../config/types.js';
+import {
+  type ConfigDiff,
+  ConfigError,
+  diffConfig,
+  formatAddress,
+  loadConfig,
+  type NamedChanges,
+} from '../config/index.js';
+import type { Config, ListenerConfig, PoolConfig } from '../config/types.js';
 import { createPoolHealth, type PoolHealth } from '../health/index.js';
 import { closeIdle } from '../proxy/http/upstreamPool.js';
 import type { Listener, PoolLookup } from '../proxy/listener.js';
@@ -10,6 +17,7 @@ import { log as defaultLog } from '../core/log.js';
 import type { TrafficObserver } from '../core/observer.js';
 import { Pool, type PoolOptions } from '../core/pool.js';
 import { Server } from '../core/server.js';
+import { abortAll, type ConfigFollower, type PreparedChange } from './follower.js';
 
 type CreateAffinity = typeof import('../sticky/index.js').createAffinity;
 /** Loaded only when a pool is sticky: it brings the Redis client along (about 20 MB). */
@@ -30,11 +38,23 @@ export interface RuntimeOptions {
   log?: Logger;
 }
 
-/** What a reload changed, for the log and the admin API. */
+/** What a reload changed, for the log and the admin API (`pool/server` for servers). */
 export interface ReloadSummary {
   listeners: { added: string[]; removed: string[]; updated: string[] };
   pools: { added: string[]; removed: string[]; updated: string[] };
   servers: { added: string[]; removed: string[] };
+}
+
+/** The summary of a reload, from its diff. */
+function reloadSummary(diff: ConfigDiff): ReloadSummary {
+  const servers = (kind: 'added' | 'removed') =>
+    Object.entries(diff.pools.servers).flatMap(([pool, s]) => s[kind].map((id) => `${pool}/${id}`));
+  const named = (c: NamedChanges) => ({ added: c.added, removed: c.removed, updated: c.changed });
+  return {
+    listeners: named(diff.listeners),
+    pools: named(diff.pools),
+    servers: { added: servers('added'), removed: servers('removed') },
+  };
 }
 
 /**
@@ -53,6 +73,10 @@ export class Runtime {
   private applying: Promise<unknown> = Promise.resolve();
   /** Who watches traffic (metrics, access log); given to every listener, new ones included. */
   private observer: TrafficObserver | null = null;
+  /** What follows the config next to the proxy (admin endpoint, access log): see follow(). */
+  private readonly followers: ConfigFollower[] = [];
+  /** Between a successful start() and shutdown(). */
+  private running = false;
 
   constructor(config: Config, options: RuntimeOptions = {}) {
     this.config = config;
@@ -65,15 +89,45 @@ export class Runtime {
     for (const p of this.config.pools) this.addPool(p);
     await this.affinitiesReady([...this.pools.values()]);
     const lookup = this.lookup(this.pools);
+    let prepared: PreparedChange[] = [];
     try {
+      // Followers first: an access log that cannot be opened or an admin address in use fails
+      // the start before any listener has bound.
+      prepared = await this.prepareFollowers(this.config, undefined);
       for (const [i, l] of this.config.listeners.entries()) {
         const listener = await this.bind(i, createListener(l, { pools: lookup, log: this.log }));
         this.listeners.set(l.name, listener);
       }
     } catch (err) {
+      await abortAll(prepared);
       await this.shutdown(0);
       throw err;
     }
+    for (const p of prepared) p.commit();
+    this.running = true;
+  }
+
+  /**
+   * Adds a follower of the config (the admin endpoint, the access log: see ConfigFollower). Call
+   * it before start(), which then brings the follower up first, or once the runtime runs: it is
+   * then brought to the running config at once, in turn with reloads, and rejects (the follower
+   * not added) if it cannot. Resolves to the function that removes it.
+   */
+  async follow(follower: ConfigFollower): Promise<() => void> {
+    const remove = () => {
+      const i = this.followers.indexOf(follower);
+      if (i >= 0) this.followers.splice(i, 1);
+    };
+    if (!this.running) {
+      this.followers.push(follower);
+      return remove;
+    }
+    await this.serialize(async () => {
+      const prepared = await follower.prepare(this.config, undefined);
+      this.followers.push(follower);
+      prepared?.commit();
+    });
+    return remove;
   }
 
   /** Sets (or clears) the traffic observer of every listener, now and after reloads. */
@@ -101,6 +155,7 @@ export class Runtime {
 
   /** Stop accepting, let requests in flight finish for up to `timeoutMs`, then close the rest. */
   async shutdown(timeoutMs = this.config.shutdownTimeout): Promise<void> {
+    this.running = false;
     for (const h of this.health.values()) h.stop();
     this.health.clear();
     await Promise.all([...this.listeners.values()].map((l) => l.shutdown(timeoutMs)));
@@ -117,70 +172,58 @@ export class Runtime {
 
   private async applyNow(next: Config): Promise<ReloadSummary> {
     await loadSticky(next);
-    const summary: ReloadSummary = {
-      listeners: { added: [], removed: [], updated: [] },
-      pools: { added: [], removed: [], updated: [] },
-      servers: { added: [], removed: [] },
-    };
+    // What changed is decided once, here; everything below acts on it.
+    const diff = diffConfig(this.config, next);
     // Pools as they will be: kept ones are the same objects (updated below), new ones fresh.
     const nextPools = new Map<string, Pool>();
-    const created: PoolConfig[] = [];
     for (const p of next.pools) {
       const existing = this.pools.get(p.name);
-      if (existing !== undefined) nextPools.set(p.name, existing);
-      else {
-        nextPools.set(p.name, buildPool(p, this.log));
-        created.push(p);
-      }
+      nextPools.set(p.name, existing ?? buildPool(p, this.log));
     }
     const lookup = this.lookup(nextPools);
 
-    // 1. Bind what needs a new socket first: if that fails, nothing has changed yet.
+    // 1. Get ready what needs a new socket or file first (followers, then listeners): if that
+    // fails, nothing has changed yet.
+    const prepared = await this.prepareFollowers(next, diff);
     const bound = new Map<string, Listener>();
     try {
       for (const [i, l] of next.listeners.entries()) {
-        const old = this.listeners.get(l.name);
-        const oldConfig = this.config.listeners.find((c) => c.name === l.name);
-        if (old !== undefined && oldConfig !== undefined && sameSocket(oldConfig, old, l)) continue;
+        if (!this.needsSocket(l, diff)) continue;
         bound.set(l.name, await this.bind(i, createListener(l, { pools: lookup, log: this.log })));
       }
     } catch (err) {
       await Promise.all([...bound.values()].map((l) => l.shutdown(0)));
+      await abortAll(prepared);
       throw err;
     }
 
-    // 2. Pools: update kept ones in place, add new ones, retire removed ones.
-    for (const p of next.pools) {
-      const pool = nextPools.get(p.name)!;
-      if (created.includes(p)) {
-        this.pools.set(p.name, pool);
-        this.health.set(p.name, createPoolHealth(pool, p, this.log));
-        applyAffinity(pool, p, this.log);
-        summary.pools.added.push(p.name);
-        continue;
-      }
-      const before = this.config.pools.find((c) => c.name === p.name);
-      if (before !== undefined && JSON.stringify(before) === JSON.stringify(p)) continue;
-      const { added, removed } = updatePool(pool, p);
-      applyAffinity(pool, p, this.log);
-      summary.servers.added.push(...added.map((id) => `${p.name}/${id}`));
-      summary.servers.removed.push(...removed.map((id) => `${p.name}/${id}`));
-      summary.pools.updated.push(p.name);
-      this.health.get(p.name)?.stop();
-      this.health.set(p.name, createPoolHealth(pool, p, this.log));
+    // 2. Pools: add new ones, update changed ones in place, retire removed ones.
+    const configOf = (name: string) => next.pools.find((p) => p.name === name)!;
+    for (const name of diff.pools.added) {
+      const pool = nextPools.get(name)!;
+      this.pools.set(name, pool);
+      this.health.set(name, createPoolHealth(pool, configOf(name), this.log));
+      applyAffinity(pool, configOf(name), this.log);
     }
-    for (const [name, pool] of this.pools) {
-      if (nextPools.has(name)) continue;
+    for (const name of diff.pools.changed) {
+      const pool = nextPools.get(name)!;
+      updatePool(pool, configOf(name));
+      applyAffinity(pool, configOf(name), this.log);
+      this.health.get(name)?.stop();
+      this.health.set(name, createPoolHealth(pool, configOf(name), this.log));
+    }
+    for (const name of diff.pools.removed) {
+      const pool = this.pools.get(name)!;
       this.health.get(name)?.stop();
       this.health.delete(name);
       this.pools.delete(name);
       stopAffinity(pool, this.log);
       // Requests in flight hold the Pool object and finish; idle connections go now.
       for (const s of pool.servers) closeIdle(s);
-      summary.pools.removed.push(name);
     }
 
-    // 3. Listeners: update kept ones, start using new ones, drain replaced and removed ones.
+    // 3. Listeners: start using new sockets, update changed ones, drain replaced and removed ones.
+    // An unchanged listener keeps its pools: a pool it names cannot have been removed.
     const retiring: Listener[] = [];
     for (const l of next.listeners) {
       const fresh = bound.get(l.name);
@@ -188,25 +231,46 @@ export class Runtime {
       if (fresh !== undefined) {
         if (old !== undefined) retiring.push(old);
         this.listeners.set(l.name, fresh);
-        summary.listeners.added.push(l.name);
-      } else if (old !== undefined) {
-        old.update(l, lookup);
-        summary.listeners.updated.push(l.name);
+      } else if (diff.listeners.changed.includes(l.name)) {
+        old!.update(l, lookup);
       }
     }
-    for (const [name, old] of this.listeners) {
-      if (next.listeners.some((l) => l.name === name)) continue;
+    for (const name of diff.listeners.removed) {
+      retiring.push(this.listeners.get(name)!);
       this.listeners.delete(name);
-      retiring.push(old);
-      summary.listeners.removed.push(name);
     }
     this.config = next;
+    for (const p of prepared) p.commit();
     for (const old of retiring) {
       old
         .shutdown(next.shutdownTimeout)
         .catch((err: Error) => this.log.error(`listener ${old.name}: ${err.message}`));
     }
-    return summary;
+    return reloadSummary(diff);
+  }
+
+  /** Every follower gets ready for `next`; if one cannot, those ready already give back. */
+  private async prepareFollowers(next: Config, changes: ConfigDiff | undefined): Promise<PreparedChange[]> {
+    const prepared: PreparedChange[] = [];
+    try {
+      for (const follower of this.followers) {
+        const change = await follower.prepare(next, changes);
+        if (change !== undefined) prepared.push(change);
+      }
+    } catch (err) {
+      await abortAll(prepared);
+      throw err;
+    }
+    return prepared;
+  }
+
+  /** Whether a listener of the next config needs a socket of its own: a new one, or one whose
+   * protocol or address changed. */
+  private needsSocket(l: ListenerConfig, diff: ConfigDiff): boolean {
+    if (diff.listeners.added.includes(l.name)) return true;
+    if (!diff.listeners.changed.includes(l.name)) return false;
+    const before = this.config.listeners.find((c) => c.name === l.name)!;
+    return !sameSocket(before, this.listeners.get(l.name)!, l);
   }
 
   /**

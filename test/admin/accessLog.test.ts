@@ -7,14 +7,14 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { createAccessLog, startAccessLog } from '../../src/admin/accessLog.js';
-import { startAdmin } from '../../src/admin/index.js';
+import { createAccessLog } from '../../src/admin/accessLog.js';
+import { startAccessLog, startAdmin } from '../../src/admin/index.js';
 import { Telemetry } from '../../src/admin/metrics.js';
 import { addObserver } from '../../src/admin/observers.js';
 import type { ExchangeRecord } from '../../src/core/observer.js';
 import { request, serverList, startBackends, startBalancer } from '../helpers/balancer.js';
 import { tempDir } from '../helpers/processes.js';
-import { LOOPBACK, startFromFile, traffic, until } from './helpers.js';
+import { LOOPBACK, startFromFile, traffic } from './helpers.js';
 
 const TIMEOUT = { timeout: 60_000 };
 
@@ -106,7 +106,7 @@ test('an access log that cannot be opened is an error naming accessLog.path', TI
   }
 });
 
-test('the access log follows the config: on, moved and off by reload', TIMEOUT, async () => {
+test('the access log follows the config: on, moved and off by reload, at once', TIMEOUT, async () => {
   const backends = await startBackends(1);
   const dir = tempDir('fulcrum-access-');
   const first = join(dir.path, 'first.log');
@@ -119,25 +119,39 @@ pools: [{ name: web, servers: [{ address: "127.0.0.1:${backends[0]!.port}", name
   const lab = await startFromFile(yaml(`accessLog: { path: ${JSON.stringify(first)} }`));
   const handle = await startAccessLog(lab.runtime, lab.log);
   const port = lab.runtime.address('web').port;
+  const open = () => handle.current?.path ?? null; // (a getter: TypeScript must not narrow it)
   try {
-    assert.equal(handle.current?.path, first);
+    assert.equal(open(), first);
     await traffic(port, 2);
     writeFileSync(lab.file, yaml(`accessLog: { path: ${JSON.stringify(second)} }`));
     await lab.runtime.reload();
-    await handle.update();
+    assert.equal(open(), second, 'moved by the reload itself');
     await traffic(port, 3);
     writeFileSync(lab.file, yaml(''));
     await lab.runtime.reload();
-    await handle.update();
-    assert.equal(handle.current, null);
+    assert.equal(open(), null);
     await traffic(port, 1);
     assert.equal(readFileSync(first, 'utf8').trim().split('\n').length, 2);
     assert.equal(readFileSync(second, 'utf8').trim().split('\n').length, 3);
     assert.ok(lab.log.lines.some((l) => l.includes('access log off')));
-    // Without an explicit update() the once-a-second check picks the change up.
     writeFileSync(lab.file, yaml(`accessLog: { path: ${JSON.stringify(first)} }`));
     await lab.runtime.reload();
-    await until(() => handle.current !== null, 3000, 'the access log back on');
+    assert.equal(open(), first, 'back on');
+
+    // A file that cannot be opened refuses the whole reload: the log stays where it was.
+    const blocker = join(dir.path, 'blocker');
+    writeFileSync(blocker, '');
+    const bad = join(blocker, 'access.log');
+    writeFileSync(lab.file, yaml(`accessLog: { path: ${JSON.stringify(bad)} }`));
+    await assert.rejects(lab.runtime.reload(), (err: Error) => {
+      assert.match(
+        err.message,
+        new RegExp(`: accessLog\\.path: cannot open ${JSON.stringify(bad).replace(/[.]/g, '\\.')}: `),
+      );
+      return true;
+    });
+    assert.equal(open(), first);
+    assert.equal(lab.runtime.config.accessLog?.path, first);
   } finally {
     await handle.close();
     await lab.runtime.shutdown(200);

@@ -325,6 +325,117 @@ test('start: a listen port already in use exits 2 naming listeners[0].listen', T
   }
 });
 
+/**
+ * An admin API open to the network without a token, listener 0 on `heldPort` (a port the test
+ * holds: a start that tried to bind before validating would fail there, loudly) and listener 1
+ * on `freePort`.
+ */
+function adminOffLoopback(heldPort: number, freePort: number, adminPort: number): string {
+  return `admin:
+  listen: 0.0.0.0:${adminPort}
+listeners:
+  - { name: held, listen: 127.0.0.1:${heldPort}, pool: web }
+  - { name: free, listen: 127.0.0.1:${freePort}, pool: web }
+pools:
+  - name: web
+    servers: [{ address: 127.0.0.1:3001 }]
+`;
+}
+
+test(
+  'check and start both refuse an admin address off loopback without admin.token; start binds nothing',
+  TIMEOUT,
+  async () => {
+    const held = await occupyPort();
+    const [free, adminPort] = [await freePort(), await freePort()];
+    try {
+      dir.write('open-admin.yaml', adminOffLoopback(held.port, free, adminPort));
+      const expected = `open-admin.yaml:2: admin.token: expected a bearer token, required because admin.listen "0.0.0.0:${adminPort}" is not a loopback address, got nothing\n`;
+      const checked = await check('open-admin.yaml');
+      assert.equal(checked.code, 2, checked.stdout);
+      assert.equal(checked.stderr, expected);
+      assert.equal(checked.stdout, '');
+
+      const proc = spawnCli(['start', '-c', 'open-admin.yaml'], { cwd: dir.path });
+      try {
+        // Watch the free port for as long as the process runs: it must never accept.
+        let accepted = false;
+        while (!proc.exited) {
+          if (await canConnect(free, 50)) accepted = true;
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        const exit = await proc.waitForExit(5000);
+        assert.deepEqual(exit, { code: 2, signal: null }, proc.output);
+        assert.equal(proc.stderr, expected, 'the same error as check, and no bind error on the held port');
+        assert.equal(accepted, false, `start listened on ${free} before refusing the file`);
+        assert.equal(await canConnect(free), false);
+        assert.equal(await canConnect(adminPort), false);
+      } finally {
+        await proc.stop();
+      }
+    } finally {
+      await held.close();
+    }
+  },
+);
+
+test('check and start both refuse an invalid state file next to the config file', TIMEOUT, async () => {
+  const listenPort = await freePort();
+  dir.write('stated.yaml', roundRobinConfig(listenPort, [3001], ['a']));
+  dir.write('stated.yaml.state.json', '{"version": 1, "pools": {"web": {"weights": {"a": 999}}}}');
+  const expected =
+    'stated.yaml.state.json: pools.web.weights.a: expected an integer from 0 to 256, got 999\n';
+  const checked = await check('stated.yaml');
+  assert.equal(checked.code, 2, checked.stdout);
+  assert.equal(checked.stderr, expected);
+  const started = await runCli(['start', '-c', 'stated.yaml'], { cwd: dir.path });
+  assert.equal(started.code, 2, started.stderr);
+  assert.equal(started.stderr, expected);
+  assert.equal(await canConnect(listenPort), false);
+});
+
+test(
+  'start: an access log that cannot be opened or an admin address in use exits 2 before any listener binds',
+  TIMEOUT,
+  async () => {
+    // Listener 0 on a port the test holds: a start that bound listeners first would fail there.
+    const held = await occupyPort();
+    const adminHeld = await occupyPort();
+    const config = (extra: string) => `${extra}
+listeners:
+  - { name: web, listen: 127.0.0.1:${held.port}, pool: web }
+pools:
+  - name: web
+    servers: [{ address: 127.0.0.1:3001 }]
+`;
+    try {
+      dir.write('not-a-dir', '');
+      dir.write('bad-log.yaml', config('accessLog: { path: not-a-dir/access.log }'));
+      const log = await runCli(['start', '-c', 'bad-log.yaml'], { cwd: dir.path });
+      assert.equal(log.code, 2, log.stderr);
+      assert.match(
+        log.stderr,
+        /^bad-log\.yaml: accessLog\.path: cannot open "not-a-dir\/access\.log": E[A-Z]+: [^\n]+\n$/,
+      );
+
+      dir.write('busy-admin.yaml', config(`admin: { listen: 127.0.0.1:${adminHeld.port} }`));
+      const admin = await runCli(['start', '-c', 'busy-admin.yaml'], { cwd: dir.path });
+      assert.equal(admin.code, 2, admin.stderr);
+      assert.match(
+        admin.stderr,
+        new RegExp(
+          `^busy-admin\\.yaml: admin\\.listen: address 127\\.0\\.0\\.1:${adminHeld.port} is already in use\\n$`,
+        ),
+      );
+      // Only the admin's line: the listener (on a held port too) was never tried.
+      assert.doesNotMatch(admin.stderr, /listeners\[0\]/);
+    } finally {
+      await held.close();
+      await adminHeld.close();
+    }
+  },
+);
+
 // --- start: happy path --------------------------------------------------------------------------
 
 test('start: round robin over two `fulcrum backend` processes, SIGTERM exits 0', TIMEOUT, async (t) => {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { toRaw } from '../../src/admin/state.js';
 import { diffConfig, parseConfig } from '../../src/config/index.js';
 
 const BASE = `
@@ -14,14 +15,24 @@ pools:
 `;
 
 const parse = (text: string) => parseConfig(text, 'fulcrum.yaml');
+const NONE = { added: [], removed: [], changed: [] };
 
 test('identical configs are unchanged', () => {
   const diff = diffConfig(parse(BASE), parse(BASE));
   assert.equal(diff.unchanged, true);
-  assert.deepEqual(diff.listeners, { added: [], removed: [], changed: [] });
+  assert.deepEqual(diff.listeners, NONE);
+  assert.deepEqual(diff.pools, { ...NONE, servers: {} });
+  assert.deepEqual(diff.admin, { listen: false, token: false });
+  assert.equal(diff.accessLog, false);
 });
 
-test('servers are compared by identity, pool settings separately', () => {
+test('a config through the state round trip (keys in another order) is unchanged', () => {
+  const config = parse(BASE);
+  const again = parseConfig(JSON.stringify(toRaw(config)), 'request');
+  assert.equal(diffConfig(config, again).unchanged, true);
+});
+
+test('servers are compared by identity within each changed pool', () => {
   const after = parse(
     BASE.replace(
       '{ address: 127.0.0.1:3002, name: b }',
@@ -32,8 +43,7 @@ test('servers are compared by identity, pool settings separately', () => {
   assert.equal(diff.unchanged, false);
   assert.deepEqual(diff.pools.changed, ['web', 'db']);
   assert.deepEqual(diff.pools.servers.web, { added: ['127.0.0.1:3004'], removed: [], changed: ['b'] });
-  assert.deepEqual(diff.pools.servers.db, { added: [], removed: [], changed: [] });
-  assert.deepEqual(diff.pools.settingsChanged, ['db']);
+  assert.deepEqual(diff.pools.servers.db, NONE);
 });
 
 test('listeners and pools added and removed are named', () => {
@@ -49,6 +59,22 @@ pools:
   const diff = diffConfig(parse(BASE), after);
   assert.deepEqual(diff.listeners, { added: ['admin2'], removed: ['db'], changed: ['web'] });
   assert.deepEqual(diff.pools.removed, ['db']);
-  assert.equal(diff.admin, true);
+  assert.deepEqual(diff.pools.servers, {}, 'no server lists for pools that were not changed');
+  assert.deepEqual(diff.admin, { listen: true, token: false });
   assert.equal(diff.shutdownTimeout, false);
+});
+
+test('the admin endpoint: address and token apart; the access log by path', () => {
+  const withAdmin = (admin: string, accessLog = '') => parse(`${admin}\n${accessLog}\n${BASE}`);
+  const plain = withAdmin('admin: { listen: 127.0.0.1:9000 }');
+  const token = withAdmin('admin: { listen: 127.0.0.1:9000, token: s3cret }');
+  const moved = withAdmin('admin: { listen: 127.0.0.1:9001, token: s3cret }');
+  assert.deepEqual(diffConfig(plain, token).admin, { listen: false, token: true });
+  assert.deepEqual(diffConfig(token, moved).admin, { listen: true, token: false });
+  assert.deepEqual(diffConfig(token, parse(BASE)).admin, { listen: true, token: true });
+  assert.equal(diffConfig(token, moved).listeners.changed.length, 0);
+  const logged = withAdmin('admin: { listen: 127.0.0.1:9000 }', 'accessLog: { path: stdout }');
+  assert.equal(diffConfig(plain, logged).accessLog, true);
+  assert.equal(diffConfig(logged, logged).accessLog, false);
+  assert.equal(diffConfig(logged, plain).unchanged, false);
 });

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { type Config, ConfigError, loadConfig, parseConfig } from '../../src/config/index.js';
+import { type Config, ConfigError, isLoopback, loadConfig, parseConfig } from '../../src/config/index.js';
 
 /** Strips the indentation common to all lines, so that YAML can be indented with the test. */
 function yaml(strings: TemplateStringsArray, ...values: unknown[]): string {
@@ -565,6 +565,27 @@ test('two listeners may not bind the same address of the same transport', () => 
       'fulcrum.yaml:6: listeners[3].listen: expected an address no other listener uses, got "0.0.0.0:9000" (already used by admin)',
     ].join('\n'),
   );
+});
+
+test('an admin address off loopback needs admin.token; on loopback it does not', () => {
+  const admin = (lines: string) => yaml`
+    admin:
+    ${lines}
+    listeners: [{ name: web, listen: 127.0.0.1:8080, pool: web }]
+    pools: [{ name: web, servers: [{ address: 127.0.0.1:3001 }] }]
+  `;
+  assert.equal(
+    errorOf(admin('  listen: 0.0.0.0:9000')),
+    'fulcrum.yaml:2: admin.token: expected a bearer token, required because admin.listen "0.0.0.0:9000" is not a loopback address, got nothing',
+  );
+  assert.match(errorOf(admin('  listen: "[::]:9000"')), /^fulcrum\.yaml:2: admin\.token: .*"\[::\]:9000"/);
+  assert.match(errorOf(admin('  listen: 10.1.2.3:9000')), /admin\.token: expected a bearer token/);
+  for (const listen of ['127.0.0.1:9000', '127.8.9.10:9000', '"[::1]:9000"', 'localhost:9000']) {
+    assert.deepEqual(parseConfig(admin(`  listen: ${listen}`), 'fulcrum.yaml').admin?.token, undefined);
+  }
+  const withToken = parseConfig(admin('  listen: 0.0.0.0:9000\n      token: s3cret'), 'fulcrum.yaml');
+  assert.equal(withToken.admin?.token, 's3cret');
+  assert.ok(isLoopback('::ffff:127.0.0.1') && !isLoopback('0.0.0.0') && !isLoopback('example.com'));
 });
 
 test('a listener or route naming no pool lists the pools there are', () => {

@@ -160,6 +160,39 @@ test('a listener that cannot bind rejects the whole reload; nothing changes', as
   }
 });
 
+test('the reload summary names what changed and nothing else (from the config diff)', async () => {
+  const backends = await startBackends(2);
+  const { runtime, file, port } = await startFromFile(yaml(0, backends));
+  const none = { added: [], removed: [], updated: [] };
+  try {
+    const listener = runtime.listeners.get('web');
+    // Port 0 → the port it got: the listener's config changed, its socket stays.
+    writeFileSync(file, yaml(port, backends));
+    assert.deepEqual(await runtime.reload(), {
+      listeners: { ...none, updated: ['web'] },
+      pools: none,
+      servers: { added: [], removed: [] },
+    });
+    assert.equal(runtime.listeners.get('web'), listener, 'the same listener, on the same socket');
+    // The same file again: nothing changed, nothing is touched.
+    assert.deepEqual(await runtime.reload(), {
+      listeners: none,
+      pools: none,
+      servers: { added: [], removed: [] },
+    });
+    writeFileSync(file, yaml(port, backends.slice(0, 1)));
+    assert.deepEqual(await runtime.reload(), {
+      listeners: none,
+      pools: { ...none, updated: ['web'] },
+      servers: { added: [], removed: ['web/b'] },
+    });
+    assert.equal((await request(port, { path: '/whoami' })).headers['x-served-by'], 'a');
+  } finally {
+    await runtime.shutdown(500);
+    await Promise.all(backends.map((x) => x.close()));
+  }
+});
+
 test('a long streaming response started before a reload completes', async () => {
   const origin = createHttpServer((_req, res) => {
     res.writeHead(200, { 'content-type': 'text/plain' });

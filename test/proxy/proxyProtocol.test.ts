@@ -301,6 +301,23 @@ const HAPROXY = ['/usr/sbin/haproxy', '/usr/local/sbin/haproxy', '/usr/bin/hapro
   existsSync(p),
 );
 
+/** SIGTERM to the child's PID, SIGKILL if it is still there after 3 s; resolves once it is gone. */
+async function stopByPid(child: ChildProcess): Promise<void> {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  const signal = (name: NodeJS.Signals) => {
+    try {
+      process.kill(child.pid!, name);
+    } catch {
+      // already gone
+    }
+  };
+  signal('SIGTERM');
+  const timer = setTimeout(() => signal('SIGKILL'), 3000);
+  await exited;
+  clearTimeout(timer);
+}
+
 /** `promise`, or a rejection naming `what` after `ms`. */
 function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -406,12 +423,22 @@ backend v2
 `,
   );
   let haproxy: ChildProcess | undefined;
+  let haproxyLog = '';
   const clients: Socket[] = [];
   try {
+    // -db: one foreground process (no daemon, no master-worker), so its PID is all there is to stop.
     haproxy = spawn(HAPROXY!, ['-db', '-f', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
     haproxy.on('error', () => {});
-    await waitForPort(p1);
-    await waitForPort(p4);
+    haproxy.stderr!.setEncoding('utf8');
+    haproxy.stderr!.on('data', (chunk: string) => {
+      haproxyLog += chunk;
+    });
+    try {
+      await waitForPort(p1);
+      await waitForPort(p4);
+    } catch (err) {
+      throw new Error(`${(err as Error).message}; haproxy said:\n${haproxyLog}`);
+    }
     const send = async (port: number, host = '127.0.0.1') => {
       const s = connect({ host, port });
       s.on('error', () => {});
@@ -458,8 +485,7 @@ backend v2
     assert.equal(got4.toString('latin1'), `PROXY TCP4 127.0.0.1 127.0.0.1 ${c4.localPort} ${lb.port}\r\nEND`);
   } finally {
     for (const c of clients) c.destroy();
-    haproxy?.kill('SIGTERM');
-    if (haproxy && haproxy.exitCode === null) await once(haproxy, 'exit');
+    if (haproxy !== undefined) await stopByPid(haproxy);
     await lb.stop();
     await cap.close();
     rmSync(dir, { recursive: true, force: true });
