@@ -1,15 +1,15 @@
 import { createPolicy } from '../balancing/index.js';
 import { ConfigError, formatAddress, loadConfig } from '../config/index.js';
 import type { Config, PoolConfig } from '../config/types.js';
-import { createPoolHealth, type PoolHealth } from '../health/index.js';
-import { closeIdle } from '../proxy/http/upstreamPool.js';
-import type { Listener, PoolLookup } from '../proxy/listener.js';
-import { createListener } from '../proxy/listenerFactory.js';
 import type { Logger } from '../core/log.js';
 import { log as defaultLog } from '../core/log.js';
 import type { TrafficObserver } from '../core/observer.js';
 import { Pool, type PoolOptions } from '../core/pool.js';
 import { Server } from '../core/server.js';
+import { createPoolHealth, type PoolHealth } from '../health/index.js';
+import { UpstreamPool } from '../proxy/http/upstreamPool.js';
+import type { Listener, ListenerDeps, PoolLookup } from '../proxy/listener.js';
+import { createListener } from '../proxy/listenerFactory.js';
 
 type CreateAffinity = typeof import('../sticky/index.js').createAffinity;
 /** Loaded only when a pool is sticky: it brings the Redis client along (about 20 MB). */
@@ -53,6 +53,8 @@ export class Runtime {
   private applying: Promise<unknown> = Promise.resolve();
   /** Who watches traffic (metrics, access log); given to every listener, new ones included. */
   private observer: TrafficObserver | null = null;
+  /** Idle keep-alive connections to the servers, shared by every HTTP listener; closed on stop. */
+  readonly upstreams = new UpstreamPool();
 
   constructor(config: Config, options: RuntimeOptions = {}) {
     this.config = config;
@@ -67,7 +69,7 @@ export class Runtime {
     const lookup = this.lookup(this.pools);
     try {
       for (const [i, l] of this.config.listeners.entries()) {
-        const listener = await this.bind(i, createListener(l, { pools: lookup, log: this.log }));
+        const listener = await this.bind(i, createListener(l, this.deps(lookup)));
         this.listeners.set(l.name, listener);
       }
     } catch (err) {
@@ -105,7 +107,7 @@ export class Runtime {
     this.health.clear();
     await Promise.all([...this.listeners.values()].map((l) => l.shutdown(timeoutMs)));
     this.listeners.clear();
-    for (const pool of this.pools.values()) for (const s of pool.servers) closeIdle(s);
+    this.upstreams.close();
     await Promise.all([...this.pools.values()].map((p) => stopAffinity(p, this.log)));
   }
 
@@ -142,7 +144,7 @@ export class Runtime {
         const old = this.listeners.get(l.name);
         const oldConfig = this.config.listeners.find((c) => c.name === l.name);
         if (old !== undefined && oldConfig !== undefined && sameSocket(oldConfig, old, l)) continue;
-        bound.set(l.name, await this.bind(i, createListener(l, { pools: lookup, log: this.log })));
+        bound.set(l.name, await this.bind(i, createListener(l, this.deps(lookup))));
       }
     } catch (err) {
       await Promise.all([...bound.values()].map((l) => l.shutdown(0)));
@@ -161,7 +163,7 @@ export class Runtime {
       }
       const before = this.config.pools.find((c) => c.name === p.name);
       if (before !== undefined && JSON.stringify(before) === JSON.stringify(p)) continue;
-      const { added, removed } = updatePool(pool, p);
+      const { added, removed } = updatePool(pool, p, this.upstreams);
       applyAffinity(pool, p, this.log);
       summary.servers.added.push(...added.map((id) => `${p.name}/${id}`));
       summary.servers.removed.push(...removed.map((id) => `${p.name}/${id}`));
@@ -176,7 +178,7 @@ export class Runtime {
       this.pools.delete(name);
       stopAffinity(pool, this.log);
       // Requests in flight hold the Pool object and finish; idle connections go now.
-      for (const s of pool.servers) closeIdle(s);
+      for (const s of pool.servers) this.upstreams.closeServer(s);
       summary.pools.removed.push(name);
     }
 
@@ -231,6 +233,10 @@ export class Runtime {
     this.pools.set(p.name, pool);
     this.health.set(p.name, createPoolHealth(pool, p, this.log));
     applyAffinity(pool, p, this.log);
+  }
+
+  private deps(pools: PoolLookup): ListenerDeps {
+    return { pools, log: this.log, upstreams: this.upstreams };
   }
 
   private lookup(pools: Map<string, Pool>): PoolLookup {
@@ -315,9 +321,14 @@ export function buildPool(p: PoolConfig, log: Logger = defaultLog): Pool {
 
 /**
  * Applies a pool's new config to the running Pool. Servers are matched by identity (name, else
- * address): a kept server keeps its state, counters and response-time estimate.
+ * address): a kept server keeps its state, counters and response-time estimate. Idle connections
+ * to removed or readdressed servers are closed in `upstreams`.
  */
-export function updatePool(pool: Pool, p: PoolConfig): { added: string[]; removed: string[] } {
+export function updatePool(
+  pool: Pool,
+  p: PoolConfig,
+  upstreams: UpstreamPool,
+): { added: string[]; removed: string[] } {
   if (pool.policy.name !== p.algorithm) pool.setPolicy(createPolicy(p.algorithm));
   pool.options = poolOptions(p);
   const current = new Map(pool.servers.map((s) => [s.id, s]));
@@ -330,7 +341,7 @@ export function updatePool(pool: Pool, p: PoolConfig): { added: string[]; remove
     }
     current.delete(sc.name);
     if (s.host !== sc.address.host || s.port !== sc.address.port) {
-      closeIdle(s);
+      upstreams.closeServer(s);
       s.host = sc.address.host;
       s.port = sc.address.port;
       s.address = sc.address.text;
@@ -343,7 +354,7 @@ export function updatePool(pool: Pool, p: PoolConfig): { added: string[]; remove
     s.sendProxyProtocol = sc.sendProxyProtocol;
     return s;
   });
-  for (const s of current.values()) closeIdle(s);
+  for (const s of current.values()) upstreams.closeServer(s);
   pool.setServers(servers);
   return { added, removed: [...current.keys()] };
 }
