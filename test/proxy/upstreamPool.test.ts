@@ -4,6 +4,8 @@ import { after, before, describe, test } from 'node:test';
 import { Server } from '../../src/core/server.js';
 import {
   type IdleSettings,
+  KEEP_ALIVE_MARGIN_MS,
+  keepAliveFor,
   type UpstreamConnection,
   type UpstreamOwner,
   UpstreamPool,
@@ -148,6 +150,30 @@ describe('UpstreamPool', () => {
     for (const up of conns) pool.listFor(target, two).put(up);
     assert.equal(pool.idleCount(target), 2);
     assert.equal(conns[2]!.socket.destroyed, true);
+    pool.close();
+  });
+
+  test("a server's keep-alive hint shortens the keep time: a margin below it, never past it", async () => {
+    assert.equal(KEEP_ALIVE_MARGIN_MS, 1000);
+    assert.equal(keepAliveFor(-1), Number.POSITIVE_INFINITY);
+    assert.equal(keepAliveFor(5000), 4000);
+    assert.equal(keepAliveFor(2000), 1000);
+    assert.equal(keepAliveFor(1000), 500);
+    assert.equal(keepAliveFor(0), 0);
+    const pool = new UpstreamPool();
+    const list = pool.listFor(target, settings);
+    const kept = await connected(pool);
+    list.put(kept, 5000);
+    assert.ok(kept.idleUntil - kept.idleSince === 4000);
+    assert.equal(list.take(owner()), kept);
+    // timeout=0: the server closes at once, so the connection is not kept.
+    list.put(kept, 0);
+    assert.equal(kept.socket.destroyed, true);
+    const short = await connected(pool);
+    list.put(short, 100); // kept 50 ms
+    await new Promise((r) => setTimeout(r, 60));
+    assert.equal(list.take(owner()), null);
+    assert.equal(short.socket.destroyed, true);
     pool.close();
   });
 });

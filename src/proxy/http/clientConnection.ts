@@ -708,7 +708,7 @@ export class ClientConnection implements UpstreamOwner {
     if (up !== null) {
       this.up = null;
       if (this.upReusable && this.reqDone) {
-        this.ctx.upstreams.listFor(up.server, this.pool!.options).put(up);
+        this.ctx.upstreams.listFor(up.server, this.pool!.options).put(up, this.res.keepAliveMs);
       } else up.destroy();
     }
     this.nextRequest();

@@ -19,6 +19,25 @@ export interface IdleSettings {
 }
 
 /**
+ * How much sooner than a server's announced keep-alive timeout (`Keep-Alive: timeout=N`) we stop
+ * reusing, and close, its idle connection: the server's timer starts when it has written the
+ * response, ours when we have read it, and a request must reach it before its timer fires.
+ */
+export const KEEP_ALIVE_MARGIN_MS = 1000;
+
+/** How often idle connections are checked for expiry: a fraction of the smallest margin. */
+const SWEEP_MS = 250;
+
+/**
+ * How long an idle connection may be kept given the server's keep-alive hint (ms, -1 when it gave
+ * none): the hint less the margin, or half of a hint shorter than twice the margin; 0: don't keep.
+ */
+export function keepAliveFor(hintMs: number): number {
+  if (hintMs < 0) return Number.POSITIVE_INFINITY;
+  return hintMs >= 2 * KEEP_ALIVE_MARGIN_MS ? hintMs - KEEP_ALIVE_MARGIN_MS : Math.floor(hintMs / 2);
+}
+
+/**
  * A raw keep-alive connection to one server. Its listeners are attached once and forward to
  * whichever exchange owns it now, so reusing a connection allocates nothing.
  */
@@ -102,6 +121,7 @@ export class IdleList {
       const up = conns.pop()!;
       if (up.socket.destroyed) continue;
       if (up.idleUntil <= now) {
+        // Past the server's keep-alive (less our margin): it may be closing it right now.
         up.socket.destroy();
         continue;
       }
@@ -116,11 +136,15 @@ export class IdleList {
     return new UpstreamConnection(this.server, owner, this);
   }
 
-  /** Returns a connection whose exchange completed cleanly. */
-  put(up: UpstreamConnection): void {
+  /**
+   * Returns a connection whose exchange completed cleanly. `keepAliveHintMs` is the server's
+   * `Keep-Alive: timeout` of the last response in ms (-1: none): the connection is kept for
+   * less than that, and not at all when the hint is too short.
+   */
+  put(up: UpstreamConnection, keepAliveHintMs = -1): void {
     up.owner = null;
     up.reused = true;
-    const keep = this.settings.timeouts.idle;
+    const keep = Math.min(this.settings.timeouts.idle, keepAliveFor(keepAliveHintMs));
     if (
       up.socket.destroyed ||
       this.closed ||
@@ -171,7 +195,8 @@ export class IdleList {
 
 /**
  * The idle keep-alive connections to upstream servers, one IdleList per server, and the timer
- * that closes them when their keep time (the pool's idle timeout) ends. Owned by the runtime and shared by its HTTP listeners, like
+ * that closes them when their keep time ends (the pool's idle timeout, or sooner when the server
+ * announced a shorter keep-alive). Owned by the runtime and shared by its HTTP listeners, like
  * undici's Agent: close() ends every idle connection and the timer.
  */
 export class UpstreamPool {
@@ -223,7 +248,7 @@ export class UpstreamPool {
 
   private startSweeper(): void {
     if (this.sweeper !== undefined) return;
-    this.sweeper = setInterval(() => this.sweep(Date.now()), 1000);
+    this.sweeper = setInterval(() => this.sweep(Date.now()), SWEEP_MS);
     this.sweeper.unref();
   }
 
