@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createServer, type Server as HttpServer } from 'node:http';
+import { Agent, createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { request, startBalancer, type TestBalancer } from '../helpers/balancer.js';
@@ -95,5 +95,53 @@ pools:
       const r = await request(lb.port, { path: `/gap-${gap}`, method: 'POST', body: 'x' });
       assert.equal(r.status, 200, `after ${gap} ms idle`);
     }
+  });
+});
+
+describe('a steady load keeps a steady set of upstream connections', () => {
+  let backend: Recorded;
+  let lb: TestBalancer;
+  before(async () => {
+    // The sample backend's keep-alive (65 s): the server never times a connection out here.
+    backend = await recordingServer(65_000);
+    lb = await startBalancer(`
+listeners:
+  - { name: web, protocol: http, listen: "127.0.0.1:0", pool: web }
+pools:
+  - name: web
+    algorithm: least-connections
+    servers: [ { address: "127.0.0.1:${backend.port}", name: a } ]
+    healthCheck: { type: http, path: /health, interval: 50ms, timeout: 1s }
+`);
+  });
+  after(async () => {
+    await lb.stop();
+    await backend.close();
+  });
+
+  test('N keep-alive clients open at most N connections; probes are closed by the balancer', async () => {
+    const clients = 8;
+    const agents = Array.from({ length: clients }, () => new Agent({ keepAlive: true, maxSockets: 1 }));
+    await Promise.all(
+      agents.map(async (agent) => {
+        for (let i = 0; i < 40; i++) assert.equal((await request(lb.port, { agent })).status, 200);
+      }),
+    );
+    for (const a of agents) a.destroy();
+    assert.ok(
+      backend.dataConns() <= clients,
+      `${backend.dataConns()} upstream connections for ${clients} clients`,
+    );
+    const probes = backend.conns.length - backend.dataConns();
+    assert.ok(probes >= 2, 'health probes ran');
+    await sleep(100);
+    // Every finished probe was closed by the balancer first (no TIME_WAIT left on the server).
+    const closedProbes = backend.conns.filter((c) => c.closed);
+    assert.ok(closedProbes.length >= 2);
+    assert.deepEqual(
+      closedProbes.filter((c) => !c.peerClosed).length,
+      0,
+      'the server closed none of the probe connections itself',
+    );
   });
 });
