@@ -21,7 +21,7 @@ import {
   responseHasBody,
 } from './headParser.js';
 import type { Router } from './router.js';
-import { idleListFor, type UpstreamConnection, type UpstreamOwner } from './upstreamPool.js';
+import type { UpstreamConnection, UpstreamOwner, UpstreamPool } from './upstreamPool.js';
 
 /** What a client connection needs from its listener. Swappable fields apply on reload. */
 export interface ListenerContext {
@@ -35,6 +35,8 @@ export interface ListenerContext {
   /** Told of every finished exchange (metrics, access log), when set. */
   observer: TrafficObserver | null;
   readonly log: Logger;
+  /** Idle keep-alive connections to servers (owned by the runtime). */
+  readonly upstreams: UpstreamPool;
   readonly connections: Set<ClientConnection>;
 }
 
@@ -289,7 +291,7 @@ export class ClientConnection implements UpstreamOwner {
       return this.respondError(this.lastStatus, this.lastError);
     }
     this.server = server;
-    const list = idleListFor(server, pool.options);
+    const list = this.ctx.upstreams.listFor(server, pool.options);
     const up = list.take(this);
     if (up !== null) {
       this.up = up;
@@ -625,7 +627,7 @@ export class ClientConnection implements UpstreamOwner {
       // A reused keep-alive connection the server had just closed: not the server's fault;
       // send the request again to the same server on a new connection (only once: it is new).
       if (up.reused && replayable && this.server !== null) {
-        return this.openConnection(idleListFor(this.server, this.pool!.options).open(this));
+        return this.openConnection(this.ctx.upstreams.listFor(this.server, this.pool!.options).open(this));
       }
       const why = `server closed the connection before answering${code ? ` (${code})` : ''}`;
       if (replayable) return this.retryOrFail(Outcome.Failure, 502, why, 'reset');
@@ -699,7 +701,7 @@ export class ClientConnection implements UpstreamOwner {
     const up = this.up;
     if (up !== null) {
       this.up = null;
-      if (this.upReusable && this.reqDone) idleListFor(up.server, this.pool!.options).put(up);
+      if (this.upReusable && this.reqDone) this.ctx.upstreams.listFor(up.server, this.pool!.options).put(up, this.res.keepAliveMs);
       else up.destroy();
     }
     this.nextRequest();

@@ -67,6 +67,8 @@ export class RequestHead extends MessageHead {
 export class ResponseHead extends MessageHead {
   status = 0;
   reason = '';
+  /** The server's `Keep-Alive: timeout=N` hint in ms, or -1 when it gave none. */
+  keepAliveMs = -1;
 }
 
 export function newRequestHead(): RequestHead {
@@ -159,6 +161,21 @@ export function rawLines(m: MessageHead, from: number, to: number): string {
   return to < m.count ? m.source.slice(start, m.lineStarts[to]) : `${m.source.slice(start)}\r\n`;
 }
 
+let lastKeepAlive = '';
+let lastKeepAliveMs = -1;
+
+/**
+ * The `timeout=N` parameter (seconds) of a Keep-Alive field value, in ms; -1 when it has none.
+ * A server sends the same value on every response: the last one is remembered.
+ */
+export function keepAliveTimeoutMs(value: string): number {
+  if (value === lastKeepAlive) return lastKeepAliveMs;
+  const m = /(?:^|[\s,;])timeout\s*=\s*"?(\d{1,9})/i.exec(value);
+  lastKeepAlive = value;
+  lastKeepAliveMs = m === null ? -1 : Number(m[1]) * 1000;
+  return lastKeepAliveMs;
+}
+
 /** Connection-specific fields a proxy must not forward (RFC 9110 7.6.1). No hashing: by length. */
 export function isHopByHop(name: string): boolean {
   switch (name.length) {
@@ -219,6 +236,7 @@ function interpretFields(m: MessageHead, isRequest: boolean): number {
   let te: string | null = null;
   let connection: string | null = null;
   let hasUpgradeHeader = false;
+  let keepAlive: string | null = null;
   m.connectionTokens = null;
   m.upgrade = false;
   for (let i = 0; i < m.count; i++) {
@@ -249,12 +267,16 @@ function interpretFields(m: MessageHead, isRequest: boolean): number {
       case 'upgrade':
         hasUpgradeHeader = true;
         break;
+      case 'keep-alive':
+        keepAlive = value;
+        break;
     }
   }
   // Even the same length twice is refused in a request, as Node (llhttp) does: the field is
   // forwarded as received, and a server that reads "5, 5" as invalid and ignores it would take
   // the body for the next request. RFC 9110 8.6 lets a recipient refuse it.
   if (clCount > 1 && isRequest) return fail(m, 'repeated Content-Length');
+  if (!isRequest) (m as ResponseHead).keepAliveMs = keepAlive === null ? -1 : keepAliveTimeoutMs(keepAlive);
   if (te !== null) {
     if (cl >= 0) return fail(m, 'both Content-Length and Transfer-Encoding');
     if (isRequest && m.minor === 0) return fail(m, 'Transfer-Encoding in an HTTP/1.0 request');
