@@ -62,6 +62,8 @@ export class RequestHead extends MessageHead {
   /** Host header value as received, for X-Forwarded-Host. */
   hostHeader = '';
   expectContinue = false;
+  /** The target was in absolute-form: its authority replaces the Host header (RFC 9112 3.2.2). */
+  absoluteForm = false;
 }
 
 export class ResponseHead extends MessageHead {
@@ -373,6 +375,7 @@ export function parseRequestHead(s: string, head: RequestHead, maxHeaders = 100)
   // Host: exactly one for HTTP/1.1 (RFC 9112 3.2).
   let hostIndex = -1;
   head.expectContinue = false;
+  head.absoluteForm = false;
   for (let i = 0; i < head.count; i++) {
     const n = head.names[i]!;
     if (n === 'host') {
@@ -395,6 +398,8 @@ export function parseRequestHead(s: string, head: RequestHead, maxHeaders = 100)
     const m = /^https?:\/\/([^/?#]*)(.*)$/i.exec(target);
     if (m === null) return fail(head, 'invalid request target form');
     authority = m[1]!;
+    head.absoluteForm = true;
+    head.hostHeader = authority;
     head.target = m[2] === '' ? '/' : m[2]!.charCodeAt(0) === 47 ? m[2]! : `/${m[2]}`;
   }
   if (!validAuthority(authority) && !(authority === '' && head.minor === 0)) {
