@@ -8,15 +8,15 @@ import {
   type NamedChanges,
 } from '../config/index.js';
 import type { Config, ListenerConfig, PoolConfig } from '../config/types.js';
-import { createPoolHealth, type PoolHealth } from '../health/index.js';
-import { UpstreamPool } from '../proxy/http/upstreamPool.js';
-import type { Listener, ListenerDeps, PoolLookup } from '../proxy/listener.js';
-import { createListener } from '../proxy/listenerFactory.js';
 import type { Logger } from '../core/log.js';
 import { log as defaultLog } from '../core/log.js';
 import type { TrafficObserver } from '../core/observer.js';
 import { Pool, type PoolOptions } from '../core/pool.js';
 import { Server } from '../core/server.js';
+import { createPoolHealth, type PoolHealth } from '../health/index.js';
+import { UpstreamPool } from '../proxy/http/upstreamPool.js';
+import type { Listener, ListenerDeps, PoolLookup } from '../proxy/listener.js';
+import { createListener } from '../proxy/listenerFactory.js';
 import { abortAll, type ConfigFollower, type PreparedChange } from './follower.js';
 
 type CreateAffinity = typeof import('../sticky/index.js').createAffinity;
