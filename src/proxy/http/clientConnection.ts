@@ -105,6 +105,8 @@ export class ClientConnection implements UpstreamOwner {
   /** The leased server, until the lease is released. */
   private server: Server | null = null;
   private readonly tried: Server[] = [];
+  /** A refused connect to the current server was already tried again. */
+  private connectRetried = false;
   /** The server this request's client is pinned to (sticky sessions), if any. */
   private pinned: Server | undefined = undefined;
   /** socket.bytesWritten when the exchange began; -1 while nobody observes traffic. */
@@ -297,6 +299,7 @@ export class ClientConnection implements UpstreamOwner {
     }
     this.server = server;
     this.tried.push(server);
+    this.connectRetried = false;
     const list = this.ctx.upstreams.listFor(server, pool.options);
     const up = list.take(this);
     if (up !== null) {
@@ -624,6 +627,13 @@ export class ClientConnection implements UpstreamOwner {
       return;
     }
     if (this.phase === Phase.Connecting) {
+      // A listening server refuses a connect only when the SYN meets a leftover socket of an
+      // earlier connection on the same ports: try once more at once, from another port, before
+      // counting the server as failed.
+      if (code === 'ECONNREFUSED' && !this.connectRetried && this.server !== null) {
+        this.connectRetried = true;
+        return this.openConnection(this.ctx.upstreams.listFor(this.server, this.pool!.options).open(this));
+      }
       return this.retryOrFail(Outcome.Failure, 502, `connect ${code ?? 'failed'}`, 'connect-failure');
     }
     if (this.phase !== Phase.Exchange || this.resPhase === Res.Done) return;
