@@ -569,8 +569,9 @@ export class Exchange implements UpstreamOwner {
         return this.front.onUpstreamEnd();
       case Step.Connecting:
         if (code === 'ECONNREFUSED' && !this.refusedRetried && this.server !== null) {
-          // A refused connect to a server that is up is most often a full accept queue at
-          // that instant: one fresh try on the same server before counting it as failed.
+          // A server that is up refuses a connect only transiently (a leftover socket of an
+          // earlier connection on the same ports, a restarting listener): one fresh connect,
+          // from another local port, before counting it as failed.
           this.refusedRetried = true;
           return this.connect(this.server);
         }
