@@ -440,16 +440,25 @@ export class ClientConnection implements ExchangeFront {
     }
   }
 
-  /** Shutdown: close now if idle, else after the exchange in flight. */
-  shutdown(): void {
-    if (this.idle) this.close();
+  /**
+   * Shutdown: an exchange in flight finishes and its connection closes after it. An idle
+   * keep-alive connection is read from for `graceMs` more, since the client's next request may
+   * already be on the wire (closing at once would reset it); what arrives is answered with
+   * `Connection: close`, and the connection closes when the grace ends unused.
+   */
+  shutdown(graceMs: number): void {
+    if (this.idle) this.deadline = Math.min(this.deadline, Date.now() + graceMs);
   }
 
   // ---- errors ----
 
   /** A malformed or unacceptable request: answer and close (the stream can't be trusted). */
   private reject(status: number, why: string): void {
-    this.ctx.log.info(`${this.ctx.name}: ${status} for client ${this.from.peerIp}: ${why}`);
+    this.ctx.note(
+      `reject ${status}`,
+      `${this.ctx.name}: ${status} for client ${this.from.peerIp}: ${why}`,
+      false,
+    );
     this.routed = false;
     this.keepAlive = false;
     this.reqDone = true;
@@ -462,7 +471,7 @@ export class ClientConnection implements ExchangeFront {
   private abortRequestBody(why: string, clientGone = false): void {
     const responded = this.exchange.responded;
     if (this.exchange.busy) this.exchange.cancel();
-    this.ctx.log.info(`${this.ctx.name}: client ${this.from.peerIp}: ${why}`);
+    this.ctx.note(`bad body: ${why}`, `${this.ctx.name}: client ${this.from.peerIp}: ${why}`, false);
     if (clientGone || responded) {
       this.socket.destroy();
       this.phase = Phase.Closed;
