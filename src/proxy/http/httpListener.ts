@@ -1,8 +1,9 @@
 import { createServer, type Server as NetServer } from 'node:net';
 import type { ListenerConfig } from '../../config/types.js';
-import { CidrSet } from '../../core/cidr.js';
+import { CidrSet, unmapIPv4 } from '../../core/cidr.js';
 import type { Logger } from '../../core/log.js';
 import type { TrafficObserver } from '../../core/observer.js';
+import { ListenerProtection } from '../../protection/listenerProtection.js';
 import { type Listener, type ListenerDeps, listenError, type PoolLookup, sweepPeriod } from '../listener.js';
 import { LogThrottle } from '../logThrottle.js';
 import { ClientConnection, type ListenerContext } from './clientConnection.js';
@@ -36,6 +37,7 @@ export class HttpListener implements ListenerContext, Listener {
   timeouts: { requestHead: number; idle: number };
   closing = false;
   observer: TrafficObserver | null = null;
+  protection: ListenerProtection | null;
   readonly log: Logger;
   private readonly throttle: LogThrottle;
   readonly upstreams: UpstreamPool;
@@ -51,6 +53,7 @@ export class HttpListener implements ListenerContext, Listener {
     this.trusted = config.trustedProxies.length > 0 ? new CidrSet(config.trustedProxies) : null;
     this.maxHeaderSize = config.maxHeaderSize;
     this.timeouts = config.timeouts;
+    this.protection = config.protection === undefined ? null : new ListenerProtection(config.protection);
     this.log = deps.log;
     this.throttle = new LogThrottle(deps.log);
     this.upstreams = deps.upstreams;
@@ -63,7 +66,13 @@ export class HttpListener implements ListenerContext, Listener {
         socket.destroy();
         return;
       }
-      new ClientConnection(socket, this);
+      // Denied addresses and clients at their connection limit are refused at accept.
+      const protection = this.protection;
+      if (protection !== null && !protection.admit(unmapIPv4(socket.remoteAddress ?? ''))) {
+        socket.destroy();
+        return;
+      }
+      new ClientConnection(socket, this, protection);
     });
   }
 
@@ -77,6 +86,10 @@ export class HttpListener implements ListenerContext, Listener {
     this.trusted = config.trustedProxies.length > 0 ? new CidrSet(config.trustedProxies) : null;
     this.maxHeaderSize = config.maxHeaderSize;
     this.timeouts = config.timeouts;
+    // Open-connection counts and refusal totals carry over; rate buckets start afresh.
+    const previous = this.protection ?? undefined;
+    this.protection =
+      config.protection === undefined ? null : new ListenerProtection(config.protection, previous);
     this.startSweeper();
   }
 
