@@ -127,6 +127,13 @@ const ProtectionSchema = z
       .transform((r) => ({ ...r, burst: r.burst ?? r.requests }))
       .optional(),
     connections: z.strictObject({ perClient: value(positive) }).optional(),
+    timeouts: z
+      .strictObject({
+        header: value(v.duration(1)).optional(),
+        idle: value(v.duration(1)).optional(),
+        bodyMinRate: value(v.byteRate).optional(),
+      })
+      .optional(),
     limits: z
       .strictObject({
         maxBodySize: value(v.byteSize(0)).optional(),

@@ -71,6 +71,11 @@ export interface ProtectionConfig {
   rateLimit?: { requests: number; per: number; burst: number; key: RateKey };
   /** Concurrent connections per client address. */
   connections?: { perClient: number };
+  /**
+   * Slow clients: `header` and `idle` (ms) override the listener's `timeouts.requestHead` and
+   * `timeouts.idle`; `bodyMinRate` (bytes/s): a request body arriving slower is cut with 408.
+   */
+  timeouts?: { header?: number; idle?: number; bodyMinRate?: number };
   /** Request limits: body bytes (413), request-target length (414), header fields (431). */
   limits?: { maxBodySize?: number; maxUrlLength?: number; maxHeaders?: number };
   /** Canonical CIDRs never limited. */

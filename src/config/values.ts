@@ -81,6 +81,17 @@ export function byteSize(min: number): ValueParser<number> {
   };
 }
 
+/** A rate in bytes per second: "1KiB/s", "500B/s" or a number of bytes per second. */
+export function byteRate(input: unknown): number {
+  const text = typeof input === 'string' ? input.replace(/\/s\s*$/i, '') : input;
+  if (typeof input === 'string' && text === input) throw new ValueError('a rate such as 1KiB/s', input);
+  try {
+    return byteSize(1)(text);
+  } catch {
+    throw new ValueError('a rate such as 1KiB/s', input);
+  }
+}
+
 /** A duration in ms; `min` 1 means it must be positive. */
 export function duration(min: number, max = MAX_TIMER_MS): ValueParser<number> {
   return (input) => {

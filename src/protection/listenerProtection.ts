@@ -18,15 +18,7 @@ export interface RequestFacts {
 }
 
 /** Why a connection or a request was refused. */
-export type RejectReason = 'deny' | 'connections' | 'rate' | 'body-size' | 'url-length';
-
-export const REJECT_REASONS: readonly RejectReason[] = [
-  'deny',
-  'connections',
-  'rate',
-  'body-size',
-  'url-length',
-];
+export type RejectReason = 'deny' | 'connections' | 'rate' | 'body-size' | 'url-length' | 'slow-body';
 
 /** How often idle rate-limit entries are forgotten (ms). */
 const SWEEP_MS = 10_000;
@@ -38,6 +30,8 @@ export class ListenerProtection {
   /** Most header fields a request may have (431 beyond), when limited. */
   readonly maxHeaders: number | undefined;
   readonly maxBodySize: number | undefined;
+  /** Bytes per second a request body must keep up (408 below), when set. */
+  readonly bodyMinRate: number | undefined;
   private readonly allow: CidrSet | null;
   private readonly deny: CidrSet | null;
   private readonly perClient: number | undefined;
@@ -64,12 +58,14 @@ export class ListenerProtection {
     this.maxUrlLength = config.limits?.maxUrlLength;
     this.maxHeaders = config.limits?.maxHeaders;
     this.open = previous?.open ?? new Map();
+    this.bodyMinRate = config.timeouts?.bodyMinRate;
     this.rejected = previous?.rejected ?? {
       deny: 0,
       connections: 0,
       rate: 0,
       'body-size': 0,
       'url-length': 0,
+      'slow-body': 0,
     };
   }
 
@@ -134,6 +130,17 @@ export class ListenerProtection {
   /** A request body grew past `limits.maxBodySize` while streaming (chunked). */
   bodyTooLarge(): void {
     this.rejected['body-size']++;
+  }
+
+  /**
+   * Whether a body of `bytes` after `elapsedMs` is too slow: below `bodyMinRate`, with the first
+   * second's worth allowed as slack (a client starts, a window fills).
+   */
+  bodyTooSlow(bytes: number, elapsedMs: number): boolean {
+    const rate = this.bodyMinRate;
+    if (rate === undefined || bytes >= (rate * (elapsedMs - 1000)) / 1000) return false;
+    this.rejected['slow-body']++;
+    return true;
   }
 
   /**

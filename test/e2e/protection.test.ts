@@ -202,3 +202,55 @@ pools: [{ name: p, servers: [{ address: "127.0.0.1:1" }] }]
   assert.throws(bad('{ limits: { maxBodySize: "10 parsecs" } }'), /limits\.maxBodySize: expected a size/);
   assert.throws(bad('{ deny: [127.0.0.1] }', 'tcp'), /protection: only allowed when protocol is http/);
 });
+
+test('slow clients: a head slower than timeouts.header gets 408, a body below bodyMinRate gets 408; a steady client is untouched', async () => {
+  const [backend] = await startBackends(1);
+  const lb = await startBalancer(
+    balancerYaml(backend!.port, '      timeouts: { header: 300ms, bodyMinRate: 1KiB/s }'),
+  );
+  const client = () =>
+    new Promise<Socket>((resolve, reject) => {
+      const s = connect({ host: '127.0.0.1', port: lb.port });
+      s.on('connect', () => resolve(s));
+      s.on('error', reject);
+    });
+  /** Everything the balancer sends until it closes (or `ms` passes). */
+  const answer = (s: Socket, ms: number) =>
+    new Promise<string>((resolve) => {
+      let got = '';
+      const timer = setTimeout(() => resolve(got), ms);
+      s.on('data', (d: Buffer) => {
+        got += d.toString('latin1');
+      });
+      s.on('close', () => {
+        clearTimeout(timer);
+        resolve(got);
+      });
+    });
+  try {
+    // Slowloris: a head that never ends.
+    const loris = await client();
+    const lorisAnswer = answer(loris, 3000);
+    loris.write('GET / HTTP/1.1\r\nHost: a\r\n');
+    const t0 = Date.now();
+    assert.match(await lorisAnswer, /^HTTP\/1\.1 408 /);
+    assert.ok(Date.now() - t0 < 2000, 'closed near the header timeout');
+
+    // Slow POST: 10 bytes a second against 1 KiB/s.
+    const slow = await client();
+    const slowAnswer = answer(slow, 8000);
+    slow.write('POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n');
+    const drip = setInterval(() => slow.write('x'.repeat(10)), 100);
+    const text = await slowAnswer;
+    clearInterval(drip);
+    slow.destroy();
+    assert.match(text, /^HTTP\/1\.1 408 /);
+    assert.equal(lb.runtime.listeners.get('web')!.protection!.rejected['slow-body'], 1);
+
+    // A body sent at once goes through.
+    assert.equal((await request(lb.port, { method: 'POST', body: 'y'.repeat(50_000) })).status, 200);
+  } finally {
+    await lb.stop();
+    await backend!.close();
+  }
+});

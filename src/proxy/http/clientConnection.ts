@@ -42,6 +42,8 @@ enum Phase {
 const MAX_PIPELINE_BUFFER = 64 * 1024;
 /** Response bodies up to this size that arrive with their head go out in the same write. */
 const SMALL_BODY = 4096;
+/** How often a streaming request body's rate is checked against `timeouts.bodyMinRate`. */
+const BODY_CHECK_MS = 1000;
 /** A closed-but-lingering client socket is destroyed after this long. */
 const LINGER_MS = 2000;
 
@@ -62,6 +64,8 @@ export class ClientConnection implements ExchangeFront {
   private readonly admittedBy: ListenerProtection | null;
   /** Body bytes of the current request so far (for `limits.maxBodySize`). */
   private bodyBytes = 0;
+  /** When the current request's body rate is checked next (`timeouts.bodyMinRate`); Infinity: never. */
+  bodyCheckAt = Number.POSITIVE_INFINITY;
 
   private phase = Phase.Idle;
   /** When the current phase times out (ms since epoch); checked by the listener's sweep. */
@@ -196,6 +200,8 @@ export class ClientConnection implements ExchangeFront {
     this.reqRemaining = req.contentLength;
     this.reqDone = req.framing === Framing.None;
     this.bodyBytes = 0;
+    this.bodyCheckAt =
+      this.reqDone || protection?.bodyMinRate === undefined ? Number.POSITIVE_INFINITY : this.startedAt + BODY_CHECK_MS;
     if (req.framing === Framing.Chunked) this.reqChunked.reset();
     this.keepAlive = !req.close && !ctx.closing;
     this.upBlocked = false;
@@ -443,6 +449,19 @@ export class ClientConnection implements ExchangeFront {
     this.phase = Phase.Closed;
     this.deadline = Date.now() + LINGER_MS;
     this.socket.end();
+  }
+
+  /** Called by the listener's sweep when `bodyCheckAt` has passed: a slow body is cut with 408. */
+  checkBodyRate(now: number): void {
+    if (this.reqDone || this.phase !== Phase.Exchange) {
+      this.bodyCheckAt = Number.POSITIVE_INFINITY;
+      return;
+    }
+    this.bodyCheckAt = now + BODY_CHECK_MS;
+    if (this.ctx.protection?.bodyTooSlow(this.bodyBytes, now - this.startedAt) === true) {
+      this.bodyCheckAt = Number.POSITIVE_INFINITY;
+      this.abortRequestBody('request body slower than timeouts.bodyMinRate', false, 408);
+    }
   }
 
   /** Called by the listener's sweep when `deadline` has passed. */

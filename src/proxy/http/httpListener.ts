@@ -10,6 +10,15 @@ import { ClientConnection, type ListenerContext } from './clientConnection.js';
 import { Router } from './router.js';
 import type { UpstreamPool } from './upstreamPool.js';
 
+/** The listener's timeouts, with the slow-client ones of `protection.timeouts` over them. */
+function timeoutsOf(config: ListenerConfig): { requestHead: number; idle: number } {
+  const t = config.protection?.timeouts;
+  return {
+    requestHead: t?.header ?? config.timeouts.requestHead,
+    idle: t?.idle ?? config.timeouts.idle,
+  };
+}
+
 function buildRouter(config: ListenerConfig, pools: PoolLookup): Router {
   return new Router(
     config.routes.map((r) => ({ match: r.match, pool: pools(r.pool) })),
@@ -52,7 +61,7 @@ export class HttpListener implements ListenerContext, Listener {
     this.router = buildRouter(config, deps.pools);
     this.trusted = config.trustedProxies.length > 0 ? new CidrSet(config.trustedProxies) : null;
     this.maxHeaderSize = config.maxHeaderSize;
-    this.timeouts = config.timeouts;
+    this.timeouts = timeoutsOf(config);
     this.protection = config.protection === undefined ? null : new ListenerProtection(config.protection);
     this.log = deps.log;
     this.throttle = new LogThrottle(deps.log);
@@ -85,7 +94,7 @@ export class HttpListener implements ListenerContext, Listener {
     this.router = buildRouter(config, pools);
     this.trusted = config.trustedProxies.length > 0 ? new CidrSet(config.trustedProxies) : null;
     this.maxHeaderSize = config.maxHeaderSize;
-    this.timeouts = config.timeouts;
+    this.timeouts = timeoutsOf(config);
     // Open-connection counts and refusal totals carry over; rate buckets start afresh.
     const previous = this.protection ?? undefined;
     this.protection =
@@ -124,7 +133,10 @@ export class HttpListener implements ListenerContext, Listener {
 
   private sweep(): void {
     const now = Date.now();
-    for (const c of this.connections) if (c.deadline <= now) c.onTimeout();
+    for (const c of this.connections) {
+      if (c.deadline <= now) c.onTimeout();
+      if (c.bodyCheckAt <= now) c.checkBodyRate(now);
+    }
     this.throttle.flush(now);
   }
 
