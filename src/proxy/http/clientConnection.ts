@@ -201,7 +201,9 @@ export class ClientConnection implements ExchangeFront {
     this.reqDone = req.framing === Framing.None;
     this.bodyBytes = 0;
     this.bodyCheckAt =
-      this.reqDone || protection?.bodyMinRate === undefined ? Number.POSITIVE_INFINITY : this.startedAt + BODY_CHECK_MS;
+      this.reqDone || protection?.bodyMinRate === undefined
+        ? Number.POSITIVE_INFINITY
+        : this.startedAt + BODY_CHECK_MS;
     if (req.framing === Framing.Chunked) this.reqChunked.reset();
     this.keepAlive = !req.close && !ctx.closing;
     this.upBlocked = false;
