@@ -567,6 +567,8 @@ export class ClientConnection implements ExchangeFront {
 
   /** Tells the traffic observer about the exchange that just ended. */
   private report(status: number): void {
+    // Detection judges the servers' answers, not the refusals of protection itself.
+    if (this.routed) this.ctx.protection?.onAnswer(this.selectCtx.clientIp, status, Date.now());
     const observer = this.ctx.observer;
     if (observer === null) return;
     const r = this.req;
