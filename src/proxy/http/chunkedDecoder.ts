@@ -1,7 +1,8 @@
 /**
  * Follows a chunked body (RFC 9112 7.1) byte by byte to find where it ends, refusing anything
  * malformed: non-hex or oversized chunk sizes, whitespace around sizes, chunk extensions outside
- * their grammar, trailer lines that are not field lines, missing CRLFs. The proxy forwards the
+ * their grammar, trailer lines that are not field lines, framing fields (Content-Length,
+ * Transfer-Encoding) sent as trailers, missing CRLFs. The proxy forwards the
  * bytes unchanged (the receiver sees exactly the framing we validated), or, for HTTP/1.0
  * clients, only the data (`onData`).
  *
@@ -15,6 +16,9 @@
  *     quoted-string  = DQUOTE *( qdtext / quoted-pair ) DQUOTE
  *     last-chunk     = 1*"0" [ chunk-ext ] CRLF
  *     trailer-section = *( field-name ":" OWS field-value OWS CRLF )
+ *
+ * A trailer may not carry message framing (RFC 9110 6.5.1); one that tries is refused rather than
+ * forwarded, since a recipient that merged it into the header section would frame differently.
  *
  * RFC 9112 allows BWS around ";" and "=" in extensions (and so after the size). It is refused
  * here, as llhttp does in strict mode (Node's parser answers 400): no client sends it, and a
@@ -88,6 +92,11 @@ for (let c = 0; c < 256; c++) {
   if (text) CLASS[c]! |= C_TEXT;
   if (text && c !== 0x22 /* " */ && c !== 0x5c /* \ */) CLASS[c]! |= C_QDTEXT;
 }
+/** Trailer field names refused (lower case): framing, which only the header section may carry. */
+const FRAMING_NAMES: readonly Buffer[] = [Buffer.from('content-length'), Buffer.from('transfer-encoding')];
+/** Every bit of FRAMING_NAMES set: a name that could still be any of them. */
+const ALL_FRAMING = (1 << FRAMING_NAMES.length) - 1;
+
 /** Hex digit values, -1 for anything else. */
 const HEX = new Int8Array(256).fill(-1);
 for (let c = 0; c < 10; c++) HEX[0x30 + c] = c;
@@ -102,6 +111,9 @@ export class ChunkedDecoder {
   private remaining = 0;
   private digits = 0;
   private meta = 0;
+  /** Length of the trailer name read so far, and which FRAMING_NAMES it still matches (bits). */
+  private nameLen = 0;
+  private framing = 0;
   /** Why the body was refused (for the log), once `feed` returned CHUNKED_ERROR. */
   error = '';
 
@@ -216,14 +228,22 @@ export class ChunkedDecoder {
           if (c === 0x0d) this.st = St.EndLf;
           else if ((CLASS[c]! & C_TCHAR) !== 0) {
             if (++this.meta > MAX_META_BYTES) return this.fail('trailers too long');
+            this.nameLen = 0;
+            this.framing = ALL_FRAMING;
+            this.nameByte(c);
             this.st = St.TrailerName;
           } else if (c === 0x20 || c === 0x09) return this.fail('obs-fold in trailer');
           else return this.fail('invalid trailer line');
           break;
         case St.TrailerName:
-          if ((CLASS[c]! & C_TCHAR) !== 0) break;
-          if (c === 0x3a /* : */) this.st = St.TrailerValue;
-          else if (c === 0x20 || c === 0x09) return this.fail('whitespace in trailer name');
+          if ((CLASS[c]! & C_TCHAR) !== 0) {
+            if (this.framing !== 0) this.nameByte(c);
+            break;
+          }
+          if (c === 0x3a /* : */) {
+            if (this.framing !== 0 && this.isFramingName()) return this.fail('framing field in trailers');
+            this.st = St.TrailerValue;
+          } else if (c === 0x20 || c === 0x09) return this.fail('whitespace in trailer name');
           else return this.fail('invalid character in trailer name');
           break;
         case St.TrailerValue:
@@ -247,6 +267,24 @@ export class ChunkedDecoder {
       i++;
     }
     return this.st === St.Error ? CHUNKED_ERROR : this.st === St.Done ? i : CHUNKED_MORE;
+  }
+
+  /** Narrows `framing` to the names that have tchar `c` at this position (ASCII case-insensitive). */
+  private nameByte(c: number): void {
+    // Setting 0x20 lower-cases letters; no other tchar becomes a letter or "-" by it.
+    const lower = c | 0x20;
+    for (let k = 0; k < FRAMING_NAMES.length; k++) {
+      if (FRAMING_NAMES[k]![this.nameLen] !== lower) this.framing &= ~(1 << k);
+    }
+    this.nameLen++;
+  }
+
+  /** The whole trailer name read is one of FRAMING_NAMES. */
+  private isFramingName(): boolean {
+    for (let k = 0; k < FRAMING_NAMES.length; k++) {
+      if ((this.framing & (1 << k)) !== 0 && FRAMING_NAMES[k]!.length === this.nameLen) return true;
+    }
+    return false;
   }
 
   private fail(why: string): number {
