@@ -1,9 +1,9 @@
 /**
  * A raw TCP server that records every byte it receives, per connection, for tests that must prove
- * what did (or did not) reach a server behind the balancer. It answers `200 ok` once a request
- * looks complete: at its head when it is not chunked and has no Content-Length, after
- * Content-Length bytes, or, chunked, when the bytes after the head end in CRLF CRLF. It parses no
- * more than that: what reached it is what the tests check.
+ * what did (or did not) reach a server behind the balancer. It answers `200 ok` (no body to a
+ * HEAD) once a request looks complete: at its head when it is not chunked and has no
+ * Content-Length, after Content-Length bytes, or, chunked, when the bytes after the head end in
+ * CRLF CRLF. It parses no more than that: what reached it is what the tests check.
  */
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 
@@ -49,7 +49,9 @@ export function startRawServer(): Promise<RawServer> {
           if (text.length < end) return;
         }
         from += end;
-        socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+        // A response to HEAD has no body (its Content-Length is that of the GET).
+        const ok = head.startsWith('HEAD ') ? '' : 'ok';
+        socket.write(`HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n${ok}`);
       }
     });
     socket.on('error', () => {});

@@ -8,6 +8,7 @@ import {
   parseRequestHead,
   parseResponseHead,
   rawLines,
+  setUnparsedMethod,
 } from '../../src/proxy/http/headParser.js';
 
 function req(text: string) {
@@ -149,6 +150,42 @@ function res(text: string) {
   const head = newResponseHead();
   return { status: parseResponseHead(text.replaceAll('\n', '\r\n'), head), head };
 }
+
+test('a refused request never keeps the previous method: HEAD known from its first bytes (issue 22, item 6)', () => {
+  const head = newRequestHead();
+  // Refused before or while the request line is read: HEAD when it starts so, else unknown.
+  for (const [text, method] of [
+    ['HEAD /a b HTTP/1.1\r\nHost: a', 'HEAD'],
+    ['\r\nHEAD / HTTP/9.9\r\nHost: a', 'HEAD'],
+    ['HEADX / HTTP/1.1\r\nHost: a b', 'HEADX'], // the method was read: its own
+    ['GET /a b HTTP/1.1\r\nHost: a', ''],
+    ['HEA', ''],
+  ] as const) {
+    head.method = 'HEAD'; // a stale HEAD must not survive, nor a stale GET below
+    assert.notEqual(parseRequestHead(text, head), 0, text);
+    assert.equal(head.method, method, JSON.stringify(text));
+    head.method = 'GET';
+    parseRequestHead(text, head);
+    assert.equal(head.method, method, JSON.stringify(text));
+  }
+  // A head too large to parse: only its first bytes are looked at.
+  for (const [text, method] of [
+    ['HEAD / HTTP/1.1\r\nX: aaaa', 'HEAD'],
+    ['\r\n\r\nHEAD / HTTP/1.1\r\n', 'HEAD'],
+    ['HEAD ', 'HEAD'],
+    ['HEAD', ''],
+    ['HEADER / HTTP/1.1', ''],
+    ['head / HTTP/1.1', ''],
+    ['GET / HTTP/1.1\r\n', ''],
+    ['', ''],
+  ] as const) {
+    for (const stale of ['GET', 'HEAD']) {
+      head.method = stale;
+      setUnparsedMethod(head, Buffer.from(text, 'latin1'));
+      assert.equal(head.method, method, `${JSON.stringify(text)} after ${stale}`);
+    }
+  }
+});
 
 test('response heads: status, reason, framing', () => {
   const ok = res('HTTP/1.1 200 OK\nContent-Length: 3');

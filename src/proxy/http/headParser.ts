@@ -89,6 +89,20 @@ export function headerValue(head: MessageHead, name: string): string | undefined
   return i < 0 ? undefined : head.values[i];
 }
 
+const HEAD_SP = Buffer.from('HEAD ', 'latin1');
+
+/**
+ * For a request refused before its head could be parsed (too large): sets `head.method` from the
+ * first bytes of `buf` (after empty lines), "HEAD" when they are "HEAD ", else "" (never the
+ * previous request's), so that the error answer to a HEAD has no body. Allocates nothing.
+ */
+export function setUnparsedMethod(head: RequestHead, buf: Buffer): void {
+  let at = 0;
+  while (at + 1 < buf.length && buf[at] === 13 && buf[at + 1] === 10) at += 2; // RFC 9112 2.2
+  const isHead = buf.length - at >= 5 && buf.compare(HEAD_SP, 0, 5, at, at + 5) === 0;
+  head.method = isHead ? 'HEAD' : '';
+}
+
 /** Finds the end of a head (index of CRLFCRLF) in `buf` starting the search at `from`. */
 export function findHeadEnd(buf: Buffer, from: number): number {
   return buf.indexOf('\r\n\r\n', Math.max(from, 0), 'latin1');
@@ -318,6 +332,9 @@ export function parseRequestHead(s: string, head: RequestHead, maxHeaders = 100)
   let pos = 0;
   // RFC 9112 2.2: ignore at least one empty line before the request line.
   while (s.startsWith('\r\n', pos)) pos += 2;
+  // Until the method is read and checked, the previous request's must not answer for this one:
+  // a refusal of a request that starts like a HEAD gets no body (RFC 9110 9.3.2).
+  head.method = s.startsWith('HEAD ', pos) ? 'HEAD' : '';
   const lineEnd = s.indexOf('\r\n', pos);
   const line = lineEnd < 0 ? s.slice(pos) : s.slice(pos, lineEnd);
   if (line.indexOf('\r') >= 0 || line.indexOf('\n') >= 0) return fail(head, 'bare CR or LF in request line');
