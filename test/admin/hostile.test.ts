@@ -5,66 +5,8 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { ask, parseResponse as parse, type RawAnswer } from '../helpers/rawHttp.js';
 import { type Lab, startLab } from './helpers.js';
-
-/** What a raw connection got: the first response, and how the connection ended. */
-export interface RawAnswer {
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-  /** A socket error (ECONNRESET, EPIPE) seen before the connection closed. */
-  error: string | undefined;
-}
-
-/**
- * Sends `bytes` on a new connection and reads the first response (its head and Content-Length
- * body); then half-closes and waits for the server to close, noting any socket error.
- */
-export function ask(port: number, bytes: string | Buffer, waitMs = 10_000): Promise<RawAnswer> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    const chunks: Buffer[] = [];
-    let error: string | undefined;
-    let complete = false;
-    const timer = setTimeout(() => {
-      error ??= `no close within ${waitMs} ms`;
-      socket.destroy();
-    }, waitMs);
-    socket.on('data', (c: Buffer) => {
-      chunks.push(c);
-      if (!complete && parse(Buffer.concat(chunks)) !== undefined) {
-        complete = true;
-        socket.end();
-      }
-    });
-    socket.on('error', (err: NodeJS.ErrnoException) => {
-      error ??= err.code ?? err.message;
-    });
-    socket.on('close', () => {
-      clearTimeout(timer);
-      const r = parse(Buffer.concat(chunks));
-      resolve({ status: 0, headers: {}, body: Buffer.concat(chunks).toString('latin1'), ...r, error });
-    });
-    socket.write(bytes);
-  });
-}
-
-/** The first response in `data` once complete (head and Content-Length body), else undefined. */
-function parse(data: Buffer): Omit<RawAnswer, 'error'> | undefined {
-  const text = data.toString('latin1');
-  const end = text.indexOf('\r\n\r\n');
-  if (end < 0) return undefined;
-  const lines = text.slice(0, end).split('\r\n');
-  const status = Number(lines[0]!.split(' ')[1]);
-  const headers: Record<string, string> = {};
-  for (const line of lines.slice(1)) {
-    const colon = line.indexOf(':');
-    headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
-  }
-  const length = Number(headers['content-length'] ?? 0);
-  if (text.length < end + 4 + length) return undefined;
-  return { status, headers, body: text.slice(end + 4, end + 4 + length) };
-}
 
 /** Asserts a complete 4xx answer with a JSON `{"error": "..."}` body and no socket error. */
 export function assertJsonError(a: RawAnswer, status: number, what: string): void {
