@@ -311,7 +311,12 @@ function interpretFields(m: MessageHead, isRequest: boolean): number {
       if (token === 'close') sawClose = true;
       else if (token === 'keep-alive') sawKeepAlive = true;
       else if (token === 'upgrade') m.upgrade = hasUpgradeHeader;
-      else if (token !== '') {
+      else if (token === 'content-length' || (isRequest && token === 'host')) {
+        // Connection options are stripped before forwarding (RFC 9110 7.6.1), but these fields
+        // must reach the next hop: without Content-Length the body would be read as the next
+        // message. RFC 9110 forbids sending them as options; refused rather than forwarded.
+        return fail(m, `Connection lists ${token}, which every recipient needs`, isRequest ? 400 : 502);
+      } else if (token !== '') {
         if (m.connectionTokens === null) m.connectionTokens = [];
         m.connectionTokens.push(token);
       }
