@@ -55,6 +55,8 @@ const VECTORS: Array<[name: string, request: (path: string) => string, status: n
     (p) => `${post(p, 'Connection: x-a\r\nX-A: 1\r\nContent-Length: 4\r\n')}abcd`,
     200,
   ],
+  ['trailer Connection: close', (p) => `${chunkedHead(p)}4\r\nabcd\r\n0\r\nConnection: close\r\n\r\n`, 400],
+  ['trailer Host', (p) => `${chunkedHead(p)}4\r\nabcd\r\n0\r\nHost: y\r\n\r\n`, 400],
   ['trailer X-Sum: 4 (valid)', (p) => `${chunkedHead(p)}4\r\nabcd\r\n0\r\nX-Sum: 4\r\n\r\n`, 200],
 ];
 
