@@ -9,7 +9,7 @@ import { ask, parseResponse as parse, type RawAnswer } from '../helpers/rawHttp.
 import { type Lab, startLab } from './helpers.js';
 
 /** Asserts a complete 4xx answer with a JSON `{"error": "..."}` body and no socket error. */
-export function assertJsonError(a: RawAnswer, status: number, what: string): void {
+function assertJsonError(a: RawAnswer, status: number, what: string): void {
   assert.equal(a.error, undefined, `${what}: socket error after ${a.status} ${a.body.slice(0, 200)}`);
   assert.equal(a.status, status, `${what}: ${a.status} ${a.body.slice(0, 200)}`);
   assert.match(a.headers['content-type'] ?? '', /^application\/json/, what);
@@ -66,6 +66,7 @@ describe('admin API: hostile requests get a JSON 4xx (issue 22)', { timeout: 60_
     // Malformed HTTP, refused by Node's parser: the answer is JSON too.
     ['bad Content-Length', `POST ${SERVERS} HTTP/1.1\r\n${H}Content-Length: x\r\n\r\n`, 400],
     ['bad chunk size', `POST ${SERVERS} HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\nzz\r\n`, 400],
+    ['HTTP/1.1 without Host', `GET /api/status HTTP/1.1\r\n\r\n`, 400],
     ['head too large', `GET / HTTP/1.1\r\n${H}x-big: ${'x'.repeat(20_000)}\r\n\r\n`, 431],
   ];
   for (const [what, bytes, status] of cases) {
@@ -95,6 +96,23 @@ describe('admin API: hostile requests get a JSON 4xx (issue 22)', { timeout: 60_
     socket.end(bytes.subarray(100_000));
     await closed;
     assert.equal(error, undefined);
+  });
+
+  test('a request followed at once by the client FIN still gets its answer', async () => {
+    const cases: Array<[string, string, number]> = [
+      ['POST reload', `POST /api/reload HTTP/1.1\r\n${H}\r\n`, 400],
+      ['POST reload with a body', withBody('POST', '/api/reload', '{}'), 400],
+      ['PATCH a server', withBody('PATCH', SERVER, '{"weight": 0.5}'), 400],
+      ['GET status', `GET /api/status HTTP/1.1\r\n${H}\r\n`, 200],
+      ['POST servers, 70 KB', withBody('POST', SERVERS, big(70_000)), 413],
+      ['a head cut short', `GET /api/status HTTP/1.1\r\n${H}`, 400],
+    ];
+    for (const [what, bytes, status] of cases) {
+      const a = await ask(lab.port, bytes, { halfClose: true });
+      assert.equal(a.error, undefined, what);
+      assert.equal(a.status, status, `${what}: ${a.body}`);
+      assert.match(a.headers['content-type'] ?? '', /^application\/json/, what);
+    }
   });
 
   test('the endpoint still answers afterwards', async () => {

@@ -17,13 +17,13 @@ export interface RawAnswer {
 
 /**
  * Sends `bytes` on a new connection to `port` and resolves once the server closes it (after the
- * first response, the client half-closes). `head`: the request is a HEAD (a response without
- * body).
+ * first response, the client half-closes; with `halfClose`, right after the bytes). `head`: the
+ * request is a HEAD (a response without body).
  */
 export function ask(
   port: number,
   bytes: string | Buffer,
-  options: { head?: boolean; waitMs?: number } = {},
+  options: { head?: boolean; waitMs?: number; halfClose?: boolean } = {},
 ): Promise<RawAnswer> {
   const waitMs = options.waitMs ?? 10_000;
   return new Promise((resolve) => {
@@ -51,7 +51,9 @@ export function ask(
       const r = parseResponse(data, options.head);
       resolve({ status: 0, headers: {}, body: data.toString('latin1'), ...r, error });
     });
-    socket.write(typeof bytes === 'string' ? Buffer.from(bytes, 'latin1') : bytes);
+    const data = typeof bytes === 'string' ? Buffer.from(bytes, 'latin1') : bytes;
+    if (options.halfClose === true) socket.end(data);
+    else socket.write(data);
   });
 }
 
