@@ -21,6 +21,7 @@ const VECTORS: Array<[name: string, request: (path: string) => string, status: n
   ['TE: \\xa0chunked', (p) => `${post(p, 'Transfer-Encoding: \xa0chunked\r\n')}4\r\nabcd\r\n0\r\n\r\n`, 501],
   ['CL: \\xa04', (p) => `${post(p, 'Content-Length: \xa04\r\n')}abcd`, 400],
   ['CL: 4\\xa0', (p) => `${post(p, 'Content-Length: 4\xa0\r\n')}abcd`, 400],
+  ['CL: 4\\t (Node refuses it)', (p) => `${post(p, 'Content-Length: 4\t\r\n')}abcd`, 400],
   ['CL: \\t4 (valid OWS)', (p) => `${post(p, 'Content-Length: \t4 \r\n')}abcd`, 200],
   // Item 2: repeated or listed Content-Length.
   ['CL twice', (p) => `${post(p, 'Content-Length: 4\r\nContent-Length: 4\r\n')}abcd`, 400],

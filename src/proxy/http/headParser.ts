@@ -204,6 +204,16 @@ function trimOws(s: string): string {
   return from === 0 && to === s.length ? s : s.slice(from, to);
 }
 
+/** Field line `i` of `m` ends in OWS that holds an HTAB (its value is trimmed already). */
+function htabAfterValue(m: MessageHead, i: number): boolean {
+  let at = i + 1 < m.count ? m.lineStarts[i + 1]! - 2 : m.source.length;
+  for (;;) {
+    const c = m.source.charCodeAt(--at);
+    if (c === 9) return true;
+    if (c !== 32) return false;
+  }
+}
+
 /** The decimal in `s` from `from` to `to`, OWS around it allowed; -1 if empty, not digits or over 15 digits. */
 function decimal(s: string, from: number, to: number): number {
   while (from < to && (s.charCodeAt(from) === 32 || s.charCodeAt(from) === 9)) from++;
@@ -240,6 +250,9 @@ function interpretFields(m: MessageHead, isRequest: boolean): number {
     const value = m.values[i]!;
     switch (name) {
       case 'content-length': {
+        // The line is forwarded as received, and Node's parser refuses one with an HTAB after
+        // the digits (though it is OWS): refused here too, so that no server reads it otherwise.
+        if (isRequest && htabAfterValue(m, i)) return fail(m, 'HTAB after the Content-Length value');
         // Values in a list or in repeated fields must agree (requests refuse repeats, below).
         let start = 0;
         for (;;) {
