@@ -11,8 +11,8 @@ import { didYouMean } from '../config/suggest.js';
 import type { Config } from '../config/types.js';
 import type { Logger } from '../core/log.js';
 import type { Pool } from '../core/pool.js';
-import type { ReloadSummary, Runtime } from '../runtime/runtime.js';
 import type { Server } from '../core/server.js';
+import type { ReloadSummary, Runtime } from '../runtime/runtime.js';
 import {
   ADMIN_STATES,
   type AdminState,

@@ -13,9 +13,9 @@
 import client, { type Metric, Registry } from 'prom-client';
 import type { ExchangeRecord, TrafficObserver } from '../core/observer.js';
 import type { Pool, TransitionListener } from '../core/pool.js';
-import type { Runtime } from '../runtime/runtime.js';
 import type { Server, ServerState } from '../core/server.js';
 import { healthOf } from '../health/index.js';
+import type { Runtime } from '../runtime/runtime.js';
 import { LiveStats } from './live.js';
 
 const { Counter, Gauge, collectDefaultMetrics } = client;

@@ -5,9 +5,9 @@
 import { formatDuration } from '../config/duration.js';
 import type { Config } from '../config/types.js';
 import type { Pool } from '../core/pool.js';
-import type { Runtime } from '../runtime/runtime.js';
 import type { Server } from '../core/server.js';
 import { healthOf } from '../health/index.js';
+import type { Runtime } from '../runtime/runtime.js';
 import type { Percentiles } from './live.js';
 import type { Telemetry } from './metrics.js';
 

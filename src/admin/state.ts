@@ -15,8 +15,8 @@ import { ConfigError, type ConfigProblem, parseAddress } from '../config/index.j
 import { loadConfig, parseConfig } from '../config/load.js';
 import type { Config } from '../config/types.js';
 import type { Logger } from '../core/log.js';
-import type { Runtime } from '../runtime/runtime.js';
 import type { ServerState } from '../core/server.js';
+import type { Runtime } from '../runtime/runtime.js';
 
 /** What an operator can set a server to; the pool states behind them. */
 export type AdminState = 'ready' | 'drain' | 'maintenance';

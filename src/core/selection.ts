@@ -103,7 +103,11 @@ export class Selection {
     if (pool === null) throw new Error('Selection.next() before start()');
     this.#skipped = 0;
     const eligible = pool.eligibleServers();
-    if (eligible.length === 0) return undefined;
+    if (eligible.length === 0) {
+      // A pinned client that no server can take counts as reassigned, as one sent elsewhere.
+      this.#countReassigned(pool);
+      return undefined;
+    }
     let exclude: readonly Server[] = this.#tried;
     const pinned = this.#pinned;
     if (pinned !== undefined && exclude.length === 0 && eligible.includes(pinned)) {
@@ -122,14 +126,18 @@ export class Selection {
   }
 
   #lease(pool: Pool, server: Server): Server {
-    const pinned = this.#pinned;
-    if (pinned !== undefined && server !== pinned && !this.#reassigned) {
-      this.#reassigned = true;
-      pool.reassigned++;
-    }
+    if (server !== this.#pinned) this.#countReassigned(pool);
     pool.lease(server);
     this.#tried.push(server);
     return server;
+  }
+
+  /** The pinned server could not take the request: counted once per request. */
+  #countReassigned(pool: Pool): void {
+    if (this.#pinned !== undefined && !this.#reassigned) {
+      this.#reassigned = true;
+      pool.reassigned++;
+    }
   }
 
   /** Adds `server` to this call's exclusions (the tried ones and those passed over so far). */

@@ -92,7 +92,9 @@ function probeHttp(target: ProbeTarget, config: ProbeConfig, signal?: AbortSigna
       path: config.path,
       // A fresh connection per probe: a pooled one would hide a server that stopped accepting.
       agent: false,
-      headers: { host: config.host ?? target.address, connection: 'close', 'user-agent': USER_AGENT },
+      // Not `Connection: close`: the server would close first and keep a TIME_WAIT socket for
+      // every check. We close as soon as we have the verdict, so the TIME_WAIT is ours.
+      headers: { host: config.host ?? target.address, connection: 'keep-alive', 'user-agent': USER_AGENT },
     });
     req.on('socket', (socket) => socket.once('connect', () => (connected = true)));
     req.on('error', (err: NodeJS.ErrnoException) => finish(false, describe(err, connected)));

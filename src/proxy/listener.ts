@@ -3,6 +3,7 @@ import type { ListenerConfig } from '../config/types.js';
 import type { Logger } from '../core/log.js';
 import type { TrafficObserver } from '../core/observer.js';
 import type { Pool } from '../core/pool.js';
+import type { UpstreamPool } from './http/upstreamPool.js';
 
 /** Looks up a pool by name (the config loader has already checked that it exists). */
 export type PoolLookup = (name: string) => Pool;
@@ -28,9 +29,12 @@ export interface Listener {
   observer?: TrafficObserver | null;
 }
 
+/** What the runtime gives every listener it creates. */
 export interface ListenerDeps {
   pools: PoolLookup;
   log: Logger;
+  /** Idle keep-alive connections to servers (HTTP), shared by the runtime's listeners. */
+  upstreams: UpstreamPool;
 }
 
 /** A bind failure in words a user can act on (same for every protocol). */

@@ -8,15 +8,15 @@ import {
   type NamedChanges,
 } from '../config/index.js';
 import type { Config, ListenerConfig, PoolConfig } from '../config/types.js';
-import { createPoolHealth, type PoolHealth } from '../health/index.js';
-import { closeIdle } from '../proxy/http/upstreamPool.js';
-import type { Listener, PoolLookup } from '../proxy/listener.js';
-import { createListener } from '../proxy/listenerFactory.js';
 import type { Logger } from '../core/log.js';
 import { log as defaultLog } from '../core/log.js';
 import type { TrafficObserver } from '../core/observer.js';
 import { Pool, type PoolOptions } from '../core/pool.js';
 import { Server } from '../core/server.js';
+import { createPoolHealth, type PoolHealth } from '../health/index.js';
+import { UpstreamPool } from '../proxy/http/upstreamPool.js';
+import type { Listener, ListenerDeps, PoolLookup } from '../proxy/listener.js';
+import { createListener } from '../proxy/listenerFactory.js';
 import { abortAll, type ConfigFollower, type PreparedChange } from './follower.js';
 
 type CreateAffinity = typeof import('../sticky/index.js').createAffinity;
@@ -77,6 +77,8 @@ export class Runtime {
   private readonly followers: ConfigFollower[] = [];
   /** Between a successful start() and shutdown(). */
   private running = false;
+  /** Idle keep-alive connections to the servers, shared by every HTTP listener; closed on stop. */
+  readonly upstreams = new UpstreamPool();
 
   constructor(config: Config, options: RuntimeOptions = {}) {
     this.config = config;
@@ -95,7 +97,7 @@ export class Runtime {
       // the start before any listener has bound.
       prepared = await this.prepareFollowers(this.config, undefined);
       for (const [i, l] of this.config.listeners.entries()) {
-        const listener = await this.bind(i, createListener(l, { pools: lookup, log: this.log }));
+        const listener = await this.bind(i, createListener(l, this.deps(lookup)));
         this.listeners.set(l.name, listener);
       }
     } catch (err) {
@@ -160,7 +162,7 @@ export class Runtime {
     this.health.clear();
     await Promise.all([...this.listeners.values()].map((l) => l.shutdown(timeoutMs)));
     this.listeners.clear();
-    for (const pool of this.pools.values()) for (const s of pool.servers) closeIdle(s);
+    this.upstreams.close();
     await Promise.all([...this.pools.values()].map((p) => stopAffinity(p, this.log)));
   }
 
@@ -189,7 +191,7 @@ export class Runtime {
     try {
       for (const [i, l] of next.listeners.entries()) {
         if (!this.needsSocket(l, diff)) continue;
-        bound.set(l.name, await this.bind(i, createListener(l, { pools: lookup, log: this.log })));
+        bound.set(l.name, await this.bind(i, createListener(l, this.deps(lookup))));
       }
     } catch (err) {
       await Promise.all([...bound.values()].map((l) => l.shutdown(0)));
@@ -207,7 +209,7 @@ export class Runtime {
     }
     for (const name of diff.pools.changed) {
       const pool = nextPools.get(name)!;
-      updatePool(pool, configOf(name));
+      updatePool(pool, configOf(name), this.upstreams);
       applyAffinity(pool, configOf(name), this.log);
       this.health.get(name)?.stop();
       this.health.set(name, createPoolHealth(pool, configOf(name), this.log));
@@ -219,7 +221,7 @@ export class Runtime {
       this.pools.delete(name);
       stopAffinity(pool, this.log);
       // Requests in flight hold the Pool object and finish; idle connections go now.
-      for (const s of pool.servers) closeIdle(s);
+      for (const s of pool.servers) this.upstreams.closeServer(s);
     }
 
     // 3. Listeners: start using new sockets, update changed ones, drain replaced and removed ones.
@@ -295,6 +297,10 @@ export class Runtime {
     this.pools.set(p.name, pool);
     this.health.set(p.name, createPoolHealth(pool, p, this.log));
     applyAffinity(pool, p, this.log);
+  }
+
+  private deps(pools: PoolLookup): ListenerDeps {
+    return { pools, log: this.log, upstreams: this.upstreams };
   }
 
   private lookup(pools: Map<string, Pool>): PoolLookup {
@@ -379,9 +385,14 @@ export function buildPool(p: PoolConfig, log: Logger = defaultLog): Pool {
 
 /**
  * Applies a pool's new config to the running Pool. Servers are matched by identity (name, else
- * address): a kept server keeps its state, counters and response-time estimate.
+ * address): a kept server keeps its state, counters and response-time estimate. Idle connections
+ * to removed or readdressed servers are closed in `upstreams`.
  */
-export function updatePool(pool: Pool, p: PoolConfig): { added: string[]; removed: string[] } {
+export function updatePool(
+  pool: Pool,
+  p: PoolConfig,
+  upstreams: UpstreamPool,
+): { added: string[]; removed: string[] } {
   if (pool.policy.name !== p.algorithm) pool.setPolicy(createPolicy(p.algorithm));
   pool.options = poolOptions(p);
   const current = new Map(pool.servers.map((s) => [s.id, s]));
@@ -394,7 +405,7 @@ export function updatePool(pool: Pool, p: PoolConfig): { added: string[]; remove
     }
     current.delete(sc.name);
     if (s.host !== sc.address.host || s.port !== sc.address.port) {
-      closeIdle(s);
+      upstreams.closeServer(s);
       s.host = sc.address.host;
       s.port = sc.address.port;
       s.address = sc.address.text;
@@ -407,7 +418,7 @@ export function updatePool(pool: Pool, p: PoolConfig): { added: string[]; remove
     s.sendProxyProtocol = sc.sendProxyProtocol;
     return s;
   });
-  for (const s of current.values()) closeIdle(s);
+  for (const s of current.values()) upstreams.closeServer(s);
   pool.setServers(servers);
   return { added, removed: [...current.keys()] };
 }

@@ -3,8 +3,8 @@
 import { type AdminOptions, type RunningAdmin, startAdmin } from '../../src/admin/index.js';
 import { loadConfig } from '../../src/config/index.js';
 import type { AdminConfig } from '../../src/config/types.js';
-import { Runtime } from '../../src/runtime/runtime.js';
 import type { RunningBackend } from '../../src/demo/backend.js';
+import { Runtime } from '../../src/runtime/runtime.js';
 import {
   memoryLogger,
   type Reply,

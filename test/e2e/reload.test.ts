@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadConfig } from '../../src/config/index.js';
-import { Runtime } from '../../src/runtime/runtime.js';
 import type { RunningBackend } from '../../src/demo/backend.js';
+import { Runtime } from '../../src/runtime/runtime.js';
 import { memoryLogger, request, startBackends } from '../helpers/balancer.js';
 
 function yaml(

@@ -11,7 +11,7 @@ function cfg(overrides: Partial<ProbeConfig> = {}): ProbeConfig {
   return { ...checkConfig({ timeout: 2000 }), ...overrides };
 }
 
-test('http probe: sends method, path, Host (the server address by default), connection: close', async () => {
+test('http probe: sends method, path, Host (the server address by default), keep-alive', async () => {
   const http = await startHttp();
   try {
     const r = await probe(target(http.port), cfg());
@@ -20,7 +20,8 @@ test('http probe: sends method, path, Host (the server address by default), conn
     assert.equal(req?.method, 'GET');
     assert.equal(req?.url, '/health');
     assert.equal(req?.headers.host, `127.0.0.1:${http.port}`);
-    assert.equal(req?.headers.connection, 'close');
+    // The probe closes the connection itself, not the server (no TIME_WAIT left on the server).
+    assert.equal(req?.headers.connection, 'keep-alive');
 
     const r2 = await probe(
       target(http.port),

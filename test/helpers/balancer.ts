@@ -2,8 +2,8 @@ import { type Agent, request as httpRequest, type IncomingHttpHeaders } from 'no
 import { connect } from 'node:net';
 import { parseConfig } from '../../src/config/index.js';
 import { createLogger, type Logger } from '../../src/core/log.js';
-import { Runtime } from '../../src/runtime/runtime.js';
 import { type RunningBackend, startBackend } from '../../src/demo/backend.js';
+import { Runtime } from '../../src/runtime/runtime.js';
 
 /** A logger that keeps lines in memory, so tests can assert on them and keep output clean. */
 export function memoryLogger(): Logger & { lines: string[] } {

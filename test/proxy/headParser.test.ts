@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import {
   Framing,
   headerValue,
+  keepAliveTimeoutMs,
   newRequestHead,
   newResponseHead,
   parseRequestHead,
@@ -238,4 +239,19 @@ test('garbage responses are refused with 502', () => {
   ]) {
     assert.equal(res(text).status, 502, text);
   }
+});
+
+test("a response's Keep-Alive timeout hint, in ms; -1 without one", () => {
+  const parse = (text: string) => {
+    const head = newResponseHead();
+    assert.equal(parseResponseHead(text.replaceAll('\n', '\r\n'), head), 0);
+    return head.keepAliveMs;
+  };
+  assert.equal(parse('HTTP/1.1 200 OK\nKeep-Alive: timeout=5\nContent-Length: 0'), 5000);
+  assert.equal(parse('HTTP/1.1 200 OK\nkeep-alive: max=100, timeout=65\nContent-Length: 0'), 65_000);
+  assert.equal(parse('HTTP/1.1 200 OK\nKeep-Alive: Timeout = "2"; max=3\nContent-Length: 0'), 2000);
+  assert.equal(parse('HTTP/1.1 200 OK\nKeep-Alive: max=100\nContent-Length: 0'), -1);
+  assert.equal(parse('HTTP/1.1 200 OK\nKeep-Alive: mytimeout=5\nContent-Length: 0'), -1);
+  assert.equal(parse('HTTP/1.1 200 OK\nContent-Length: 0'), -1);
+  assert.equal(keepAliveTimeoutMs('timeout=0'), 0);
 });

@@ -1,31 +1,17 @@
-import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
-import { PIN_WAIT_LIMIT_MS, resolvePinned } from '../../core/affinity.js';
 import type { CidrSet } from '../../core/cidr.js';
 import { unmapIPv4 } from '../../core/cidr.js';
-import type { Logger } from '../../core/log.js';
 import type { TrafficObserver } from '../../core/observer.js';
-import { Outcome, type Pool } from '../../core/pool.js';
-import { type SelectContext, Selection } from '../../core/selection.js';
-import type { Server } from '../../core/server.js';
+import type { SelectContext } from '../../core/selection.js';
+import { http1ErrorResponse } from '../errorResponse.js';
+import { Exchange, type ExchangeContext, type ExchangeFront } from '../exchange.js';
+import { clientIpOf, cookieHeader, endToEndLines, type ForwardedFor } from '../headerRules.js';
 import { CHUNKED_ERROR, CHUNKED_MORE, ChunkedDecoder } from './chunkedDecoder.js';
-import {
-  Framing,
-  findHeadEnd,
-  isHopByHop,
-  newRequestHead,
-  newResponseHead,
-  parseRequestHead,
-  parseResponseHead,
-  rawLines,
-  responseHasBody,
-} from './headParser.js';
+import { Framing, findHeadEnd, newRequestHead, parseRequestHead, type ResponseHead } from './headParser.js';
 import type { Router } from './router.js';
-import { idleListFor, type UpstreamConnection, type UpstreamOwner } from './upstreamPool.js';
 
 /** What a client connection needs from its listener. Swappable fields apply on reload. */
-export interface ListenerContext {
-  readonly name: string;
+export interface ListenerContext extends ExchangeContext {
   router: Router;
   trusted: CidrSet | null;
   maxHeaderSize: number;
@@ -34,7 +20,6 @@ export interface ListenerContext {
   closing: boolean;
   /** Told of every finished exchange (metrics, access log), when set. */
   observer: TrafficObserver | null;
-  readonly log: Logger;
   readonly connections: Set<ClientConnection>;
 }
 
@@ -43,46 +28,33 @@ enum Phase {
   Idle = 0,
   /** Receiving a request head. */
   Head = 1,
-  /** Opening a connection to the chosen server. */
-  Connecting = 2,
-  /** Request sent (or its body streaming) and response being received or relayed. */
-  Exchange = 3,
+  /** The request is with its exchange: body streaming, response awaited or relayed. */
+  Exchange = 2,
   /** After a 101 Switching Protocols: bytes are piped both ways. */
-  Tunnel = 4,
-  Closed = 5,
-}
-
-enum Res {
-  Head = 0,
-  Body = 1,
-  Done = 2,
+  Tunnel = 3,
+  Closed = 4,
 }
 
 /** Pipelined bytes held while a response is in flight, before we stop reading. */
 const MAX_PIPELINE_BUFFER = 64 * 1024;
-/** Bodies up to this size that arrive with their head are sent in the same write. */
+/** Response bodies up to this size that arrive with their head go out in the same write. */
 const SMALL_BODY = 4096;
-/** Upstream response heads larger than this are garbage. */
-const MAX_RESPONSE_HEAD = 64 * 1024;
-/** Idle limit of upgraded (WebSocket) connections. */
-const TUNNEL_IDLE_MS = 3_600_000;
 /** A closed-but-lingering client socket is destroyed after this long. */
 const LINGER_MS = 2000;
 
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
-
 /**
- * One client connection of an HTTP listener and the exchanges on it, one at a time (pipelined
- * requests wait their turn). A request is parsed strictly, routed to a pool, leased to a server,
- * and forwarded over a pooled raw keep-alive connection with its body streamed; the response is
- * parsed strictly and relayed, streamed, with backpressure both ways.
+ * The HTTP/1.1 front: one client connection and its requests, one at a time (pipelined requests
+ * wait their turn). A request head is parsed strictly and routed to a pool; its Exchange does the
+ * rest with the servers. This class owns the client's socket: request framing (where a body
+ * ends and the next request starts), keep-alive, the response head's connection fields,
+ * backpressure from the client, timeouts and the access log record.
  */
-export class ClientConnection implements UpstreamOwner {
+export class ClientConnection implements ExchangeFront {
   readonly socket: Socket;
   private readonly ctx: ListenerContext;
-  private readonly peerIp: string;
-  private readonly trustedPeer: boolean;
-  private readonly pickCtx: SelectContext;
+  private readonly exchange: Exchange;
+  private readonly from: ForwardedFor;
+  private readonly selectCtx: SelectContext;
 
   private phase = Phase.Idle;
   /** When the current phase times out (ms since epoch); checked by the listener's sweep. */
@@ -90,65 +62,39 @@ export class ClientConnection implements UpstreamOwner {
   private inBuf: Buffer | null = null;
   private scanFrom = 0;
   private readPaused = false;
+  /** The exchange (or the server, in a tunnel) cannot take more bytes right now. */
+  private upBlocked = false;
   private clientEnded = false;
 
   private readonly req = newRequestHead();
-  private reqHead = '';
   private reqFraming = Framing.None;
   private reqRemaining = 0;
   private readonly reqChunked = new ChunkedDecoder();
+  /** The whole request body has been read from the client. */
   private reqDone = true;
   private keepAlive = true;
-
-  private pool: Pool | null = null;
-  /** The leased server, until the lease is released. */
-  private server: Server | null = null;
-  /** The current request's candidates: pinned server, policy, fallbacks. */
-  private readonly selection = new Selection();
-  /** Servers leased for the current request; the last is the current one. */
-  private get tried(): readonly Server[] {
-    return this.selection.tried;
-  }
-  /** The server this request's client is pinned to (sticky sessions), if any. */
-  private pinned: Server | undefined = undefined;
+  /** The current request was routed (a rejected one reports no pool or server). */
+  private routed = false;
+  private status = 0;
   /** socket.bytesWritten when the exchange began; -1 while nobody observes traffic. */
   private reportStart = -1;
   /** performance.now() when an observed exchange began: sub-millisecond durations. */
   private reportAt = 0;
-  private up: UpstreamConnection | null = null;
   private startedAt = 0;
-  private ttfb = 0;
-  private lastStatus = 502;
-  private lastError = '';
-
-  private readonly res = newResponseHead();
-  private resPhase = Res.Done;
-  private resBuf: Buffer | null = null;
-  private resFraming = Framing.None;
-  private resRemaining = 0;
-  private readonly resChunked = new ChunkedDecoder();
-  /** HTTP/1.0 client and a chunked response: relay only the data, then close. */
-  private resStrip = false;
-  /** A final response head was sent to the client for the current request. */
-  private resStarted = false;
-  private upReusable = false;
-  private readonly stripSink: (b: Buffer, s: number, e: number) => void;
 
   constructor(socket: Socket, ctx: ListenerContext) {
     this.socket = socket;
     this.ctx = ctx;
-    this.peerIp = unmapIPv4(socket.remoteAddress ?? '');
-    this.trustedPeer = ctx.trusted?.has(this.peerIp) ?? false;
-    this.pickCtx = { clientIp: this.peerIp, hashKey: undefined };
+    this.exchange = new Exchange(this, ctx);
+    const peerIp = unmapIPv4(socket.remoteAddress ?? '');
+    this.from = { peerIp, trustedPeer: ctx.trusted?.has(peerIp) ?? false, proto: 'http' };
+    this.selectCtx = { clientIp: peerIp, hashKey: undefined };
     // The first request must arrive within the request-head timeout, later ones within idle.
     this.deadline = Date.now() + ctx.timeouts.requestHead;
-    this.stripSink = (b, s, e) => {
-      if (!this.socket.write(b.subarray(s, e))) this.up?.socket.pause();
-    };
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => this.onEnd());
-    socket.on('drain', () => this.onDrain());
+    socket.on('drain', () => this.exchange.resumeResponse());
     socket.on('error', () => {}); // 'close' follows; resets from clients are routine
     socket.on('close', () => this.onClose());
     ctx.connections.add(this);
@@ -159,24 +105,16 @@ export class ClientConnection implements UpstreamOwner {
     return this.phase === Phase.Idle && this.inBuf === null;
   }
 
-  // ---- client side ----
+  // ---- the client's bytes ----
 
   private onData(chunk: Buffer): void {
     try {
       switch (this.phase) {
         case Phase.Tunnel:
-          this.deadline = Date.now() + TUNNEL_IDLE_MS;
-          if (this.up !== null && !this.up.socket.write(chunk)) this.pauseReads();
+          if (!this.exchange.writeTunnel(chunk)) this.block();
           return;
         case Phase.Exchange:
-          if (!this.reqDone) {
-            this.deadline = Date.now() + this.pool!.options.timeouts.response;
-            this.forwardBody(chunk);
-            return;
-          }
-          this.hold(chunk);
-          return;
-        case Phase.Connecting:
+          if (!this.reqDone) return this.forwardBody(chunk);
           this.hold(chunk);
           return;
         case Phase.Idle:
@@ -197,10 +135,10 @@ export class ClientConnection implements UpstreamOwner {
     }
   }
 
-  /** Keeps bytes not consumable yet (a head in progress, a body before the upstream is ready). */
+  /** Keeps bytes not consumable yet (a head in progress, a pipelined request). */
   private hold(chunk: Buffer): void {
     this.inBuf = this.inBuf === null ? chunk : Buffer.concat([this.inBuf, chunk]);
-    if (this.phase >= Phase.Connecting && this.inBuf.length > MAX_PIPELINE_BUFFER) this.pauseReads();
+    if (this.phase === Phase.Exchange && this.inBuf.length > MAX_PIPELINE_BUFFER) this.pauseReads();
   }
 
   private parseHead(): void {
@@ -230,177 +168,108 @@ export class ClientConnection implements UpstreamOwner {
 
   private beginRequest(): void {
     const req = this.req;
+    const ctx = this.ctx;
     this.startedAt = Date.now();
-    this.pickCtx.clientIp = this.trustedPeer ? this.forwardedClientIp() : this.peerIp;
-    this.pool = this.ctx.router.select(req);
+    this.selectCtx.clientIp = this.from.trustedPeer
+      ? clientIpOf(req, this.from.peerIp, ctx.trusted)
+      : this.from.peerIp;
+    const pool = ctx.router.select(req);
+    this.routed = true;
     this.reqFraming = req.framing;
     this.reqRemaining = req.contentLength;
     this.reqDone = req.framing === Framing.None;
     if (req.framing === Framing.Chunked) this.reqChunked.reset();
-    this.keepAlive = !req.close && !this.ctx.closing;
-    this.resStarted = false;
-    this.resPhase = Res.Done;
-    this.selection.start(this.pool, this.pickCtx);
-    this.lastStatus = 502;
-    this.lastError = '';
-    this.reqHead = this.buildRequestHead();
-    this.pinned = undefined;
-    if (this.ctx.observer === null) this.reportStart = -1;
+    this.keepAlive = !req.close && !ctx.closing;
+    this.upBlocked = false;
+    if (ctx.observer === null) this.reportStart = -1;
     else {
       this.reportStart = this.socket.bytesWritten;
       this.reportAt = performance.now();
     }
-    const affinity = this.pool.affinity;
-    if (affinity === null) return this.dispatch();
-    const found = resolvePinned(affinity, this.pickCtx.clientIp, this.cookies());
-    if (!(found instanceof Promise)) return this.dispatchPinned(found);
-    // A shared stick table is being asked: hold the client's bytes meanwhile.
-    this.phase = Phase.Connecting;
-    this.deadline = Date.now() + PIN_WAIT_LIMIT_MS;
-    this.pauseReads();
-    found.then((server) => {
-      if (this.phase === Phase.Connecting && this.up === null) this.dispatchPinned(server);
-    });
-  }
-
-  /** The pin is known: the request's selection starts again with it. */
-  private dispatchPinned(pinned: Server | undefined): void {
-    this.pinned = pinned;
-    this.selection.start(this.pool!, this.pickCtx, pinned);
-    this.dispatch();
-  }
-
-  /** The request's Cookie header(s), joined, or null. */
-  private cookies(): string | null {
-    const r = this.req;
-    let out: string | null = null;
-    for (let i = 0; i < r.count; i++) {
-      if (r.names[i] === 'cookie') out = out === null ? r.values[i]! : `${out}; ${r.values[i]}`;
-    }
-    return out;
-  }
-
-  /** Leases the next candidate and sends the request over a pooled or new connection. */
-  private dispatch(): void {
-    const pool = this.pool!;
-    const server = this.selection.next();
-    if (server === undefined) {
-      if (this.tried.length === 0) return this.respondError(503, `pool ${pool.name} has no server available`);
-      return this.respondError(this.lastStatus, this.lastError);
-    }
-    this.server = server;
-    const list = idleListFor(server, pool.options);
-    const up = list.take(this);
-    if (up !== null) {
-      this.up = up;
-      this.sendRequest();
-    } else {
-      this.openConnection(list.open(this));
-    }
-  }
-
-  private openConnection(up: UpstreamConnection): void {
-    this.up = up;
-    this.phase = Phase.Connecting;
-    this.deadline = Date.now() + this.pool!.options.timeouts.connect;
-    this.pauseReads();
-  }
-
-  onUpstreamConnect(up: UpstreamConnection): void {
-    if (up === this.up && this.phase === Phase.Connecting) this.sendRequest();
-  }
-
-  private sendRequest(): void {
-    const out = this.up!.socket;
     this.phase = Phase.Exchange;
-    this.resPhase = Res.Head;
-    this.resBuf = null;
-    this.deadline = Date.now() + this.pool!.options.timeouts.response;
-    const head = this.req.hostHeader === '' ? this.buildRequestHead() : this.reqHead;
-    if (this.reqDone || this.inBuf === null) {
-      // No body bytes at hand: one plain write (cork would force the slower buffered path).
-      out.write(head, 'latin1');
-    } else {
-      out.cork();
-      out.write(head, 'latin1');
+    // Body bytes that came with the head go out with it.
+    let first: Buffer | null = null;
+    if (!this.reqDone && this.inBuf !== null) {
       const held = this.inBuf;
       this.inBuf = null;
-      this.forwardBody(held);
-      out.uncork();
+      first = this.takeBody(held);
+      if (first === null) return;
     }
+    // HTTP/1.0 clients cannot take chunked bodies: they get the data, delimited by our close.
+    this.exchange.decodeChunked = req.minor === 0;
+    const cookies = pool.affinity === null ? null : cookieHeader(req);
+    this.exchange.start(pool, req, this.from, this.selectCtx, cookies, first, this.reqDone);
     this.updateReads();
   }
 
-  /** Forwards request body bytes; whatever follows the body is the next pipelined request. */
-  private forwardBody(buf: Buffer): void {
+  /**
+   * The part of `buf` that belongs to the current request's body, every byte of it checked;
+   * what follows it is the next pipelined request, kept in inBuf. Null when the body's framing
+   * is broken (the client has been answered).
+   */
+  private takeBody(buf: Buffer): Buffer | null {
     let used = buf.length;
     if (this.reqFraming === Framing.Length) {
       used = Math.min(this.reqRemaining, buf.length);
       this.reqRemaining -= used;
-      this.writeUp(used === buf.length ? buf : buf.subarray(0, used));
       if (this.reqRemaining === 0) this.reqDone = true;
     } else {
+      // Checked before any of it is passed on: a malformed chunk never reaches a server.
       const r = this.reqChunked.feed(buf, 0);
-      if (r === CHUNKED_ERROR) return this.abortRequestBody(`bad chunked body: ${this.reqChunked.error}`);
-      if (r === CHUNKED_MORE) this.writeUp(buf);
-      else {
+      if (r === CHUNKED_ERROR) {
+        this.abortRequestBody(`bad chunked body: ${this.reqChunked.error}`);
+        return null;
+      }
+      if (r !== CHUNKED_MORE) {
         used = r;
-        this.writeUp(r === buf.length ? buf : buf.subarray(0, r));
         this.reqDone = true;
       }
     }
-    if (used < buf.length) {
-      const rest = buf.subarray(used);
-      this.inBuf = this.inBuf === null ? rest : Buffer.concat([this.inBuf, rest]);
-    }
+    if (used === buf.length) return buf;
+    const rest = buf.subarray(used);
+    this.inBuf = this.inBuf === null ? rest : Buffer.concat([this.inBuf, rest]);
+    return buf.subarray(0, used);
+  }
+
+  /** Forwards request body bytes that arrive after the head. */
+  private forwardBody(buf: Buffer): void {
+    const part = this.takeBody(buf);
+    if (part === null) return;
+    if (part.length > 0 && !this.exchange.writeBody(part)) this.block();
     if (this.reqDone) {
-      if (this.resPhase === Res.Done) this.finishExchange();
-      else this.updateReads();
+      if (this.exchange.busy) this.exchange.endBody();
+      this.updateReads();
     }
   }
 
-  private writeUp(part: Buffer): void {
-    if (!this.up!.socket.write(part)) this.pauseReads();
-  }
-
-  onUpstreamDrain(up: UpstreamConnection): void {
-    if (up === this.up) this.updateReads();
-  }
-
-  private onDrain(): void {
-    const up = this.up;
-    if (up?.socket.isPaused()) up.socket.resume();
+  private block(): void {
+    this.upBlocked = true;
+    this.pauseReads();
   }
 
   private onEnd(): void {
     this.clientEnded = true;
     switch (this.phase) {
       case Phase.Idle:
-        this.socket.end();
-        this.phase = Phase.Closed;
-        return;
       case Phase.Head:
-        // A request cut short: nothing to answer.
+        // Nothing asked, or a request cut short: nothing to answer.
         this.socket.end();
         this.phase = Phase.Closed;
         return;
       case Phase.Tunnel:
-        this.up?.socket.end();
+        this.exchange.endTunnel();
+        return;
+      case Phase.Exchange:
+        if (!this.reqDone) this.abortRequestBody('client closed before sending the whole body', true);
         return;
       default:
-        if (!this.reqDone) this.abortRequestBody('client closed before sending the whole body', true);
     }
   }
 
   private onClose(): void {
     this.phase = Phase.Closed;
     this.ctx.connections.delete(this);
-    const up = this.up;
-    if (up !== null) {
-      this.up = null;
-      up.destroy();
-    }
-    this.releaseLease(Outcome.Cancelled);
+    if (this.exchange.busy) this.exchange.cancel();
   }
 
   private pauseReads(): void {
@@ -414,17 +283,15 @@ export class ClientConnection implements UpstreamOwner {
   private updateReads(): void {
     let pause = false;
     switch (this.phase) {
-      case Phase.Connecting:
-        pause = true;
-        break;
       case Phase.Exchange:
         pause = this.reqDone
           ? this.inBuf !== null && this.inBuf.length > MAX_PIPELINE_BUFFER
-          : this.up?.socket.writableNeedDrain === true;
+          : this.upBlocked;
         break;
       case Phase.Tunnel:
-        pause = this.up?.socket.writableNeedDrain === true;
+        pause = this.upBlocked;
         break;
+      default:
     }
     if (pause) this.pauseReads();
     else if (this.readPaused) {
@@ -433,280 +300,96 @@ export class ClientConnection implements UpstreamOwner {
     }
   }
 
-  // ---- upstream side ----
+  // ---- what the exchange tells ----
 
-  onUpstreamData(up: UpstreamConnection, chunk: Buffer): void {
-    try {
-      if (up !== this.up) return up.destroy();
-      if (this.phase === Phase.Tunnel) {
-        this.deadline = Date.now() + TUNNEL_IDLE_MS;
-        if (!this.socket.write(chunk)) up.socket.pause();
-        return;
-      }
-      this.deadline = Date.now() + this.pool!.options.timeouts.response;
-      if (this.resPhase === Res.Body) return this.forwardResponseBody(chunk);
-      if (this.resPhase === Res.Head) return this.readResponseHead(chunk);
-      // Bytes after a complete response: the server is out of step, never reuse it.
-      this.upReusable = false;
-    } catch (err) {
-      this.internalError(err);
-    }
-  }
-
-  private readResponseHead(chunk: Buffer): void {
-    let buf = this.resBuf === null ? chunk : Buffer.concat([this.resBuf, chunk]);
-    for (;;) {
-      const end = findHeadEnd(buf, 0);
-      if (end < 0) {
-        if (buf.length > MAX_RESPONSE_HEAD) return this.upstreamBroken('response head too large');
-        this.resBuf = buf;
-        return;
-      }
-      const res = this.res;
-      if (parseResponseHead(buf.toString('latin1', 0, end), res) !== 0) return this.upstreamBroken(res.error);
-      const rest = end + 4;
-      if (res.status >= 200) {
-        this.resBuf = null;
-        this.startResponse(buf, rest);
-        return;
-      }
-      if (res.status === 101) {
-        if (!this.req.upgrade) return this.upstreamBroken('101 without an upgrade request');
-        return this.startTunnel(buf.subarray(rest));
-      }
-      // Interim responses (100 Continue, 103 Early Hints) go to HTTP/1.1 clients as they are.
-      if (this.req.minor === 1) this.socket.write(this.buildResponseHead(false, true), 'latin1');
-      if (rest >= buf.length) {
-        this.resBuf = null;
-        return;
-      }
-      buf = buf.subarray(rest);
-    }
-  }
-
-  /**
-   * Sends the response head to the client, with the body bytes that came along with it
-   * (`buf` from `rest` on).
-   */
-  private startResponse(buf: Buffer, rest: number): void {
-    const res = this.res;
-    const req = this.req;
-    this.ttfb = Date.now() - this.startedAt;
-    this.resStrip = false;
-    if (!responseHasBody(req.method, res.status)) this.resFraming = Framing.None;
-    else {
-      this.resFraming = res.framing;
-      if (res.framing === Framing.Chunked) {
-        this.resChunked.reset();
-        if (req.minor === 0) {
-          this.resStrip = true;
-          this.keepAlive = false;
-        }
-      } else if (res.framing === Framing.Length) this.resRemaining = res.contentLength;
-      else if (res.framing === Framing.UntilClose) this.keepAlive = false;
-    }
-    this.upReusable = !res.close && res.minor === 1 && this.resFraming !== Framing.UntilClose;
-    // A response that starts before the request body is complete: we cannot find the next
-    // request's start reliably, so this connection ends with this response.
-    if (!this.reqDone) this.keepAlive = false;
-    const affinity = this.pool!.affinity;
-    const head = this.buildResponseHead(
-      !this.keepAlive || this.ctx.closing,
-      false,
-      affinity === null
-        ? ''
-        : affinity.onResponse(
-            this.pickCtx.clientIp,
-            this.tried.at(-1)!,
-            this.pinned,
-            this.setCookies(),
-            false,
-          ),
-    );
-    const out = this.socket;
-    const extra = buf.length - rest;
-    this.resStarted = true;
-    if (this.resFraming === Framing.None) {
-      out.write(head, 'latin1');
-      // Bytes after a bodiless response: the server is out of step, never reuse it.
-      if (extra > 0) this.upReusable = false;
-      return this.finishExchange();
-    }
-    if (this.resFraming === Framing.Length && extra >= this.resRemaining && this.resRemaining <= SMALL_BODY) {
-      // A small response that arrived whole (the common case): one latin1 string (byte for
-      // byte), one plain write, no cork and no buffer object.
-      const bodyLen = this.resRemaining;
-      out.write(head + buf.toString('latin1', rest, rest + bodyLen), 'latin1');
-      this.resRemaining = 0;
-      if (extra > bodyLen) this.upReusable = false;
-      return this.finishExchange();
-    }
-    this.resPhase = Res.Body;
-    if (extra === 0) {
-      out.write(head, 'latin1');
-      return;
-    }
-    out.cork();
-    out.write(head, 'latin1');
-    this.forwardResponseBody(buf.subarray(rest));
-    out.uncork();
-  }
-
-  private forwardResponseBody(buf: Buffer): void {
-    const out = this.socket;
-    let ok = true;
-    switch (this.resFraming) {
-      case Framing.Length: {
-        const take = Math.min(this.resRemaining, buf.length);
-        this.resRemaining -= take;
-        ok = out.write(take === buf.length ? buf : buf.subarray(0, take));
-        if (this.resRemaining === 0) {
-          if (take < buf.length) this.upReusable = false;
-          return this.finishExchange();
-        }
-        break;
-      }
-      case Framing.Chunked: {
-        const r = this.resChunked.feed(buf, 0, this.resStrip ? this.stripSink : undefined);
-        if (r === CHUNKED_ERROR) return this.upstreamBroken(`bad chunked response: ${this.resChunked.error}`);
-        if (!this.resStrip) ok = out.write(r === CHUNKED_MORE || r === buf.length ? buf : buf.subarray(0, r));
-        if (r !== CHUNKED_MORE) {
-          if (r < buf.length) this.upReusable = false;
-          return this.finishExchange();
-        }
-        break;
-      }
-      default:
-        ok = out.write(buf);
-    }
-    if (!ok) this.up?.socket.pause();
-  }
-
-  private startTunnel(rest: Buffer): void {
-    this.ttfb = Date.now() - this.startedAt;
-    this.socket.write(this.buildResponseHead(false, true), 'latin1');
-    this.resStarted = true;
-    this.resPhase = Res.Done;
-    this.phase = Phase.Tunnel;
-    this.deadline = Date.now() + TUNNEL_IDLE_MS;
-    if (rest.length > 0) this.socket.write(rest);
-    if (this.inBuf !== null) {
-      this.up!.socket.write(this.inBuf);
-      this.inBuf = null;
-    }
+  onBodyDrain(): void {
+    this.upBlocked = false;
     this.updateReads();
   }
 
-  onUpstreamClose(up: UpstreamConnection, error: Error | undefined): void {
-    if (up !== this.up) return;
-    this.up = null;
-    try {
-      this.upstreamClosed(up, error);
-    } catch (err) {
-      this.internalError(err);
-    }
+  onInterim(res: ResponseHead): void {
+    // Interim responses (100 Continue, 103 Early Hints) go to HTTP/1.1 clients as they are.
+    if (this.req.minor === 1)
+      this.socket.write(`${statusLine(res)}${endToEndLines(res, true)}\r\n`, 'latin1');
   }
 
-  private upstreamClosed(up: UpstreamConnection, error: Error | undefined): void {
-    const code = (error as NodeJS.ErrnoException | undefined)?.code;
-    if (this.phase === Phase.Tunnel) {
-      this.releaseLease(Outcome.Success);
-      this.socket.end();
-      this.phase = Phase.Closed;
-      return;
+  onResponseHead(
+    res: ResponseHead,
+    framing: Framing,
+    extra: string,
+    buf: Buffer,
+    from: number,
+    to: number,
+    _complete: boolean,
+  ): boolean {
+    this.status = res.status;
+    // A body delimited by the close, or a response that starts before the request body is
+    // complete (the next request's start cannot be found reliably): this connection ends.
+    if (framing === Framing.UntilClose || !this.reqDone) this.keepAlive = false;
+    let head = statusLine(res) + endToEndLines(res) + extra;
+    if (framing === Framing.Chunked) head += 'transfer-encoding: chunked\r\n';
+    if (!this.keepAlive || this.ctx.closing) head += 'connection: close\r\n';
+    else if (this.req.minor === 0) head += 'connection: keep-alive\r\n';
+    head += '\r\n';
+    const out = this.socket;
+    if (to === from) return out.write(head, 'latin1');
+    if (to - from <= SMALL_BODY) {
+      // A small body that came whole: one latin1 string (byte for byte), one plain write.
+      return out.write(head + buf.toString('latin1', from, to), 'latin1');
     }
-    if (this.phase === Phase.Connecting) {
-      return this.retryOrFail(Outcome.Failure, 502, `connect ${code ?? 'failed'}`, 'connect-failure');
-    }
-    if (this.phase !== Phase.Exchange || this.resPhase === Res.Done) return;
-    if (this.resPhase === Res.Head && !this.resStarted) {
-      // Never replayed unless idempotent: the server may have acted on it before closing.
-      const replayable = this.replayable();
-      // A reused keep-alive connection the server had just closed: not the server's fault;
-      // send the request again to the same server on a new connection (only once: it is new).
-      if (up.reused && replayable && this.server !== null) {
-        return this.openConnection(idleListFor(this.server, this.pool!.options).open(this));
-      }
-      const why = `server closed the connection before answering${code ? ` (${code})` : ''}`;
-      if (replayable) return this.retryOrFail(Outcome.Failure, 502, why, 'reset');
-      this.releaseLease(Outcome.Failure);
-      return this.respondError(502, why);
-    }
-    if (this.resFraming === Framing.UntilClose && error === undefined) {
-      // The end of a body delimited by the connection's close.
-      this.releaseLease(Outcome.Success, this.res.status);
-      this.socket.end();
-      this.phase = Phase.Closed;
-      return;
-    }
-    this.releaseLease(Outcome.Failure);
-    this.log(`server closed the connection mid-response${code ? ` (${code})` : ''}`);
+    out.cork();
+    out.write(head, 'latin1');
+    const ok = out.write(buf.subarray(from, to));
+    out.uncork();
+    return ok;
+  }
+
+  onResponseBody(chunk: Buffer): boolean {
+    return this.socket.write(chunk);
+  }
+
+  onResponseEnd(): void {
+    this.report(this.status);
+    this.nextRequest();
+  }
+
+  onUpgrade(res: ResponseHead, rest: Buffer): void {
+    this.status = res.status;
+    this.socket.write(`${statusLine(res)}${endToEndLines(res, true)}\r\n`, 'latin1');
+    this.phase = Phase.Tunnel;
+    if (rest.length > 0) this.socket.write(rest);
+    const held = this.inBuf;
+    this.inBuf = null;
+    if (held !== null && !this.exchange.writeTunnel(held)) this.upBlocked = true;
+    this.updateReads();
+  }
+
+  onUpstreamEnd(): void {
+    if (this.phase !== Phase.Tunnel) this.report(this.status);
+    this.socket.end();
+    this.phase = Phase.Closed;
+    this.deadline = Date.now() + LINGER_MS;
+  }
+
+  onFailure(status: number, _why: string): void {
+    // The exchange logged it, naming pool and server.
+    const close = !this.keepAlive || !this.reqDone || this.ctx.closing;
+    if (close) this.keepAlive = false;
+    this.writeError(status, close);
+    this.report(status);
+    this.nextRequest();
+  }
+
+  onAbort(_why: string): void {
     this.socket.destroy();
-  }
-
-  /**
-   * The request can be sent again: idempotent, without a body (so nothing of it was consumed),
-   * and nothing of a response received yet.
-   */
-  private replayable(): boolean {
-    return this.reqFraming === Framing.None && this.resBuf === null && IDEMPOTENT.has(this.req.method);
-  }
-
-  /** The server failed before anything was sent to the client: another server, or an error. */
-  private retryOrFail(
-    outcome: Outcome,
-    status: number,
-    why: string,
-    kind: 'connect-failure' | 'reset' | 'timeout',
-  ): void {
-    const server = this.server;
-    this.releaseLease(outcome);
-    this.lastStatus = status;
-    this.lastError = `${why} (server ${server?.id ?? '?'})`;
-    const retries = this.pool!.options.retries;
-    if (this.tried.length <= retries.attempts && retries.on.includes(kind)) {
-      this.ctx.log.info(`${this.ctx.name}: ${this.req.method} ${this.req.path}: ${this.lastError}, retrying`);
-      return this.dispatch();
-    }
-    this.respondError(status, this.lastError);
-  }
-
-  private upstreamBroken(why: string): void {
-    const up = this.up;
-    this.up = null;
-    up?.destroy();
-    this.releaseLease(Outcome.Failure);
-    if (this.resStarted) {
-      this.log(why);
-      this.socket.destroy();
-      this.phase = Phase.Closed;
-      return;
-    }
-    this.respondError(502, `${why} (server ${this.tried[this.tried.length - 1]?.id ?? '?'})`);
+    this.phase = Phase.Closed;
   }
 
   // ---- end of an exchange ----
 
-  private finishExchange(): void {
-    this.resPhase = Res.Done;
-    if (!this.reqDone) {
-      // Response complete while the request body is still coming: wait for it to finish so
-      // the upstream connection stays in step; the client connection ends afterwards anyway.
-      this.upReusable = false;
-    }
-    this.releaseLease(Outcome.Success, this.res.status);
-    this.report(this.res.status);
-    const up = this.up;
-    if (up !== null) {
-      this.up = null;
-      if (this.upReusable && this.reqDone) idleListFor(up.server, this.pool!.options).put(up);
-      else up.destroy();
-    }
-    this.nextRequest();
-  }
-
   /** After a response: close, or go back to reading the next (maybe already buffered) request. */
   private nextRequest(): void {
+    if (this.phase === Phase.Closed) return;
     if (!this.keepAlive || this.clientEnded || this.ctx.closing || !this.reqDone) {
       this.close();
       return;
@@ -736,14 +419,6 @@ export class ClientConnection implements UpstreamOwner {
     this.socket.end();
   }
 
-  private releaseLease(outcome: Outcome, status = 0): void {
-    const server = this.server;
-    if (server === null) return;
-    this.server = null;
-    const ms = outcome === Outcome.Success ? this.ttfb : Date.now() - this.startedAt;
-    this.pool!.release(server, outcome, ms, status);
-  }
-
   /** Called by the listener's sweep when `deadline` has passed. */
   onTimeout(): void {
     try {
@@ -752,39 +427,10 @@ export class ClientConnection implements UpstreamOwner {
           return this.close();
         case Phase.Head:
           return this.reject(408, 'request head not received in time');
-        case Phase.Connecting: {
-          const up = this.up;
-          // No connection yet: the affinity store did not settle, the policy chooses.
-          if (up === null && this.server === null) return this.dispatch();
-          this.up = null;
-          up?.destroy();
-          return this.retryOrFail(Outcome.Failure, 504, 'connect timeout', 'connect-failure');
-        }
-        case Phase.Exchange: {
-          const up = this.up;
-          this.up = null;
-          up?.destroy();
-          if (!this.resStarted && this.replayable()) {
-            const why = `server did not answer within ${this.pool!.options.timeouts.response}ms`;
-            return this.retryOrFail(Outcome.Failure, 504, why, 'timeout');
-          }
-          this.releaseLease(Outcome.Failure);
-          if (this.resStarted) {
-            this.log('server stopped sending the response (timeout)');
-            this.socket.destroy();
-            return;
-          }
-          return this.respondError(
-            504,
-            `server did not answer in time (server ${this.tried.at(-1)?.id ?? '?'})`,
-          );
-        }
+        case Phase.Exchange:
         case Phase.Tunnel:
-          this.up?.destroy();
-          this.up = null;
-          this.releaseLease(Outcome.Success);
-          this.socket.destroy();
-          return;
+          if (this.exchange.busy) return this.exchange.onTimeout();
+          return this.close();
         case Phase.Closed:
           this.socket.destroy();
           return;
@@ -803,7 +449,8 @@ export class ClientConnection implements UpstreamOwner {
 
   /** A malformed or unacceptable request: answer and close (the stream can't be trusted). */
   private reject(status: number, why: string): void {
-    this.ctx.log.info(`${this.ctx.name}: ${status} for client ${this.peerIp}: ${why}`);
+    this.ctx.log.info(`${this.ctx.name}: ${status} for client ${this.from.peerIp}: ${why}`);
+    this.routed = false;
     this.keepAlive = false;
     this.reqDone = true;
     this.writeError(status, true);
@@ -813,160 +460,31 @@ export class ClientConnection implements UpstreamOwner {
   }
 
   private abortRequestBody(why: string, clientGone = false): void {
-    const up = this.up;
-    this.up = null;
-    up?.destroy();
-    this.releaseLease(Outcome.Cancelled);
-    this.ctx.log.info(`${this.ctx.name}: client ${this.peerIp}: ${why}`);
-    if (clientGone || this.resStarted) {
+    const responded = this.exchange.responded;
+    if (this.exchange.busy) this.exchange.cancel();
+    this.ctx.log.info(`${this.ctx.name}: client ${this.from.peerIp}: ${why}`);
+    if (clientGone || responded) {
       this.socket.destroy();
       this.phase = Phase.Closed;
       return;
     }
     this.reqDone = true;
     this.writeError(400, true);
+    this.report(400);
     this.close();
   }
 
-  /** A 5xx of ours for the current request (nothing of the real response was sent). */
-  private respondError(status: number, why: string): void {
-    this.log(`${status}: ${why}`);
-    if (this.resStarted) {
-      this.socket.destroy();
-      this.phase = Phase.Closed;
-      return;
-    }
-    const up = this.up;
-    this.up = null;
-    up?.destroy();
-    this.resPhase = Res.Done;
-    const close = !this.keepAlive || !this.reqDone || this.ctx.closing;
-    if (close) this.keepAlive = false;
-    this.writeError(status, close);
-    this.report(status);
-    this.nextRequest();
-  }
-
   private writeError(status: number, close: boolean): void {
-    const text = STATUS_CODES[status] ?? 'Error';
-    const body = this.req.method === 'HEAD' ? '' : `${status} ${text}\n`;
-    let head = `HTTP/1.1 ${status} ${text}\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\n`;
-    if (status === 503) head += 'retry-after: 1\r\n';
-    if (close) head += 'connection: close\r\n';
-    this.resStarted = true;
-    this.socket.write(`${head}\r\n${body}`, 'latin1');
+    this.socket.write(http1ErrorResponse(status, this.req.method === 'HEAD', close), 'latin1');
   }
 
   private internalError(err: unknown): void {
     this.ctx.log.error(`${this.ctx.name}: internal error: ${(err as Error)?.stack ?? String(err)}`);
-    const up = this.up;
-    this.up = null;
-    up?.destroy();
-    this.releaseLease(Outcome.Cancelled);
-    if (!this.resStarted && this.phase !== Phase.Closed) this.writeError(500, true);
+    const responded = this.exchange.responded;
+    if (this.exchange.busy) this.exchange.cancel();
+    if (!responded && this.phase !== Phase.Closed) this.writeError(500, true);
     this.socket.destroy();
     this.phase = Phase.Closed;
-  }
-
-  private log(msg: string): void {
-    const r = this.req;
-    this.ctx.log.warn(
-      `${this.ctx.name}: ${r.method} ${r.path} from ${this.pickCtx.clientIp} pool ${this.pool?.name}: ${msg}`,
-    );
-  }
-
-  // ---- heads ----
-
-  /**
-   * The head sent to the server: unchanged header lines forwarded as raw runs, hop-by-hop fields
-   * dropped, X-Forwarded-* and Via added.
-   */
-  private buildRequestHead(): string {
-    const r = this.req;
-    let h = `${r.method} ${r.target} HTTP/1.1\r\n`;
-    let xff = '';
-    let upgrade = '';
-    let keepProto = false;
-    let keepHost = false;
-    const tokens = r.connectionTokens;
-    let run = -1;
-    for (let i = 0; i < r.count; i++) {
-      const name = r.names[i]!;
-      let keep = true;
-      if (isHopByHop(name)) {
-        if (name === 'upgrade' && r.upgrade) upgrade = r.values[i]!;
-        keep = false;
-      } else if (tokens?.includes(name)) {
-        keep = false;
-      } else if (name.length >= 15 && name.startsWith('x-forwarded-')) {
-        if (name === 'x-forwarded-for') {
-          xff = xff === '' ? r.values[i]! : `${xff}, ${r.values[i]}`;
-          keep = false;
-        } else if (name === 'x-forwarded-proto') {
-          // X-Forwarded-Proto/Host are believed only from trusted proxies.
-          keep = this.trustedPeer;
-          keepProto ||= keep;
-        } else if (name === 'x-forwarded-host') {
-          keep = this.trustedPeer;
-          keepHost ||= keep;
-        }
-      }
-      if (keep) {
-        if (run < 0) run = i;
-      } else if (run >= 0) {
-        h += rawLines(r, run, i);
-        run = -1;
-      }
-    }
-    if (run >= 0) h += rawLines(r, run, r.count);
-    // HTTP/1.0 requests may lack Host; HTTP/1.1 servers require one: name the server.
-    if (r.hostHeader === '') h += `host: ${this.server?.address ?? 'localhost'}\r\n`;
-    if (r.framing === Framing.Chunked) h += 'transfer-encoding: chunked\r\n';
-    if (upgrade !== '') h += `connection: upgrade\r\nupgrade: ${upgrade}\r\n`;
-    h += `x-forwarded-for: ${xff === '' ? this.peerIp : `${xff}, ${this.peerIp}`}\r\n`;
-    if (!keepProto) h += 'x-forwarded-proto: http\r\n';
-    if (!keepHost && r.hostHeader !== '') h += `x-forwarded-host: ${r.hostHeader}\r\n`;
-    return `${h}via: 1.${r.minor} fulcrum\r\n\r\n`;
-  }
-
-  /** The response head for the client: hop-by-hop fields replaced by our own connection policy. */
-  private buildResponseHead(close: boolean, passThrough: boolean, extra = ''): string {
-    const r = this.res;
-    let h = `HTTP/1.1 ${r.status} ${r.reason}\r\n`;
-    if (r.count > 0) {
-      if (passThrough) {
-        // Interim and 101 responses keep every field, Connection and Upgrade included.
-        h += rawLines(r, 0, r.count);
-      } else {
-        const tokens = r.connectionTokens;
-        let run = -1;
-        for (let i = 0; i < r.count; i++) {
-          const name = r.names[i]!;
-          if (!(isHopByHop(name) || tokens?.includes(name))) {
-            if (run < 0) run = i;
-          } else if (run >= 0) {
-            h += rawLines(r, run, i);
-            run = -1;
-          }
-        }
-        if (run >= 0) h += rawLines(r, run, r.count);
-      }
-    }
-    if (!passThrough) {
-      h += extra;
-      if (this.resFraming === Framing.Chunked && !this.resStrip) h += 'transfer-encoding: chunked\r\n';
-      if (close) h += 'connection: close\r\n';
-      else if (this.req.minor === 0) h += 'connection: keep-alive\r\n';
-    }
-    return `${h}\r\n`;
-  }
-
-  /** The server's Set-Cookie values (sticky sessions in learn mode read them). */
-  private setCookies(): string[] {
-    const r = this.res;
-    const out: string[] = [];
-    for (let i = 0; i < r.count; i++) if (r.names[i] === 'set-cookie') out.push(r.values[i]!);
-    return out;
   }
 
   /** Tells the traffic observer about the exchange that just ended. */
@@ -974,37 +492,25 @@ export class ClientConnection implements UpstreamOwner {
     const observer = this.ctx.observer;
     if (observer === null) return;
     const r = this.req;
-    const server = this.tried.length > 0 ? this.tried[this.tried.length - 1]!.id : null;
+    const tried = this.exchange.selection.tried;
     const now = Date.now();
     observer.onExchange({
       listener: this.ctx.name,
       protocol: 'http',
-      pool: this.pool?.name ?? '',
-      server,
-      clientIp: this.pickCtx.clientIp,
+      pool: this.routed ? (this.exchange.pool?.name ?? '') : '',
+      server: this.routed && tried.length > 0 ? tried[tried.length - 1]!.id : null,
+      clientIp: this.selectCtx.clientIp,
       method: r.method,
       path: r.path,
       status,
       bytesOut: this.reportStart >= 0 ? this.socket.bytesWritten - this.reportStart : 0,
       durationMs: this.reportStart >= 0 ? performance.now() - this.reportAt : now - this.startedAt,
-      retries: Math.max(0, this.tried.length - 1),
+      retries: this.routed ? Math.max(0, tried.length - 1) : 0,
       at: now,
     });
   }
+}
 
-  /** The client address from X-Forwarded-For, walking back over trusted proxies. */
-  private forwardedClientIp(): string {
-    const r = this.req;
-    let xff = '';
-    for (let i = 0; i < r.count; i++) {
-      if (r.names[i] === 'x-forwarded-for') xff = xff === '' ? r.values[i]! : `${xff},${r.values[i]}`;
-    }
-    if (xff === '') return this.peerIp;
-    const hops = xff.split(',');
-    for (let i = hops.length - 1; i >= 0; i--) {
-      const ip = hops[i]!.trim();
-      if (i === 0 || !this.ctx.trusted!.has(ip)) return ip;
-    }
-    return this.peerIp;
-  }
+function statusLine(res: ResponseHead): string {
+  return `HTTP/1.1 ${res.status} ${res.reason}\r\n`;
 }

@@ -62,11 +62,15 @@ export class RequestHead extends MessageHead {
   /** Host header value as received, for X-Forwarded-Host. */
   hostHeader = '';
   expectContinue = false;
+  /** The target was in absolute-form: its authority replaces the Host header (RFC 9112 3.2.2). */
+  absoluteForm = false;
 }
 
 export class ResponseHead extends MessageHead {
   status = 0;
   reason = '';
+  /** The server's `Keep-Alive: timeout=N` hint in ms, or -1 when it gave none. */
+  keepAliveMs = -1;
 }
 
 export function newRequestHead(): RequestHead {
@@ -173,6 +177,21 @@ export function rawLines(m: MessageHead, from: number, to: number): string {
   return to < m.count ? m.source.slice(start, m.lineStarts[to]) : `${m.source.slice(start)}\r\n`;
 }
 
+let lastKeepAlive = '';
+let lastKeepAliveMs = -1;
+
+/**
+ * The `timeout=N` parameter (seconds) of a Keep-Alive field value, in ms; -1 when it has none.
+ * A server sends the same value on every response: the last one is remembered.
+ */
+export function keepAliveTimeoutMs(value: string): number {
+  if (value === lastKeepAlive) return lastKeepAliveMs;
+  const m = /(?:^|[\s,;])timeout\s*=\s*"?(\d{1,9})/i.exec(value);
+  lastKeepAlive = value;
+  lastKeepAliveMs = m === null ? -1 : Number(m[1]) * 1000;
+  return lastKeepAliveMs;
+}
+
 /** Connection-specific fields a proxy must not forward (RFC 9110 7.6.1). No hashing: by length. */
 export function isHopByHop(name: string): boolean {
   switch (name.length) {
@@ -243,6 +262,7 @@ function interpretFields(m: MessageHead, isRequest: boolean): number {
   let te: string | null = null;
   let connection: string | null = null;
   let hasUpgradeHeader = false;
+  let keepAlive: string | null = null;
   m.connectionTokens = null;
   m.upgrade = false;
   for (let i = 0; i < m.count; i++) {
@@ -276,12 +296,16 @@ function interpretFields(m: MessageHead, isRequest: boolean): number {
       case 'upgrade':
         hasUpgradeHeader = true;
         break;
+      case 'keep-alive':
+        keepAlive = value;
+        break;
     }
   }
   // Even the same length twice is refused in a request, as Node (llhttp) does: the field is
   // forwarded as received, and a server that reads "5, 5" as invalid and ignores it would take
   // the body for the next request. RFC 9110 8.6 lets a recipient refuse it.
   if (clCount > 1 && isRequest) return fail(m, 'repeated Content-Length');
+  if (!isRequest) (m as ResponseHead).keepAliveMs = keepAlive === null ? -1 : keepAliveTimeoutMs(keepAlive);
   if (te !== null) {
     if (cl >= 0) return fail(m, 'both Content-Length and Transfer-Encoding');
     if (isRequest && m.minor === 0) return fail(m, 'Transfer-Encoding in an HTTP/1.0 request');
@@ -386,6 +410,7 @@ export function parseRequestHead(s: string, head: RequestHead, maxHeaders = 100)
   // Host: exactly one for HTTP/1.1 (RFC 9112 3.2).
   let hostIndex = -1;
   head.expectContinue = false;
+  head.absoluteForm = false;
   for (let i = 0; i < head.count; i++) {
     const n = head.names[i]!;
     if (n === 'host') {
@@ -408,6 +433,8 @@ export function parseRequestHead(s: string, head: RequestHead, maxHeaders = 100)
     const m = /^https?:\/\/([^/?#]*)(.*)$/i.exec(target);
     if (m === null) return fail(head, 'invalid request target form');
     authority = m[1]!;
+    head.absoluteForm = true;
+    head.hostHeader = authority;
     head.target = m[2] === '' ? '/' : m[2]!.charCodeAt(0) === 47 ? m[2]! : `/${m[2]}`;
   }
   if (!validAuthority(authority) && !(authority === '' && head.minor === 0)) {

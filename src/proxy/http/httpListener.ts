@@ -6,6 +6,7 @@ import type { TrafficObserver } from '../../core/observer.js';
 import { type Listener, type ListenerDeps, listenError, type PoolLookup, sweepPeriod } from '../listener.js';
 import { ClientConnection, type ListenerContext } from './clientConnection.js';
 import { Router } from './router.js';
+import type { UpstreamPool } from './upstreamPool.js';
 
 function buildRouter(config: ListenerConfig, pools: PoolLookup): Router {
   return new Router(
@@ -29,6 +30,7 @@ export class HttpListener implements ListenerContext, Listener {
   closing = false;
   observer: TrafficObserver | null = null;
   readonly log: Logger;
+  readonly upstreams: UpstreamPool;
   readonly connections = new Set<ClientConnection>();
   private readonly server: NetServer;
   private readonly host: string;
@@ -42,6 +44,7 @@ export class HttpListener implements ListenerContext, Listener {
     this.maxHeaderSize = config.maxHeaderSize;
     this.timeouts = config.timeouts;
     this.log = deps.log;
+    this.upstreams = deps.upstreams;
     this.host = config.listen.host;
     this.requestedPort = config.listen.port;
     // allowHalfOpen: a client may send its request and shut down its side, and still

@@ -19,6 +19,25 @@ export interface IdleSettings {
 }
 
 /**
+ * How much sooner than a server's announced keep-alive timeout (`Keep-Alive: timeout=N`) we stop
+ * reusing, and close, its idle connection: the server's timer starts when it has written the
+ * response, ours when we have read it, and a request must reach it before its timer fires.
+ */
+export const KEEP_ALIVE_MARGIN_MS = 1000;
+
+/** How often idle connections are checked for expiry: a fraction of the smallest margin. */
+const SWEEP_MS = 250;
+
+/**
+ * How long an idle connection may be kept given the server's keep-alive hint (ms, -1 when it gave
+ * none): the hint less the margin, or half of a hint shorter than twice the margin; 0: don't keep.
+ */
+export function keepAliveFor(hintMs: number): number {
+  if (hintMs < 0) return Number.POSITIVE_INFINITY;
+  return hintMs >= 2 * KEEP_ALIVE_MARGIN_MS ? hintMs - KEEP_ALIVE_MARGIN_MS : Math.floor(hintMs / 2);
+}
+
+/**
  * A raw keep-alive connection to one server. Its listeners are attached once and forward to
  * whichever exchange owns it now, so reusing a connection allocates nothing.
  */
@@ -30,13 +49,21 @@ export class UpstreamConnection {
   /** Has carried a complete exchange before (a failure on it may be a keep-alive race). */
   reused = false;
   idleSince = 0;
+  /** While idle: not reused from this time on (ms since epoch), and closed by the sweep. */
+  idleUntil = 0;
+  /** The idle list it was opened from, or last returned to. */
+  idle: IdleList;
+  /** Where it was opened to: a reload may readdress the Server. */
+  readonly host: string;
+  readonly port: number;
   private error: Error | undefined;
-  private readonly idle: IdleList;
 
   constructor(server: Server, owner: UpstreamOwner, idle: IdleList) {
     this.server = server;
     this.owner = owner;
     this.idle = idle;
+    this.host = server.host;
+    this.port = server.port;
     const socket = connect({ host: server.host, port: server.port, noDelay: true });
     this.socket = socket;
     socket.on('connect', () => {
@@ -69,13 +96,16 @@ export class UpstreamConnection {
 export class IdleList {
   readonly server: Server;
   settings: IdleSettings;
+  /** Closed (server removed or readdressed, or pool closed): keeps nothing. */
+  closed = false;
+  /** When a connection was last put back (ms since epoch): an unused empty list is dropped. */
+  lastPut: number;
   private conns: UpstreamConnection[] = [];
 
   constructor(server: Server, settings: IdleSettings) {
     this.server = server;
     this.settings = settings;
-    allLists.add(this);
-    ensureSweeper();
+    this.lastPut = Date.now();
   }
 
   get size(): number {
@@ -85,9 +115,16 @@ export class IdleList {
   /** A live idle connection, now owned by `owner`, or null. */
   take(owner: UpstreamOwner): UpstreamConnection | null {
     const conns = this.conns;
+    if (conns.length === 0) return null;
+    const now = Date.now();
     while (conns.length > 0) {
       const up = conns.pop()!;
       if (up.socket.destroyed) continue;
+      if (up.idleUntil <= now) {
+        // Past the server's keep-alive (less our margin): it may be closing it right now.
+        up.socket.destroy();
+        continue;
+      }
       up.owner = owner;
       up.socket.resume();
       return up;
@@ -99,15 +136,33 @@ export class IdleList {
     return new UpstreamConnection(this.server, owner, this);
   }
 
-  /** Returns a connection whose exchange completed cleanly. */
-  put(up: UpstreamConnection): void {
+  /**
+   * Returns a connection whose exchange completed cleanly. `keepAliveHintMs` is the server's
+   * `Keep-Alive: timeout` of the last response in ms (-1: none): the connection is kept for
+   * less than that, and not at all when the hint is too short.
+   */
+  put(up: UpstreamConnection, keepAliveHintMs = -1): void {
     up.owner = null;
     up.reused = true;
-    if (up.socket.destroyed || this.conns.length >= this.settings.maxIdlePerServer) {
+    const keep = Math.min(this.settings.timeouts.idle, keepAliveFor(keepAliveHintMs));
+    if (
+      up.socket.destroyed ||
+      this.closed ||
+      // Opened before the server was removed or readdressed.
+      up.idle.closed ||
+      up.port !== this.server.port ||
+      up.host !== this.server.host ||
+      keep <= 0 ||
+      this.conns.length >= this.settings.maxIdlePerServer
+    ) {
       up.socket.destroy();
       return;
     }
-    up.idleSince = Date.now();
+    const now = Date.now();
+    up.idle = this;
+    up.idleSince = now;
+    up.idleUntil = now + keep;
+    this.lastPut = now;
     // Keep reading while idle, so a close by the server is noticed (it may have been paused
     // by backpressure from the last client).
     up.socket.resume();
@@ -119,51 +174,90 @@ export class IdleList {
     if (i >= 0) this.conns.splice(i, 1);
   }
 
-  /** Close every idle connection (server removed, or shutdown). */
-  closeAll(): void {
+  /** Closes every idle connection and keeps none from now on. */
+  close(): void {
+    this.closed = true;
     for (const up of this.conns.splice(0)) up.socket.destroy();
-    allLists.delete(this);
   }
 
+  /** Closes the connections whose keep time has passed. */
   sweep(now: number): void {
-    const limit = now - this.settings.timeouts.idle;
-    // Oldest first: the list is ordered by the time connections were put back.
-    let n = 0;
-    while (n < this.conns.length && this.conns[n]!.idleSince <= limit) n++;
-    if (n > 0) for (const up of this.conns.splice(0, n)) up.socket.destroy();
+    const conns = this.conns;
+    let kept = 0;
+    for (let i = 0; i < conns.length; i++) {
+      const up = conns[i]!;
+      if (up.idleUntil <= now) up.socket.destroy();
+      else conns[kept++] = up;
+    }
+    conns.length = kept;
   }
 }
 
-const allLists = new Set<IdleList>();
-const byServer = new WeakMap<Server, IdleList>();
+/**
+ * The idle keep-alive connections to upstream servers, one IdleList per server, and the timer
+ * that closes them when their keep time ends (the pool's idle timeout, or sooner when the server
+ * announced a shorter keep-alive). Owned by the runtime and shared by its HTTP listeners, like
+ * undici's Agent: close() ends every idle connection and the timer.
+ */
+export class UpstreamPool {
+  private readonly lists = new Map<Server, IdleList>();
+  private sweeper: NodeJS.Timeout | undefined;
+  private closed = false;
 
-/** The idle list of a server, created on first use; settings follow the pool's current ones. */
-export function idleListFor(server: Server, settings: IdleSettings): IdleList {
-  let list = byServer.get(server);
-  if (list === undefined) {
-    list = new IdleList(server, settings);
-    byServer.set(server, list);
-  } else if (list.settings !== settings) {
-    list.settings = settings;
+  /** The idle list of a server, created on first use; settings follow the pool's current ones. */
+  listFor(server: Server, settings: IdleSettings): IdleList {
+    let list = this.lists.get(server);
+    if (list === undefined) {
+      list = new IdleList(server, settings);
+      // A closed pool still serves exchanges that finish late, but keeps no connection.
+      if (this.closed) list.closed = true;
+      else {
+        this.lists.set(server, list);
+        this.startSweeper();
+      }
+    } else if (list.settings !== settings) {
+      list.settings = settings;
+    }
+    return list;
   }
-  return list;
-}
 
-/** Closes a server's idle connections (it left its pool, or the process is stopping). */
-export function closeIdle(server: Server): void {
-  const list = byServer.get(server);
-  if (list !== undefined) {
-    list.closeAll();
-    byServer.delete(server);
+  /** Idle connections to `server`, for tests and metrics. */
+  idleCount(server: Server): number {
+    return this.lists.get(server)?.size ?? 0;
   }
-}
-let sweeper: NodeJS.Timeout | undefined;
 
-function ensureSweeper(): void {
-  if (sweeper !== undefined) return;
-  sweeper = setInterval(() => {
-    const now = Date.now();
-    for (const list of allLists) list.sweep(now);
-  }, 1000);
-  sweeper.unref();
+  /**
+   * Closes a server's idle connections (it left its pool, or its address changed); connections
+   * in use then are closed when their exchange ends instead of being kept.
+   */
+  closeServer(server: Server): void {
+    const list = this.lists.get(server);
+    if (list === undefined) return;
+    list.close();
+    this.lists.delete(server);
+  }
+
+  /** Closes every idle connection and stops the sweep; later exchanges keep nothing. */
+  close(): void {
+    this.closed = true;
+    if (this.sweeper !== undefined) clearInterval(this.sweeper);
+    this.sweeper = undefined;
+    for (const list of this.lists.values()) list.close();
+    this.lists.clear();
+  }
+
+  private startSweeper(): void {
+    if (this.sweeper !== undefined) return;
+    this.sweeper = setInterval(() => this.sweep(Date.now()), SWEEP_MS);
+    this.sweeper.unref();
+  }
+
+  private sweep(now: number): void {
+    for (const [server, list] of this.lists) {
+      list.sweep(now);
+      // No traffic for a whole idle timeout: drop the list (a removed server's too); it is made
+      // again on the next request, and connections in use then go back to the new one.
+      if (list.size === 0 && now - list.lastPut > list.settings.timeouts.idle) this.lists.delete(server);
+    }
+  }
 }

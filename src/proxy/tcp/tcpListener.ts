@@ -4,9 +4,9 @@ import { CidrSet, unmapIPv4 } from '../../core/cidr.js';
 import type { Logger } from '../../core/log.js';
 import type { TrafficObserver } from '../../core/observer.js';
 import type { Pool } from '../../core/pool.js';
+import { DEFAULT_QUEUE, hostPort, LogThrottle, PROXY_HEADER_TIMEOUT } from '../l4/l4.js';
 import type { Listener, ListenerDeps, PoolLookup } from '../listener.js';
 import { listenError, sweepPeriod } from '../listener.js';
-import { DEFAULT_QUEUE, hostPort, LogThrottle, PROXY_HEADER_TIMEOUT } from '../l4/l4.js';
 import { Phase, type TcpListenerContext, TcpSession } from './tcpSession.js';
 
 /** The tcp-only listener keys (optional in the normalized config; defaults here). */

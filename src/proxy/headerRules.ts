@@ -1,0 +1,133 @@
+/**
+ * The header rules of the forwarding path, the same for every front: which fields are
+ * connection-specific (hop-by-hop, never forwarded), what a proxy adds (X-Forwarded-For, -Proto,
+ * -Host, Via), and whose X-Forwarded-* to believe (trusted proxies only).
+ */
+import type { CidrSet } from '../core/cidr.js';
+import { Framing, isHopByHop, type MessageHead, type RequestHead, rawLines } from './http/headParser.js';
+
+/** Who sent a request, as the header rules need it. */
+export interface ForwardedFor {
+  /** The peer address of the client connection (IPv4 unmapped). */
+  peerIp: string;
+  /** The peer is a trusted proxy: its X-Forwarded-Proto and -Host are kept. */
+  trustedPeer: boolean;
+  /** The scheme the client used to reach us. */
+  proto: 'http' | 'https';
+}
+
+/**
+ * The HTTP/1.1 head sent to the server: unchanged header lines forwarded as raw runs, hop-by-hop
+ * fields and those named in Connection dropped, X-Forwarded-* and Via added. `serverAddress`
+ * names the server for a request without Host (HTTP/1.0), since HTTP/1.1 servers require one.
+ */
+export function upstreamRequestHead(r: RequestHead, from: ForwardedFor, serverAddress: string): string {
+  let h = `${r.method} ${r.target} HTTP/1.1\r\n`;
+  let xff = '';
+  let upgrade = '';
+  let keepProto = false;
+  let keepHost = false;
+  const tokens = r.connectionTokens;
+  let run = -1;
+  for (let i = 0; i < r.count; i++) {
+    const name = r.names[i]!;
+    let keep = true;
+    if (name === 'host' && r.absoluteForm) {
+      // A proxy makes Host from an absolute-form target, never forwards the one received.
+      keep = false;
+    } else if (isHopByHop(name)) {
+      if (name === 'upgrade' && r.upgrade) upgrade = r.values[i]!;
+      keep = false;
+    } else if (tokens?.includes(name)) {
+      keep = false;
+    } else if (name.length >= 15 && name.startsWith('x-forwarded-')) {
+      if (name === 'x-forwarded-for') {
+        xff = xff === '' ? r.values[i]! : `${xff}, ${r.values[i]}`;
+        keep = false;
+      } else if (name === 'x-forwarded-proto') {
+        // X-Forwarded-Proto/Host are believed only from trusted proxies.
+        keep = from.trustedPeer;
+        keepProto ||= keep;
+      } else if (name === 'x-forwarded-host') {
+        keep = from.trustedPeer;
+        keepHost ||= keep;
+      }
+    }
+    if (keep) {
+      if (run < 0) run = i;
+    } else if (run >= 0) {
+      h += rawLines(r, run, i);
+      run = -1;
+    }
+  }
+  if (run >= 0) h += rawLines(r, run, r.count);
+  if (r.hostHeader === '') h += `host: ${serverAddress}\r\n`;
+  else if (r.absoluteForm) h += `host: ${r.hostHeader}\r\n`;
+  if (r.framing === Framing.Chunked) h += 'transfer-encoding: chunked\r\n';
+  if (upgrade !== '') h += `connection: upgrade\r\nupgrade: ${upgrade}\r\n`;
+  h += `x-forwarded-for: ${xff === '' ? from.peerIp : `${xff}, ${from.peerIp}`}\r\n`;
+  if (!keepProto) h += `x-forwarded-proto: ${from.proto}\r\n`;
+  if (!keepHost && r.hostHeader !== '') h += `x-forwarded-host: ${r.hostHeader}\r\n`;
+  return `${h}via: 1.${r.minor} fulcrum\r\n\r\n`;
+}
+
+/**
+ * The end-to-end fields of a message as raw header lines (each ending in CRLF): hop-by-hop
+ * fields and those named in its Connection header removed. With `all`, every field is kept
+ * (interim and 101 responses keep Connection and Upgrade).
+ */
+export function endToEndLines(m: MessageHead, all = false): string {
+  if (m.count === 0) return '';
+  if (all) return rawLines(m, 0, m.count);
+  const tokens = m.connectionTokens;
+  let h = '';
+  let run = -1;
+  for (let i = 0; i < m.count; i++) {
+    const name = m.names[i]!;
+    if (!(isHopByHop(name) || tokens?.includes(name))) {
+      if (run < 0) run = i;
+    } else if (run >= 0) {
+      h += rawLines(m, run, i);
+      run = -1;
+    }
+  }
+  if (run >= 0) h += rawLines(m, run, m.count);
+  return h;
+}
+
+/** The values of every field `name` of a message joined with `sep`, or null when there is none. */
+export function joinedValues(m: MessageHead, name: string, sep: string): string | null {
+  let out: string | null = null;
+  for (let i = 0; i < m.count; i++) {
+    if (m.names[i] === name) out = out === null ? m.values[i]! : `${out}${sep}${m.values[i]}`;
+  }
+  return out;
+}
+
+/** The request's Cookie fields joined (RFC 9113 8.2.3 allows several), or null. */
+export function cookieHeader(r: RequestHead): string | null {
+  return joinedValues(r, 'cookie', '; ');
+}
+
+/** Every Set-Cookie value of a response (sticky sessions in learn mode read them). */
+export function setCookies(m: MessageHead): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < m.count; i++) if (m.names[i] === 'set-cookie') out.push(m.values[i]!);
+  return out;
+}
+
+/**
+ * The client's address for balancing and logs: the peer, or, when the peer is a trusted proxy,
+ * the address in X-Forwarded-For found by walking back over trusted proxies.
+ */
+export function clientIpOf(r: RequestHead, peerIp: string, trusted: CidrSet | null): string {
+  if (trusted === null || !trusted.has(peerIp)) return peerIp;
+  const xff = joinedValues(r, 'x-forwarded-for', ',');
+  if (xff === null) return peerIp;
+  const hops = xff.split(',');
+  for (let i = hops.length - 1; i >= 0; i--) {
+    const ip = hops[i]!.trim();
+    if (i === 0 || !trusted.has(ip)) return ip;
+  }
+  return peerIp;
+}
