@@ -11,9 +11,6 @@ import { after, before, describe, test } from 'node:test';
 import { startBalancer, type TestBalancer } from '../helpers/balancer.js';
 import { type RawServer, startRawServer } from '../helpers/rawServer.js';
 
-/** Both fixed by the forwarding-path rewrite ("proxy: one forwarding path"); todo until merged. */
-const PENDING: string | undefined = 'issue 22 items 5 and 7: fixed by the forwarding-path rewrite';
-
 /** Sends `bytes`, half-closes when asked, and collects the answer until the balancer closes. */
 function exchange(port: number, bytes: string, halfClose: boolean): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -103,7 +100,7 @@ pools:
     ],
   ];
   for (const [name, bytes, status, host] of ABSOLUTE) {
-    test(`item 5: ${name}`, { todo: name.includes('control') ? undefined : PENDING }, async () => {
+    test(`item 5: ${name}`, async () => {
       const before = raw.received();
       const answer = await exchange(lb.port, bytes, false);
       assert.match(answer, new RegExp(`^HTTP/1\\.1 ${status} `), answer);
@@ -120,9 +117,7 @@ pools:
   }
 
   for (const path of ['/fresh', '/pooled']) {
-    test(`item 7: a complete request then FIN gets its answer (${path})`, {
-      todo: path === '/fresh' ? PENDING : undefined,
-    }, async () => {
+    test(`item 7: a complete request then FIN gets its answer (${path})`, async () => {
       if (path === '/pooled') {
         const warm = await exchange(
           lb.port,

@@ -151,6 +151,14 @@ test('absolute-form target becomes origin-form with its authority as host', () =
   assert.equal(head.target, '/x?y');
   assert.equal(head.host, 'api.example.com');
   assert.equal(req('GET http://a.example.com HTTP/1.1\nHost: a').head.target, '/');
+  // The Host it replaces must still be valid (RFC 9112 3.2; issue 22, item 5); an empty one is.
+  for (const host of ['exa}ple test', 'a b', 'a/b', '[::1', 'a:b:c']) {
+    const r = req(`GET http://example.test/abs HTTP/1.1\nHost: ${host}`);
+    assert.equal(r.status, 400, host);
+    assert.match(r.head.error, /invalid Host/, host);
+  }
+  assert.equal(req('GET http://example.test/abs HTTP/1.1\nHost:').status, 0);
+  assert.equal(req('GET http://example.test/abs HTTP/1.1\nHost: other.internal:8080').status, 0);
 });
 
 test('Expect: 100-continue is recognised', () => {

@@ -432,6 +432,11 @@ export function parseRequestHead(s: string, head: RequestHead, maxHeaders = 100)
   } else {
     const m = /^https?:\/\/([^/?#]*)(.*)$/i.exec(target);
     if (m === null) return fail(head, 'invalid request target form');
+    // The target's authority replaces Host, but a Host with an invalid value is still refused
+    // (RFC 9112 3.2), and never forwarded (as X-Forwarded-Host or otherwise).
+    if (head.hostHeader !== '' && !validAuthority(head.hostHeader)) {
+      return fail(head, `invalid Host "${head.hostHeader}"`);
+    }
     authority = m[1]!;
     head.absoluteForm = true;
     head.hostHeader = authority;
