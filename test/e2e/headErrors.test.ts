@@ -93,17 +93,8 @@ pools:
       ],
     ],
   ];
-  // These need the connection to take the method from the first bytes when it refuses a head
-  // too large to parse (setUnparsedMethod in the 431 path): the forwarding-path rewrite owns it.
-  const PENDING = new Set([
-    'HEAD, head too large, complete',
-    'HEAD, head too large, unfinished',
-    'GET, then HEAD with a head too large',
-    'HEAD, then GET with a head too large',
-  ]);
   for (const [name, bytes, answers] of CASES) {
-    const todo = PENDING.has(name) ? 'issue 22 item 6: setUnparsedMethod in the 431 path' : undefined;
-    test(name, { todo }, async () => {
+    test(name, async () => {
       const got = responses(
         await exchange(lb.port, bytes),
         answers.map(([m]) => m),

@@ -8,7 +8,14 @@ import { http1ErrorResponse } from '../errorResponse.js';
 import { Exchange, type ExchangeContext, type ExchangeFront } from '../exchange.js';
 import { clientIpOf, cookieHeader, endToEndLines, type ForwardedFor } from '../headerRules.js';
 import { CHUNKED_ERROR, CHUNKED_MORE, ChunkedDecoder } from './chunkedDecoder.js';
-import { Framing, findHeadEnd, newRequestHead, parseRequestHead, type ResponseHead } from './headParser.js';
+import {
+  Framing,
+  findHeadEnd,
+  newRequestHead,
+  parseRequestHead,
+  type ResponseHead,
+  setUnparsedMethod,
+} from './headParser.js';
 import type { Router } from './router.js';
 
 /** What a client connection needs from its listener. Swappable fields apply on reload. */
@@ -166,12 +173,12 @@ export class ClientConnection implements ExchangeFront {
     const max = this.ctx.maxHeaderSize;
     const end = findHeadEnd(buf, this.scanFrom);
     if (end < 0) {
-      if (buf.length > max) return this.reject(431, 'request head larger than maxHeaderSize');
+      if (buf.length > max) return this.rejectUnparsed(buf);
       this.scanFrom = buf.length - 3;
       return;
     }
     this.scanFrom = 0;
-    if (end > max) return this.reject(431, 'request head larger than maxHeaderSize');
+    if (end > max) return this.rejectUnparsed(buf);
     const status = parseRequestHead(
       buf.toString('latin1', 0, end),
       this.req,
@@ -180,6 +187,12 @@ export class ClientConnection implements ExchangeFront {
     if (status !== 0) return this.reject(status, this.req.error);
     this.inBuf = end + 4 < buf.length ? buf.subarray(end + 4) : null;
     this.beginRequest();
+  }
+
+  /** A head too large to parse: 431, without a body when it starts like a HEAD request. */
+  private rejectUnparsed(buf: Buffer): void {
+    setUnparsedMethod(this.req, buf);
+    this.reject(431, 'request head larger than maxHeaderSize');
   }
 
   private beginRequest(): void {
