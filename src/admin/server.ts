@@ -69,6 +69,8 @@ export const ROUTES: ReadonlyArray<[string, string, string]> = [
     'drain, then remove (?wait=true to answer once removed; ?timeout=30s)',
   ],
   ['POST', '/api/reload', 'reload the config file (and the state file)'],
+  ['GET', '/api/protection', 'per listener: refusals by reason, blocked clients, top talkers'],
+  ['DELETE', '/api/protection/:listener/blocked/:ip', 'unblock a client blocked by detection'],
   ['GET', '/api/events', 'server-sent events: snapshot (every second), transition'],
   ['GET', '/metrics', 'Prometheus metrics'],
   ['GET', '/', 'the dashboard'],
@@ -86,6 +88,30 @@ export function createAdminHandler(deps: AdminDeps): RequestListener {
     sendJson(res, 200, { routes: ROUTES.map(([method, path, what]) => ({ method, path, what })) }),
   );
   route('GET', '/api/status', (_req, res) => sendJson(res, 200, statusView(view())));
+  route('GET', '/api/protection', (_req, res) => {
+    const now = Date.now();
+    const listeners = [];
+    for (const l of view().runtime.listeners.values()) {
+      const p = l.protection;
+      if (p == null) continue;
+      const d = p.detector;
+      listeners.push({
+        listener: l.name,
+        rejected: p.rejected,
+        blocked:
+          d === null ? [] : d.blocks(now).map((b) => ({ ...b, until: new Date(b.until).toISOString() })),
+        top: d === null ? [] : d.top(10),
+      });
+    }
+    sendJson(res, 200, { listeners });
+  });
+  route('DELETE', '/api/protection/:listener/blocked/:ip', (_req, res, [listener, ip]) => {
+    const l = view().runtime.listeners.get(listener!);
+    if (l?.protection == null) throw new AdminError(404, `no listener "${listener}" with protection`);
+    if (l.protection.detector?.unblock(ip!) !== true)
+      throw new AdminError(404, `client ${ip} is not blocked on ${listener}`);
+    sendJson(res, 200, { listener, ip, unblocked: true });
+  });
   route('GET', '/api/listeners', (_req, res) => sendJson(res, 200, { listeners: listenerViews(view()) }));
   route('GET', '/api/pools', (_req, res) => {
     const ctx = view();

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { test } from 'node:test';
+import { startAdmin } from '../../src/admin/index.js';
 import { parseConfig } from '../../src/config/index.js';
+import { api, LOOPBACK } from '../admin/helpers.js';
 import { rawExchange, request, serverList, startBackends, startBalancer } from '../helpers/balancer.js';
 
 function balancerYaml(port: number, protection: string): string {
@@ -335,6 +337,32 @@ test('detection: a 404 scan is blocked; an allow-listed scanner never is', async
     );
     assert.ok((await statuses(lb.port, '127.0.0.8', 30, '/scan')).every((s) => s === 404));
     assert.deepEqual(await statuses(lb.port, '127.0.0.10', 3), [200, 200, 200]);
+
+    // The admin API lists the block and lifts it.
+    const admin = await startAdmin(lb.runtime, LOOPBACK, lb.log);
+    try {
+      const listed = await api(admin.address.port, 'GET', '/api/protection');
+      const web = (
+        listed.data.listeners as Array<{ listener: string; blocked: Array<{ ip: string; reason: string }> }>
+      )[0]!;
+      assert.equal(web.listener, 'web');
+      assert.deepEqual(
+        web.blocked.map((b) => b.ip),
+        ['127.0.0.9'],
+      );
+      assert.match(web.blocked[0]!.reason, /401\/403\/404/);
+      assert.equal(
+        (await api(admin.address.port, 'DELETE', '/api/protection/web/blocked/127.0.0.9')).status,
+        200,
+      );
+      assert.equal(
+        (await api(admin.address.port, 'DELETE', '/api/protection/web/blocked/127.0.0.9')).status,
+        404,
+      );
+      assert.deepEqual(await statuses(lb.port, '127.0.0.9', 1), [200]);
+    } finally {
+      await admin.close();
+    }
   } finally {
     await lb.stop();
     target.close();
