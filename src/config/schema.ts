@@ -149,6 +149,7 @@ const ProtectionSchema = z
         sustain: value(v.integer(1, 100)).default(2),
       })
       .optional(),
+    shared: value(v.redisUrl).optional(),
     allow: z.array(value(v.cidr)).default([]),
     deny: z.array(value(v.cidr)).default([]),
   })

@@ -83,6 +83,11 @@ export interface ProtectionConfig {
    * or whose answers are mostly 401/403/404, is blocked for `blockFor` ms.
    */
   detect?: { enabled: boolean; blockFor: number; window: number; sustain: number };
+  /**
+   * A Redis URL: rate-limit counts shared by every balancer using it (summed, fixed windows of
+   * `rateLimit.per`); absent: counted in this process.
+   */
+  shared?: string;
   /** Canonical CIDRs never limited. */
   allow: string[];
   /** Canonical CIDRs refused at accept. */

@@ -196,13 +196,22 @@ export function secret(minLength: number): ValueParser<string> {
 /** "memory", or "redis://[user:pass@]host[:port][/db]" (rediss:// for TLS). */
 export function store(input: unknown): string {
   if (input === 'memory') return input;
-  if (typeof input === 'string' && /^rediss?:\/\//.test(input)) {
-    const url = URL.canParse(input) ? new URL(input) : undefined;
-    if (url && url.hostname !== '' && /^(?:\/\d*)?$/.test(url.pathname) && !url.search && !url.hash) {
-      return input;
-    }
-  }
+  if (isRedisUrl(input)) return input;
   throw new ValueError('"memory" or a URL like "redis://127.0.0.1:6379/0"', input);
+}
+
+/** A Redis URL: redis:// or rediss://, a host, an optional database number. */
+export function redisUrl(input: unknown): string {
+  if (isRedisUrl(input)) return input;
+  throw new ValueError('a URL like "redis://127.0.0.1:6379/0"', input);
+}
+
+function isRedisUrl(input: unknown): input is string {
+  if (typeof input !== 'string' || !/^rediss?:\/\//.test(input)) return false;
+  const url = URL.canParse(input) ? new URL(input) : undefined;
+  return (
+    url !== undefined && url.hostname !== '' && /^(?:\/\d*)?$/.test(url.pathname) && !url.search && !url.hash
+  );
 }
 
 /** 200 → [200, 200]; "200-399" → [200, 399]. */

@@ -7,8 +7,10 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { ProtectionConfig, RateKey } from '../config/types.js';
 import { CidrSet } from '../core/cidr.js';
+import type { Logger } from '../core/log.js';
 import { DEFAULT_DETECTOR, Detector } from './detector.js';
 import { RateLimiter } from './rateLimiter.js';
+import { SharedWindowCounter } from './sharedCounter.js';
 
 /** What protection reads of a request (an HTTP/1.1 head or an HTTP/2 stream's headers). */
 export interface RequestFacts {
@@ -51,6 +53,8 @@ export class ListenerProtection {
   /** Open connections per client address (carried over a reload). */
   private readonly open: Map<string, number>;
   private lastSweep = 0;
+  /** Rate counts shared through Redis, when `shared` (fixed windows of `rateLimit.per`). */
+  readonly shared: SharedWindowCounter | null;
   /** Abnormal-traffic detection, when `detect.enabled` (kept across a reload that keeps it). */
   readonly detector: Detector | null;
   /** The tokens left after the last `checkRequest` (for the RateLimit header). */
@@ -58,7 +62,12 @@ export class ListenerProtection {
   /** ms until the client's next token, after a 429. */
   retryAfterMs = 0;
 
-  constructor(config: ProtectionConfig, previous?: ListenerProtection) {
+  /**
+   * `listener` and `log` name the shared counters and report their state, when `shared` is set;
+   * `previous`: the instance this one replaces on a reload (counts, blocks and shared counters
+   * carry over where the settings allow).
+   */
+  constructor(config: ProtectionConfig, listener: string, log: Logger, previous?: ListenerProtection) {
     this.config = config;
     this.allow = config.allow.length > 0 ? new CidrSet(config.allow) : null;
     this.deny = config.deny.length > 0 ? new CidrSet(config.deny) : null;
@@ -71,6 +80,12 @@ export class ListenerProtection {
     this.maxHeaders = config.limits?.maxHeaders;
     this.open = previous?.open ?? new Map();
     this.bodyMinRate = config.timeouts?.bodyMinRate;
+    const prev = previous?.shared;
+    if (r === undefined || config.shared === undefined) this.shared = null;
+    else if (prev != null && previous!.config.shared === config.shared && prev.windowMs === r.per)
+      this.shared = prev;
+    else this.shared = new SharedWindowCounter(config.shared, `fulcrum:rl:${listener}`, r.per, log);
+    if (prev != null && prev !== this.shared) void prev.close();
     const d = config.detect;
     if (d === undefined || !d.enabled) this.detector = null;
     else if (previous?.detector != null && isDeepStrictEqual(previous.config.detect, d))
@@ -150,12 +165,29 @@ export class ListenerProtection {
     }
     const rate = this.rate;
     if (rate === null || this.allowed(clientIp)) return 0;
-    const wait = rate.take(this.keyOf(req, clientIp), now, this.left);
+    const wait =
+      this.shared === null
+        ? rate.take(this.keyOf(req, clientIp), now, this.left)
+        : this.sharedWait(req, clientIp, now);
     detector?.onRate(clientIp, wait !== 0, now);
     if (wait === 0) return 0;
     this.retryAfterMs = wait;
     this.rejected.rate++;
     return 429;
+  }
+
+  /** The shared-count decision: 0 while the window's count across balancers is within the limit. */
+  private sharedWait(req: RequestFacts, clientIp: string, now: number): number {
+    const shared = this.shared!;
+    const count = shared.hit(this.keyOf(req, clientIp), now);
+    const limit = this.rate!.requests;
+    this.left.value = Math.max(0, limit - count);
+    return count <= limit ? 0 : shared.untilNextWindow(now);
+  }
+
+  /** Stops what runs in the background (shared counters). */
+  async close(): Promise<void> {
+    await this.shared?.close();
   }
 
   /** `clientIp` got an answer with `status` (detection judges error ratios). */

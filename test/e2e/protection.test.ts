@@ -5,6 +5,7 @@ import { startAdmin } from '../../src/admin/index.js';
 import { parseConfig } from '../../src/config/index.js';
 import { api, LOOPBACK } from '../admin/helpers.js';
 import { rawExchange, request, serverList, startBackends, startBalancer } from '../helpers/balancer.js';
+import { startRedis } from '../helpers/redisServer.js';
 
 function balancerYaml(port: number, protection: string): string {
   return `
@@ -366,5 +367,71 @@ test('detection: a 404 scan is blocked; an allow-listed scanner never is', async
   } finally {
     await lb.stop();
     target.close();
+  }
+});
+
+test('shared counters: two balancers on one Redis enforce one limit together; Redis killed, they count locally, and share again once it is back', async () => {
+  const redis = await startRedis();
+  const [backend] = await startBackends(1);
+  const yaml = balancerYaml(
+    backend!.port,
+    `      rateLimit: { requests: 40, per: 3s }
+      shared: "${redis.url}"`,
+  );
+  const lb1 = await startBalancer(yaml);
+  const lb2 = await startBalancer(yaml);
+  const sharedUp = () =>
+    [lb1, lb2].every((lb) => lb.runtime.listeners.get('web')!.protection!.shared!.shared === true);
+  const waitFor = async (cond: () => boolean, what: string) => {
+    const until = Date.now() + 5000;
+    while (!cond()) {
+      if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  /** One client alternating between the balancers, ~25 ms apart, for `ms`: the 200s. */
+  const alternate = async (ms: number) => {
+    let ok = 0;
+    const until = Date.now() + ms;
+    for (let i = 0; Date.now() < until; i++) {
+      const r = await request(i % 2 === 0 ? lb1.port : lb2.port, { localAddress: '127.0.0.11' });
+      if (r.status === 200) ok++;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    return ok;
+  };
+  try {
+    // Wait for a first sync (a request is needed for one to happen).
+    await request(lb1.port, { localAddress: '127.0.0.12' });
+    await request(lb2.port, { localAddress: '127.0.0.12' });
+    await waitFor(sharedUp, 'both balancers to reach Redis');
+    // Start at a window boundary, then one window's worth of requests: about 100, limit 40.
+    await new Promise((r) => setTimeout(r, 3000 - (Date.now() % 3000) + 20));
+    const ok = await alternate(2800);
+    // Counted apart, each balancer would allow 40 (80 in all); together about 40 (a sync
+    // period's worth of slack).
+    assert.ok(ok >= 36 && ok <= 48, `${ok} allowed across both balancers, limit 40`);
+
+    await redis.stop('SIGKILL');
+    // Requests keep being answered (by local counting) while Redis is gone.
+    await alternate(300);
+    await waitFor(
+      () => lb1.log.lines.some((l) => l.includes('shared counters unavailable')),
+      'the unavailability to be logged',
+    );
+    assert.equal(
+      lb1.log.lines.filter((l) => l.includes('shared counters unavailable')).length,
+      1,
+      'said once',
+    );
+    await redis.restart();
+    await alternate(200);
+    await waitFor(sharedUp, 'shared counting to resume');
+    assert.ok(lb1.log.lines.some((l) => l.includes('shared counters back')));
+  } finally {
+    await lb1.stop();
+    await lb2.stop();
+    await backend!.close();
+    await redis.stop();
   }
 });

@@ -62,9 +62,9 @@ export class HttpListener implements ListenerContext, Listener {
     this.trusted = config.trustedProxies.length > 0 ? new CidrSet(config.trustedProxies) : null;
     this.maxHeaderSize = config.maxHeaderSize;
     this.timeouts = timeoutsOf(config);
-    this.protection = this.buildProtection(config);
     this.log = deps.log;
     this.throttle = new LogThrottle(deps.log);
+    this.protection = this.buildProtection(config);
     this.upstreams = deps.upstreams;
     this.host = config.listen.host;
     this.requestedPort = config.listen.port;
@@ -88,7 +88,7 @@ export class HttpListener implements ListenerContext, Listener {
   /** The listener's protection, its detection's blocks logged (one line per block). */
   private buildProtection(config: ListenerConfig, previous?: ListenerProtection): ListenerProtection | null {
     if (config.protection === undefined) return null;
-    const p = new ListenerProtection(config.protection, previous);
+    const p = new ListenerProtection(config.protection, this.name, this.log, previous);
     if (p.detector !== null) {
       p.detector.onBlock = (b) =>
         this.log.warn(
@@ -179,6 +179,7 @@ export class HttpListener implements ListenerContext, Listener {
     }
     for (const c of this.connections) c.socket.destroy();
     if (this.sweeper !== undefined) clearInterval(this.sweeper);
+    await this.protection?.close();
     await closed;
   }
 }
