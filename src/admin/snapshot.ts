@@ -7,6 +7,7 @@ import type { Config } from '../config/types.js';
 import type { Pool } from '../core/pool.js';
 import type { Server } from '../core/server.js';
 import { healthOf } from '../health/index.js';
+import { DnsListener } from '../proxy/dns/dnsListener.js';
 import type { Runtime } from '../runtime/runtime.js';
 import type { Percentiles } from './live.js';
 import type { Telemetry } from './metrics.js';
@@ -165,7 +166,8 @@ export function listenerViews(ctx: ViewContext): ListenerView[] {
       pool: c?.pool ?? '',
       routes: (c?.routes ?? []).map((r) => ({ match: { ...r.match }, pool: r.pool })),
       connections: l.connectionCount,
-      requests: ctx.telemetry.requestsOf(l.name),
+      // A dns listener's "requests" are the queries it answered.
+      requests: l instanceof DnsListener ? l.stats.queries : ctx.telemetry.requestsOf(l.name),
     });
   }
   return out;
