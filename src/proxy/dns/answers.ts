@@ -1,7 +1,9 @@
+import { isIPv6 } from 'node:net';
 import type { Answer, DecodedPacket, OptAnswer, Packet, Question, SrvAnswer } from 'dns-packet';
 import { AUTHORITATIVE_ANSWER, RECURSION_DESIRED } from 'dns-packet';
 import { type SelectContext, Selection } from '../../core/selection.js';
 import type { Server } from '../../core/server.js';
+import { HostCache } from './hostCache.js';
 import { family, type Lookup, type RecordSet, targetLabel, type Zone, type ZoneTable } from './zoneTable.js';
 
 /** Response codes this listener sends (RFC 1035, 6891). */
@@ -36,6 +38,8 @@ export class Responder {
     public table: ZoneTable,
     /** Largest UDP answer this listener offers (the OPT record's size). */
     public maxUdpSize: number,
+    /** Addresses of the servers given by host name. */
+    private readonly hosts: HostCache = new HostCache(() => []),
   ) {}
 
   respond(query: DecodedPacket, clientIp: string): Response {
@@ -102,7 +106,7 @@ export class Responder {
       if (type === 'A' || type === 'AAAA' || type === 'ANY') {
         const f = family(found.server);
         if ((type !== 'AAAA' && f === 4) || (type !== 'A' && f === 6)) {
-          answers.push(addressRecord(q.name, found.server, zone.ttl));
+          answers.push(addressRecord(q.name, found.server.host, zone.ttl));
         }
       }
       return;
@@ -113,11 +117,14 @@ export class Responder {
     if (apex && (type === 'NS' || type === 'ANY')) answers.push(ns(zone, q.name));
     if ((type === 'A' || type === 'AAAA' || type === 'ANY') && entry.address !== undefined) {
       const set = entry.address;
-      const want = type === 'A' ? 4 : type === 'AAAA' ? 6 : 0;
-      const allowed = (f: number) =>
-        (want === 0 || f === want) && (set.type === 'address' || (set.type === 'A' ? f === 4 : f === 6));
-      for (const s of this.ordered(set, (server) => !allowed(family(server)))) {
-        answers.push(addressRecord(q.name, s, set.ttl));
+      const hosts = this.hosts;
+      for (const f of [4, 6] as const) {
+        if ((type === 'A' && f === 6) || (type === 'AAAA' && f === 4)) continue;
+        if ((set.type === 'A' && f === 6) || (set.type === 'AAAA' && f === 4)) continue;
+        // Servers without an address of this family (or a host name not resolved yet) are skipped.
+        for (const s of this.ordered(set, (server) => hosts.addresses(server, f).length === 0)) {
+          for (const address of hosts.addresses(s, f)) answers.push(addressRecord(q.name, address, set.ttl));
+        }
       }
     }
     if (type === 'SRV' && entry.srv !== undefined) {
@@ -135,7 +142,7 @@ export class Responder {
           data: { priority: 0, weight: s.weight, port: s.port, target },
         };
         answers.push(record);
-        if (f !== 0) additionals.push(addressRecord(target, s, zone.ttl));
+        if (f !== 0) additionals.push(addressRecord(target, s.host, zone.ttl));
       }
     }
     // ns.<zone>: it exists (NS names it) but has no address of its own here: NODATA.
@@ -219,8 +226,8 @@ function clientSubnet(opt: OptAnswer): { ip: string; prefix: number; source: num
   return undefined;
 }
 
-function addressRecord(name: string, server: Server, ttl: number): Answer {
-  return { type: family(server) === 6 ? 'AAAA' : 'A', name, ttl, class: 'IN', data: server.host };
+function addressRecord(name: string, address: string, ttl: number): Answer {
+  return { type: isIPv6(address) ? 'AAAA' : 'A', name, ttl, class: 'IN', data: address };
 }
 
 /** The zone's generated SOA (its minimum is the negative-caching TTL, RFC 2308). */

@@ -1,5 +1,5 @@
 import { createSocket, type Socket as DgramSocket, type RemoteInfo } from 'node:dgram';
-import { createServer, type Server as NetServer, type Socket } from 'node:net';
+import { createServer, isIP, type Server as NetServer, type Socket } from 'node:net';
 import type { ListenerConfig } from '../../config/types.js';
 import { unmapIPv4 } from '../../core/cidr.js';
 import type { Logger } from '../../core/log.js';
@@ -9,6 +9,7 @@ import type { Listener, ListenerDeps, PoolLookup } from '../listener.js';
 import { listenError } from '../listener.js';
 import { RCODE_NAMES, Responder } from './answers.js';
 import { DnsStats } from './dnsStats.js';
+import { HostCache } from './hostCache.js';
 import { DEFAULT_RATE_LIMIT, ResponseRateLimiter, Verdict } from './rateLimit.js';
 import { DEFAULT_MAX_UDP_SIZE, decodeQuery, encodeTcp, encodeUdp, truncatedReply, udpLimit } from './wire.js';
 import { ZoneTable } from './zoneTable.js';
@@ -32,6 +33,7 @@ export class DnsListener implements Listener {
   readonly stats = new DnsStats();
   private readonly responder: Responder;
   private readonly limiter: ResponseRateLimiter;
+  private readonly hosts: HostCache;
   private readonly log: Logger;
   private readonly throttle: LogThrottle;
   private readonly host: string;
@@ -52,9 +54,11 @@ export class DnsListener implements Listener {
     this.host = config.listen.host;
     this.requestedPort = config.listen.port;
     this.idleTimeout = config.timeouts.idle;
+    this.hosts = new HostCache(() => this.hostNames());
     this.responder = new Responder(
       new ZoneTable(config.zones ?? [], deps.pools),
       config.maxUdpSize ?? DEFAULT_MAX_UDP_SIZE,
+      this.hosts,
     );
     this.limiter = new ResponseRateLimiter(config.responseRateLimit ?? DEFAULT_RATE_LIMIT);
   }
@@ -105,6 +109,7 @@ export class DnsListener implements Listener {
       this.udp = udp;
       this.tcp = tcp;
       this.bound = { host: udp.address().address, port };
+      this.hosts.start();
       this.flusher = setInterval(() => this.throttle.flush(), 1000);
       this.flusher.unref();
       return;
@@ -116,6 +121,16 @@ export class DnsListener implements Listener {
     this.responder.maxUdpSize = config.maxUdpSize ?? DEFAULT_MAX_UDP_SIZE;
     this.limiter.configure(config.responseRateLimit ?? DEFAULT_RATE_LIMIT);
     this.idleTimeout = config.timeouts.idle;
+  }
+
+  /** The host names of the servers the zones answer with (read by the HostCache each refresh). */
+  private *hostNames(): Iterable<string> {
+    for (const zone of this.responder.table.zones) {
+      for (const entry of zone.names.values()) {
+        for (const server of entry.address?.pool.servers ?? [])
+          if (isIP(server.host) === 0) yield server.host;
+      }
+    }
   }
 
   private onDatagram(msg: Buffer, rinfo: RemoteInfo): void {
@@ -190,6 +205,7 @@ export class DnsListener implements Listener {
 
   async shutdown(timeoutMs: number): Promise<void> {
     this.closing = true;
+    this.hosts.stop();
     if (this.flusher !== undefined) clearInterval(this.flusher);
     this.flusher = undefined;
     const tcp = this.tcp;

@@ -7,6 +7,7 @@ import { createLogger } from '../../../src/core/log.js';
 import { Pool } from '../../../src/core/pool.js';
 import { Server } from '../../../src/core/server.js';
 import { Responder } from '../../../src/proxy/dns/answers.js';
+import { HostCache } from '../../../src/proxy/dns/hostCache.js';
 import { ZoneTable } from '../../../src/proxy/dns/zoneTable.js';
 
 const YAML = `
@@ -286,4 +287,31 @@ test('a hostile query (odd class, opcode) gets an error code, never an exception
     '192.0.2.1',
   );
   assert.equal(notify.rcode, 4, 'NOTIMP');
+});
+
+test('a server given by host name answers with the addresses its name resolves to', async () => {
+  const byName = new Server({
+    id: 'n',
+    host: 'localhost',
+    port: 80,
+    address: 'localhost:80',
+    weight: 1,
+    backup: false,
+  });
+  const pool = new Pool('named', createPolicy('round-robin'), [byName]);
+  const config = parseConfig(
+    YAML.replace(
+      '          - { name: www }',
+      '          - { name: www }\n          - { name: named, pool: mixed }',
+    ),
+    'x.yaml',
+  );
+  const hosts = new HostCache(() => ['localhost']);
+  const table = new ZoneTable(config.listeners[0]!.zones!, () => pool, 1);
+  const responder = new Responder(table, 1232, hosts);
+  assert.deepEqual(ask(responder, 'named.example.test', 'A').data, [], 'not resolved yet: left out');
+  await hosts.refresh();
+  assert.deepEqual(ask(responder, 'named.example.test', 'A').data, ['127.0.0.1']);
+  const srv = ask(responder, '_http._tcp.www.example.test', 'SRV').data[0] as { target: string };
+  assert.equal(srv.target, 'localhost', 'an SRV target is the server its own name');
 });
