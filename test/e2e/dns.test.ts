@@ -10,6 +10,7 @@ import { Resolver } from 'node:dns/promises';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { test } from 'node:test';
 import { decode, encode } from 'dns-packet';
 import { startAdmin } from '../../src/admin/index.js';
@@ -400,3 +401,87 @@ function get(port: number, path: string): Promise<string> {
       .end();
   });
 }
+
+/**
+ * The caveat of DNS balancing, measured: a client that caches an answer for its TTL keeps
+ * connecting to the first address it got, dead or not, until the TTL runs out; health checks
+ * take the server out of the answers within their fall time, but not out of caches.
+ */
+async function staleWindow(ttlSeconds: number): Promise<{ staleMs: number; healthMs: number }> {
+  const a = await startBackend({ port: 0, host: '127.0.0.1', id: 'a' });
+  const b = await startBackend({ port: a.port, host: '127.0.0.2', id: 'b' });
+  const balancer = await startBalancer(`
+listeners:
+  - name: dns
+    protocol: dns
+    listen: 127.0.0.1:0
+    zones: [ { name: example.test, ttl: ${ttlSeconds}s, records: [ { name: www, pool: web } ] } ]
+pools:
+  - name: web
+    healthCheck: { type: tcp, interval: ${INTERVAL}ms, timeout: ${INTERVAL}ms, fall: ${FALL}, rise: ${RISE} }
+    servers: [ { address: "127.0.0.1:${a.port}" }, { address: "127.0.0.2:${a.port}" } ]
+`);
+  const client = await udpClient(balancer.port);
+  const connects = (host: string) =>
+    new Promise<boolean>((resolve) => {
+      const socket = connect({ host, port: a.port });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+  try {
+    // The caching client: one answer kept for its TTL; b comes first in it.
+    let cached: { first: string; expires: number } | undefined;
+    const resolveCached = async (now: number) => {
+      if (cached !== undefined && now < cached.expires) return cached.first;
+      const answer = decode((await client.ask('www.example.test'))!).answers![0] as {
+        data: string;
+        ttl: number;
+      };
+      cached = { first: answer.data, expires: now + answer.ttl * 1000 };
+      return cached.first;
+    };
+    while ((await resolveCached(Date.now())) !== '127.0.0.2') cached = undefined;
+    const killedAt = Date.now();
+    await b.close();
+    let lastFailure = killedAt;
+    let healthMs = -1;
+    while (Date.now() - killedAt < ttlSeconds * 1000 + 1500) {
+      const now = Date.now();
+      if (!(await connects(await resolveCached(now)))) lastFailure = Date.now();
+      if (healthMs < 0 && !(await short(balancer.port, 'www.example.test')).includes('127.0.0.2')) {
+        healthMs = Date.now() - killedAt;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return { staleMs: lastFailure - killedAt, healthMs };
+  } finally {
+    client.socket.close();
+    await balancer.stop();
+    await a.close();
+  }
+}
+
+test(
+  'the caching caveat: a client caching for the TTL keeps sending to a dead server for up to the TTL',
+  TIMEOUT,
+  async (t) => {
+    for (const ttl of [1, 3]) {
+      const { staleMs, healthMs } = await staleWindow(ttl);
+      t.diagnostic(
+        `ttl ${ttl}s: the caching client failed for ${staleMs} ms; the answers dropped the server after ${healthMs} ms`,
+      );
+      assert.ok(
+        healthMs >= 0 && healthMs <= (FALL + 2) * INTERVAL + 500,
+        `out of the answers after ${healthMs} ms`,
+      );
+      assert.ok(staleMs <= ttl * 1000 + 200, `stale for ${staleMs} ms, TTL ${ttl}s`);
+      assert.ok(
+        staleMs >= ttl * 1000 - 400,
+        `stale for ${staleMs} ms: the TTL, not the health check, decides`,
+      );
+    }
+  },
+);
