@@ -16,6 +16,8 @@ import { ZoneTable } from './zoneTable.js';
 
 /** TCP clients served at once; more are closed at once (a DNS client needs one briefly). */
 const MAX_TCP_CONNECTIONS = 1000;
+/** Bytes of answers a TCP client may leave unread before it is disconnected. */
+const MAX_TCP_BACKLOG = 256 * 1024;
 /** Tries at finding a port free for both UDP and TCP when port 0 is asked for. */
 const BIND_TRIES = 8;
 
@@ -151,11 +153,18 @@ export class DnsListener implements Listener {
       if (verdict === Verdict.Slip) this.send(udp, truncatedReply(msg, query), rinfo);
       return;
     }
-    const response = this.responder.respond(query, unmapIPv4(rinfo.address));
-    const limit = udpLimit(response, this.responder.maxUdpSize);
-    const { bytes, truncated } = encodeUdp(response, limit);
-    if (truncated) this.stats.truncated++;
-    this.stats.count(response.qtype, RCODE_NAMES[response.rcode] ?? String(response.rcode));
+    let bytes: Buffer;
+    try {
+      const response = this.responder.respond(query, unmapIPv4(rinfo.address));
+      const encoded = encodeUdp(response, udpLimit(response, this.responder.maxUdpSize));
+      bytes = encoded.bytes;
+      if (encoded.truncated) this.stats.truncated++;
+      this.stats.count(response.qtype, RCODE_NAMES[response.rcode] ?? String(response.rcode));
+    } catch {
+      // A question the decoder took but the encoder cannot write back (odd labels): no answer.
+      this.stats.drop('malformed');
+      return;
+    }
     this.send(udp, bytes, rinfo);
   }
 
@@ -191,13 +200,27 @@ export class DnsListener implements Listener {
           socket.destroy();
           return;
         }
-        const response = this.responder.respond(query, clientIp);
-        const framed = encodeTcp(response);
+        let framed: Buffer | undefined;
+        try {
+          const response = this.responder.respond(query, clientIp);
+          framed = encodeTcp(response);
+          if (framed !== undefined) {
+            this.stats.count(response.qtype, RCODE_NAMES[response.rcode] ?? String(response.rcode));
+          }
+        } catch {
+          this.stats.drop('malformed');
+          socket.destroy();
+          return;
+        }
         if (framed === undefined) {
           this.stats.drop('too-large');
           continue;
         }
-        this.stats.count(response.qtype, RCODE_NAMES[response.rcode] ?? String(response.rcode));
+        // A client that asks without reading its answers is cut off rather than buffered for.
+        if (socket.writableLength > MAX_TCP_BACKLOG) {
+          socket.destroy();
+          return;
+        }
         socket.write(framed);
       }
     });
