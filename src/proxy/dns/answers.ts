@@ -8,16 +8,48 @@ import { family, type Lookup, type RecordSet, targetLabel, type Zone, type ZoneT
 
 /** Response codes this listener sends (RFC 1035, 6891). */
 export const Rcode = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
-export const RCODE_NAMES = ['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED'];
 /** EDNS0 extended rcode BADVERS (16): its upper 8 bits go into the OPT record. */
-const BADVERS_UPPER = 1;
+const BADVERS = 16;
+const BADVERS_UPPER = BADVERS >> 4;
+const RCODE_NAMES: Record<number, string> = {
+  0: 'NOERROR',
+  1: 'FORMERR',
+  2: 'SERVFAIL',
+  3: 'NXDOMAIN',
+  4: 'NOTIMP',
+  5: 'REFUSED',
+  [BADVERS]: 'BADVERS',
+};
+/** Question types counted by name in the metrics; any other counts as OTHER (bounded labels). */
+const COUNTED_TYPES = new Set([
+  'A',
+  'AAAA',
+  'SRV',
+  'SOA',
+  'NS',
+  'ANY',
+  'TXT',
+  'MX',
+  'CNAME',
+  'PTR',
+  'CAA',
+  'HTTPS',
+  'SVCB',
+  'DS',
+  'DNSKEY',
+]);
+
+/** The name of a response code, for the metrics. */
+export function rcodeName(rcode: number): string {
+  return RCODE_NAMES[rcode] ?? String(rcode);
+}
 const CLIENT_SUBNET = 8;
 
 /** A response to send and what it was, for the metrics. */
 export interface Response {
   packet: Packet;
   rcode: number;
-  /** The question's type ("A", "SRV", …), for the metrics. */
+  /** The question's type ("A", "SRV", …, "OTHER" for the rare ones), for the metrics. */
   qtype: string;
   /** The client used EDNS0: the UDP size it can take (0 when it did not). */
   ednsSize: number;
@@ -46,7 +78,8 @@ export class Responder {
     const question = query.questions?.[0];
     const opt = query.additionals?.find((a): a is OptAnswer => a.type === 'OPT');
     const ednsSize = opt === undefined ? 0 : Math.max(512, opt.udpPayloadSize);
-    const qtype = question === undefined ? 'NONE' : String(question.type);
+    const type = question === undefined ? 'NONE' : String(question.type);
+    const qtype = COUNTED_TYPES.has(type) ? type : 'OTHER';
     const packet: Packet = {
       type: 'response',
       id: query.id ?? 0,
@@ -63,6 +96,7 @@ export class Responder {
       if (opt.ednsVersion !== 0) {
         // Only version 0 exists; BADVERS carries our version (0) back.
         packet.additionals!.push(this.opt(BADVERS_UPPER, undefined));
+        response.rcode = BADVERS;
         return response;
       }
       subnet = clientSubnet(opt);

@@ -7,7 +7,7 @@ import type { TrafficObserver } from '../../core/observer.js';
 import { LogThrottle } from '../l4/l4.js';
 import type { Listener, ListenerDeps, PoolLookup } from '../listener.js';
 import { listenError } from '../listener.js';
-import { RCODE_NAMES, Responder } from './answers.js';
+import { Responder, rcodeName } from './answers.js';
 import { DnsStats } from './dnsStats.js';
 import { HostCache } from './hostCache.js';
 import { DEFAULT_RATE_LIMIT, ResponseRateLimiter, Verdict } from './rateLimit.js';
@@ -159,7 +159,7 @@ export class DnsListener implements Listener {
       const encoded = encodeUdp(response, udpLimit(response, this.responder.maxUdpSize));
       bytes = encoded.bytes;
       if (encoded.truncated) this.stats.truncated++;
-      this.stats.count(response.qtype, RCODE_NAMES[response.rcode] ?? String(response.rcode));
+      this.stats.count(response.qtype, rcodeName(response.rcode));
     } catch {
       // A question the decoder took but the encoder cannot write back (odd labels): no answer.
       this.stats.drop('malformed');
@@ -205,7 +205,7 @@ export class DnsListener implements Listener {
           const response = this.responder.respond(query, clientIp);
           framed = encodeTcp(response);
           if (framed !== undefined) {
-            this.stats.count(response.qtype, RCODE_NAMES[response.rcode] ?? String(response.rcode));
+            this.stats.count(response.qtype, rcodeName(response.rcode));
           }
         } catch {
           this.stats.drop('malformed');

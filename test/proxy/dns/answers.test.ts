@@ -212,6 +212,7 @@ test('EDNS0: the OPT record carries our UDP size; version 1 gets BADVERS', () =>
     additionals: [{ ...opt, ednsVersion: 1 } as unknown as Answer],
   });
   assert.deepEqual(v1.data, []);
+  assert.equal(v1.r.rcode, 16, 'counted as BADVERS');
   assert.equal((v1.wire.additionals![0] as { extendedRcode: number }).extendedRcode, 1, 'BADVERS');
 });
 
