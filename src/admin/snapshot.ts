@@ -62,7 +62,10 @@ export interface ListenerView {
   address: { host: string; port: number };
   pool: string;
   routes: Array<{ match: Record<string, unknown>; pool: string }>;
+  /** dns listeners: their zones, each with the pools its records answer from. */
+  zones?: Array<{ name: string; pools: string[] }>;
   connections: number;
+  /** Requests (http), connections (tcp), flows (udp), queries answered (dns). */
   requests: number;
 }
 
@@ -165,6 +168,11 @@ export function listenerViews(ctx: ViewContext): ListenerView[] {
       address: l.address,
       pool: c?.pool ?? '',
       routes: (c?.routes ?? []).map((r) => ({ match: { ...r.match }, pool: r.pool })),
+      ...(c?.zones === undefined
+        ? {}
+        : {
+            zones: c.zones.map((z) => ({ name: z.name, pools: [...new Set(z.records.map((r) => r.pool))] })),
+          }),
       connections: l.connectionCount,
       // A dns listener's "requests" are the queries it answered.
       requests: l instanceof DnsListener ? l.stats.queries : ctx.telemetry.requestsOf(l.name),

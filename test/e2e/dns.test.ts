@@ -13,6 +13,7 @@ import { request } from 'node:http';
 import { connect } from 'node:net';
 import { test } from 'node:test';
 import { decode, encode } from 'dns-packet';
+import { formatStatus } from '../../src/admin/client.js';
 import { startAdmin } from '../../src/admin/index.js';
 import { parseConfig } from '../../src/config/index.js';
 import { type RunningBackend, startBackend } from '../../src/demo/backend.js';
@@ -164,6 +165,11 @@ test(
       const view = statusView.listeners.find((l: { name: string }) => l.name === 'dns');
       assert.equal(view.protocol, 'dns');
       assert.ok(view.requests > 5);
+      assert.deepEqual(view.zones, [{ name: 'example.test', pools: ['web', 'weighted', 'many'] }]);
+      assert.match(
+        formatStatus(statusView),
+        /listener dns {2}dns {2}127\.0\.0\.1:0 {2}→ zones example\.test \(pools web, weighted, many\) {2}0 connection\(s\), \d+ queries/,
+      );
     } finally {
       await admin.close();
       await s.stop();
