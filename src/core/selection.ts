@@ -109,7 +109,9 @@ export class Selection {
    * on as for next(), so round robin rotates), recorded as tried so the following peek() gives
    * the next one, but no in-flight count changes and nothing is to be released. For answers that
    * name servers without opening a connection to them (DNS): start() then peek() until
-   * undefined gives the pool's usable servers in its algorithm's order, each once.
+   * undefined gives the pool's usable servers in its algorithm's order, each once. Every peek
+   * after the first asks the policy for a fallback, which moves a round robin past the server
+   * returned, as a retry does (proxy/dns/answers.ts takes only the first for that reason).
    */
   peek(skip?: (server: Server) => boolean): Server | undefined {
     return this.#choose(skip);
@@ -118,7 +120,7 @@ export class Selection {
   /** The next candidate (not yet leased), recorded as tried; undefined when none is left. */
   #choose(skip: ((server: Server) => boolean) | undefined): Server | undefined {
     const pool = this.#pool;
-    if (pool === null) throw new Error('Selection.next() before start()');
+    if (pool === null) throw new Error('Selection.next() or peek() before start()');
     this.#skipped = 0;
     const eligible = pool.eligibleServers();
     if (eligible.length === 0) {
