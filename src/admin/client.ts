@@ -171,6 +171,13 @@ function numberOrText(text: string): number | string {
 export function formatStatus(s: StatusView): string {
   const out: string[] = [];
   for (const l of s.listeners) {
+    if (l.zones !== undefined) {
+      const zones = l.zones.map((z) => `${z.name} (pools ${z.pools.join(', ')})`).join(', ');
+      out.push(
+        `listener ${l.name}  ${l.protocol}  ${l.listen}  → zones ${zones}  ${l.connections} connection(s), ${l.requests} quer${l.requests === 1 ? 'y' : 'ies'}`,
+      );
+      continue;
+    }
     out.push(
       `listener ${l.name}  ${l.protocol}  ${l.listen}  → pool ${l.pool}  ${l.connections} connection(s), ${l.requests} request(s)`,
     );

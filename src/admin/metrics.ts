@@ -15,6 +15,8 @@ import type { ExchangeRecord, TrafficObserver } from '../core/observer.js';
 import type { Pool, TransitionListener } from '../core/pool.js';
 import type { Server, ServerState } from '../core/server.js';
 import { healthOf } from '../health/index.js';
+import { DnsListener } from '../proxy/dns/dnsListener.js';
+import type { DnsStats } from '../proxy/dns/dnsStats.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { LiveStats } from './live.js';
 
@@ -257,6 +259,14 @@ export class Telemetry implements TrafficObserver {
     return out;
   }
 
+  /** The counters of the dns listeners, by listener name. */
+  private dnsStats(): Array<[string, DnsStats]> {
+    const out: Array<[string, DnsStats]> = [];
+    for (const l of this.runtime.listeners.values())
+      if (l instanceof DnsListener) out.push([l.name, l.stats]);
+    return out;
+  }
+
   private eachServer(fn: (pool: Pool, s: Server) => void): void {
     for (const pool of this.runtime.pools.values()) for (const s of pool.servers) fn(pool, s);
   }
@@ -302,6 +312,44 @@ export class Telemetry implements TrafficObserver {
           sums.set(key, s);
         }
         for (const s of sums.values()) this.inc({ listener: s.listener, pool: s.pool }, s.n);
+      },
+    });
+    // DNS listeners answer without exchanges: their own counters, read when scraped.
+    new Counter({
+      name: 'fulcrum_dns_queries_total',
+      help: 'DNS queries answered, by listener, question type and response code.',
+      labelNames: ['listener', 'type', 'rcode'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [listener, stats] of self.dnsStats()) {
+          for (const [key, n] of stats.answered) {
+            const [type, rcode] = key.split(' ') as [string, string];
+            this.inc({ listener, type, rcode }, n);
+          }
+        }
+      },
+    });
+    new Counter({
+      name: 'fulcrum_dns_dropped_total',
+      help: 'DNS packets left unanswered, by listener and reason (malformed, rate-limited, too-large).',
+      labelNames: ['listener', 'reason'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [listener, stats] of self.dnsStats()) {
+          for (const [reason, n] of stats.dropped) this.inc({ listener, reason }, n);
+        }
+      },
+    });
+    new Counter({
+      name: 'fulcrum_dns_truncated_total',
+      help: 'DNS answers sent over UDP with TC set (too large for the client), by listener.',
+      labelNames: ['listener'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [listener, stats] of self.dnsStats()) this.inc({ listener }, stats.truncated);
       },
     });
     new Gauge({

@@ -7,6 +7,7 @@ import type { Config } from '../config/types.js';
 import type { Pool } from '../core/pool.js';
 import type { Server } from '../core/server.js';
 import { healthOf } from '../health/index.js';
+import { DnsListener } from '../proxy/dns/dnsListener.js';
 import type { Runtime } from '../runtime/runtime.js';
 import type { Percentiles } from './live.js';
 import type { Telemetry } from './metrics.js';
@@ -61,7 +62,10 @@ export interface ListenerView {
   address: { host: string; port: number };
   pool: string;
   routes: Array<{ match: Record<string, unknown>; pool: string }>;
+  /** dns listeners: their zones, each with the pools its records answer from. */
+  zones?: Array<{ name: string; pools: string[] }>;
   connections: number;
+  /** Requests (http), connections (tcp), flows (udp), queries answered (dns). */
   requests: number;
 }
 
@@ -164,8 +168,14 @@ export function listenerViews(ctx: ViewContext): ListenerView[] {
       address: l.address,
       pool: c?.pool ?? '',
       routes: (c?.routes ?? []).map((r) => ({ match: { ...r.match }, pool: r.pool })),
+      ...(c?.zones === undefined
+        ? {}
+        : {
+            zones: c.zones.map((z) => ({ name: z.name, pools: [...new Set(z.records.map((r) => r.pool))] })),
+          }),
       connections: l.connectionCount,
-      requests: ctx.telemetry.requestsOf(l.name),
+      // A dns listener's "requests" are the queries it answered.
+      requests: l instanceof DnsListener ? l.stats.queries : ctx.telemetry.requestsOf(l.name),
     });
   }
   return out;

@@ -69,6 +69,8 @@ export function toRaw(config: Config): Raw {
   // rejects when written for another protocol or type (config/checks.ts).
   for (const l of (raw.listeners ?? []) as Raw[]) {
     if (l.protocol === 'http') continue;
+    // A dns listener without a default pool is normalized to pool "" (its records name theirs).
+    if (l.protocol === 'dns' && l.pool === '') delete l.pool;
     delete l.routes;
     delete l.maxHeaderSize;
     if (l.timeouts !== undefined) delete (l.timeouts as Raw).requestHead;

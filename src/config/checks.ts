@@ -33,8 +33,19 @@ export function checkConfig(raw: unknown): PathProblem[] {
 
   for (const [listener, at] of listeners) {
     const protocol = listener.protocol ?? 'http';
-    checkPoolReference(listener.pool, [...at, 'pool'], poolNames, problems);
-    if (protocol === 'tcp' || protocol === 'udp') {
+    // A dns listener may go without a default pool (its records name theirs).
+    if (protocol !== 'dns' || listener.pool !== undefined) {
+      checkPoolReference(listener.pool, [...at, 'pool'], poolNames, problems);
+    }
+    if (protocol === 'dns') {
+      for (const [zone, zoneAt] of entries(listener.zones, [...at, 'zones'])) {
+        for (const [record, recordAt] of entries(zone.records, [...zoneAt, 'records'])) {
+          if (record.pool !== undefined)
+            checkPoolReference(record.pool, [...recordAt, 'pool'], poolNames, problems);
+        }
+      }
+    }
+    if (protocol === 'tcp' || protocol === 'udp' || protocol === 'dns') {
       onlyFor(
         listener,
         at,
@@ -51,7 +62,7 @@ export function checkConfig(raw: unknown): PathProblem[] {
           problems,
         );
       }
-      if (cookiePools.has(listener.pool)) {
+      if (protocol !== 'dns' && cookiePools.has(listener.pool)) {
         problems.push({
           path: [...at, 'pool'],
           message: `expected a pool without cookie stickiness (a ${protocol} listener cannot set cookies), got ${describeValue(listener.pool)}`,
@@ -167,7 +178,8 @@ function uniqueServers(servers: [Mapping, Path][], problems: PathProblem[]): voi
 
 interface Bound {
   address: Address;
-  transport: 'tcp' | 'udp';
+  /** dns binds both. */
+  transport: 'tcp' | 'udp' | 'both';
   at: Path;
 }
 
@@ -180,7 +192,8 @@ function uniqueListenAddresses(raw: Mapping, listeners: [Mapping, Path][], probl
   }
   for (const [listener, at] of listeners) {
     const address = listenAddress(listener.listen);
-    if (address) candidates.push({ address, transport: listener.protocol === 'udp' ? 'udp' : 'tcp', at });
+    const transport = listener.protocol === 'udp' ? 'udp' : listener.protocol === 'dns' ? 'both' : 'tcp';
+    if (address) candidates.push({ address, transport, at });
   }
   const bound: Bound[] = [];
   for (const candidate of candidates) {
@@ -197,7 +210,8 @@ function uniqueListenAddresses(raw: Mapping, listeners: [Mapping, Path][], probl
 }
 
 function clashes(a: Bound, b: Bound): boolean {
-  if (a.transport !== b.transport || a.address.port !== b.address.port || a.address.port === 0) return false;
+  const sameTransport = a.transport === b.transport || a.transport === 'both' || b.transport === 'both';
+  if (!sameTransport || a.address.port !== b.address.port || a.address.port === 0) return false;
   return (
     a.address.host === b.address.host ||
     covers(a.address.host, b.address.host) ||

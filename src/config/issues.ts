@@ -1,5 +1,5 @@
 /**
- * zod issues → problems in our wording ("expected one of http, tcp, udp, got \"htp\"",
+ * zod issues → problems in our wording ("expected one of http, tcp, udp, dns, got \"htp\"",
  * "missing required key \"address\"", "unknown key \"wieght\"; did you mean \"weight\"?") instead
  * of zod's default messages. `errorMap` words each issue while zod still has the input and the
  * schema at hand; `toProblems` then splits and re-anchors the finished issues.

@@ -12,6 +12,9 @@ import type {
   AccessLogConfig,
   AdminConfig,
   Config,
+  DnsRateLimitConfig,
+  DnsRecordConfig,
+  DnsZoneConfig,
   HealthCheckConfig,
   ListenerConfig,
   OutlierDetectionConfig,
@@ -48,7 +51,7 @@ function value<T>(parse: v.ValueParser<T>) {
   });
 }
 
-export const PROTOCOLS = ['http', 'tcp', 'udp'] as const;
+export const PROTOCOLS = ['http', 'tcp', 'udp', 'dns'] as const;
 export { ALGORITHMS };
 export const RETRY_ON = ['connect-failure', 'reset', 'timeout', '5xx'] as const;
 const DEFAULT_RETRY_ON: RetryOn[] = ['connect-failure', 'reset'];
@@ -155,12 +158,35 @@ const ProtectionSchema = z
   })
   .transform((p): ProtectionConfig => p);
 
+/** The record's pool is optional in YAML (the listener's pool); the listener transform fills it in. */
+const DnsRecordSchema = z.strictObject({
+  name: value(v.dnsRecordName),
+  pool: value(v.nonEmptyString).optional(),
+  type: z.enum(['address', 'A', 'AAAA', 'SRV']).default('address'),
+  answers: value(positive).optional(),
+  ttl: value(v.duration(0, 2_147_483_647_000)).optional(),
+});
+
+const DnsZoneSchema = z.strictObject({
+  name: value(v.dnsZoneName),
+  ttl: value(v.duration(0, 2_147_483_647_000)).default(30_000),
+  records: z.array(DnsRecordSchema).default([]),
+});
+
+const DnsRateLimitSchema = z.strictObject({
+  responses: value(v.integer(0)).default(100),
+  per: value(v.duration(1)).default(1000),
+  ipv4Prefix: value(v.integer(0, 32)).default(24),
+  ipv6Prefix: value(v.integer(0, 128)).default(56),
+}) satisfies z.ZodType<DnsRateLimitConfig>;
+
 const ListenerSchema = z
   .strictObject({
     name: value(v.name),
     protocol: z.enum(PROTOCOLS).default('http'),
     listen: value(v.listenAddress),
-    pool: value(v.nonEmptyString),
+    // Required, except for dns (checked in the transform).
+    pool: value(v.nonEmptyString).optional(),
     routes: z.array(RouteSchema).default([]),
     trustedProxies: z.array(value(v.cidr)).default([]),
     maxHeaderSize: value(v.integer(1024, 1024 * 1024)).default(16384),
@@ -169,6 +195,9 @@ const ListenerSchema = z
     queue: QueueSchema.optional(),
     maxFlows: value(positive).optional(),
     protection: ProtectionSchema.optional(),
+    zones: z.array(DnsZoneSchema).optional(),
+    maxUdpSize: value(v.integer(512, 65535)).optional(),
+    responseRateLimit: DnsRateLimitSchema.optional(),
     timeouts: z
       .strictObject({
         requestHead: value(v.duration(1)).default(10_000),
@@ -191,7 +220,15 @@ const ListenerSchema = z
     only('acceptProxyProtocol', 'tcp', protocol === 'tcp');
     only('queue', 'tcp', protocol === 'tcp');
     only('maxFlows', 'udp', protocol === 'udp');
-    only('maxConnections', 'http or tcp', protocol !== 'udp', ' (a udp listener limits flows with maxFlows)');
+    only(
+      'maxConnections',
+      'http or tcp',
+      protocol !== 'udp' && protocol !== 'dns',
+      protocol === 'udp' ? ' (a udp listener limits flows with maxFlows)' : '',
+    );
+    only('zones', 'dns', protocol === 'dns');
+    only('maxUdpSize', 'dns', protocol === 'dns');
+    only('responseRateLimit', 'dns', protocol === 'dns');
     only('protection', 'http', protocol === 'http', ' (L4 limits are not available yet)');
     if (listener.acceptProxyProtocol === true && listener.trustedProxies.length === 0) {
       ctx.issues.push({
@@ -202,8 +239,69 @@ const ListenerSchema = z
           'expected trustedProxies to list the balancers allowed to send PROXY headers, got none (anyone could claim any address)',
       });
     }
-    return listener;
+    // pool: required but for dns, whose records may each name theirs.
+    const { pool, zones, ...rest } = listener;
+    if (protocol !== 'dns') {
+      if (pool === undefined) ctx.issues.push({ code: 'custom', input: undefined, path: ['pool'] });
+      return { ...rest, pool: pool ?? '' };
+    }
+    if (zones === undefined) {
+      ctx.issues.push({ code: 'custom', input: undefined, path: ['zones'] });
+      return { ...rest, pool: pool ?? '' };
+    }
+    return { ...rest, pool: pool ?? '', zones: dnsZones(zones, pool, ctx) };
   }) satisfies z.ZodType<ListenerConfig>;
+
+/**
+ * A dns listener's zones, normalized: every record gets a pool (its own, else the listener's);
+ * a zone may appear once, and a name once per type in its zone.
+ */
+function dnsZones(
+  zones: z.output<typeof DnsZoneSchema>[],
+  listenerPool: string | undefined,
+  ctx: z.core.$RefinementCtx<unknown>,
+): DnsZoneConfig[] {
+  const seenZones = new Set<string>();
+  return zones.map((zone, i) => {
+    if (seenZones.has(zone.name)) {
+      ctx.issues.push({
+        code: 'custom',
+        input: zone.name,
+        path: ['zones', i, 'name'],
+        message: `expected a zone not already listed, got ${JSON.stringify(zone.name)}`,
+      });
+    }
+    seenZones.add(zone.name);
+    const seen = new Set<string>();
+    const records = zone.records.map((record, j): DnsRecordConfig => {
+      const at = ['zones', i, 'records', j];
+      const key = `${record.name} ${record.type === 'SRV' ? 'SRV' : 'address'}`;
+      if (seen.has(key)) {
+        ctx.issues.push({
+          code: 'custom',
+          input: record.name,
+          path: [...at, 'name'],
+          message: `expected a name not already given a record of this type in the zone, got ${JSON.stringify(record.name)}`,
+        });
+      }
+      seen.add(key);
+      const pool = record.pool ?? listenerPool;
+      if (pool === undefined) {
+        ctx.issues.push({
+          code: 'custom',
+          input: undefined,
+          path: [...at, 'pool'],
+          message: 'missing required key "pool" (the listener has no pool to default to)',
+        });
+      }
+      const out: DnsRecordConfig = { name: record.name, pool: pool ?? '', type: record.type };
+      if (record.answers !== undefined) out.answers = record.answers;
+      if (record.ttl !== undefined) out.ttl = record.ttl;
+      return out;
+    });
+    return { name: zone.name, ttl: zone.ttl, records };
+  });
+}
 
 const ServerSchema = z
   .strictObject({

@@ -6,7 +6,7 @@
 import type { AlgorithmName } from '../balancing/registry.js';
 import type { Address } from './address.js';
 
-export type Protocol = 'http' | 'tcp' | 'udp';
+export type Protocol = 'http' | 'tcp' | 'udp' | 'dns';
 /** The names of the balancing algorithms: src/balancing/registry.ts lists them. */
 export type Algorithm = AlgorithmName;
 export type RetryOn = 'connect-failure' | 'reset' | 'timeout' | '5xx';
@@ -36,7 +36,10 @@ export interface ListenerConfig {
   name: string;
   protocol: Protocol;
   listen: Address;
-  /** Default pool: used when no route matches (and always for tcp/udp). */
+  /**
+   * Default pool: used when no route matches (and always for tcp/udp). dns: the pool of records
+   * that name none; '' when a dns listener has no default pool.
+   */
   pool: string;
   /** http only; first match wins. Empty for tcp and udp. */
   routes: RouteConfig[];
@@ -58,6 +61,12 @@ export interface ListenerConfig {
   queue?: QueueConfig;
   /** udp: most client flows at once; datagrams from new clients are dropped beyond. Absent: 10000. */
   maxFlows?: number;
+  /** dns only (required there): the zones the listener answers for, authoritatively. */
+  zones?: DnsZoneConfig[];
+  /** dns only: largest UDP answer in bytes (EDNS0 clients may ask less; 512 without EDNS). Absent: 1232. */
+  maxUdpSize?: number;
+  /** dns only: response-rate limiting per client subnet over UDP. Absent: the defaults below. */
+  responseRateLimit?: DnsRateLimitConfig;
   timeouts: ListenerTimeouts;
   /** http: rate and connection limits, size limits, allow and deny lists. Absent: none. */
   protection?: ProtectionConfig;
@@ -92,6 +101,43 @@ export interface ProtectionConfig {
   allow: string[];
   /** Canonical CIDRs refused at accept. */
   deny: string[];
+}
+
+/** One zone a dns listener is authoritative for (SOA and NS are generated). */
+export interface DnsZoneConfig {
+  /** Lower-cased, without the trailing dot: "example.test". */
+  name: string;
+  /** ms; the TTL of answers (rounded down to whole seconds, at least 0). */
+  ttl: number;
+  records: DnsRecordConfig[];
+}
+
+export type DnsRecordType = 'address' | 'A' | 'AAAA' | 'SRV';
+
+export interface DnsRecordConfig {
+  /** Relative to the zone, lower-cased ("www", "_http._tcp.www"); "@" is the zone's apex. */
+  name: string;
+  /** The pool whose usable servers make the answers (the listener's pool when absent in YAML). */
+  pool: string;
+  /**
+   * `address` (default): A for the IPv4 servers and AAAA for the IPv6 ones; `A` or `AAAA`: that
+   * family only; `SRV`: target, port and weight of each server.
+   */
+  type: DnsRecordType;
+  /** Most servers in one answer; absent: all usable ones. */
+  answers?: number;
+  /** ms; overrides the zone's ttl. */
+  ttl?: number;
+}
+
+export interface DnsRateLimitConfig {
+  /** Responses per `per` to one client subnet; 0 turns the limit off. */
+  responses: number;
+  /** ms of the window. */
+  per: number;
+  /** Prefix lengths that make one client subnet. */
+  ipv4Prefix: number;
+  ipv6Prefix: number;
 }
 
 export interface QueueConfig {

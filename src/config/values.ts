@@ -225,3 +225,35 @@ export function statusRange(input: unknown): [number, number] {
   }
   throw new ValueError('a status like 200 or a range like "200-399"', input);
 }
+
+const DNS_LABEL = /^(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?)$/;
+
+/** A DNS zone: a domain name, lower-cased, without the trailing dot ("example.test"). */
+export function dnsZoneName(input: unknown): string {
+  const name = typeof input === 'string' ? input.toLowerCase().replace(/\.$/, '') : undefined;
+  if (
+    name === undefined ||
+    name === '' ||
+    name.length > 253 ||
+    !name.split('.').every((l) => DNS_LABEL.test(l))
+  ) {
+    throw new ValueError('a domain name like "example.test"', input);
+  }
+  return name;
+}
+
+/** A record's name relative to its zone ("www", "_http._tcp.www"), lower-cased; "@" is the apex. */
+export function dnsRecordName(input: unknown): string {
+  const name = typeof input === 'string' ? input.toLowerCase() : undefined;
+  if (name === '@') return name;
+  if (
+    name === undefined ||
+    name === '' ||
+    name.endsWith('.') ||
+    name.length > 200 ||
+    !name.split('.').every((l) => DNS_LABEL.test(l))
+  ) {
+    throw new ValueError('a name relative to the zone like "www" or "_http._tcp.www", or "@"', input);
+  }
+  return name;
+}

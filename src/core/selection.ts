@@ -52,7 +52,7 @@ export class Selection {
   #pinned: Server | undefined = undefined;
   #reassigned = false;
 
-  /** Servers leased so far for this request, in order (the last is the current one). */
+  /** Servers leased (or peeked) so far for this request, in order (the last is the current one). */
   get tried(): readonly Server[] {
     return this.#tried;
   }
@@ -99,8 +99,28 @@ export class Selection {
    * tried (L4 maxConnections); they are passed over for this call only.
    */
   next(skip?: (server: Server) => boolean): Server | undefined {
+    const server = this.#choose(skip);
+    if (server !== undefined) this.#pool!.lease(server);
+    return server;
+  }
+
+  /**
+   * Like next(), without a lease: the same candidate in the same order (the policy's state moves
+   * on as for next(), so round robin rotates), recorded as tried so the following peek() gives
+   * the next one, but no in-flight count changes and nothing is to be released. For answers that
+   * name servers without opening a connection to them (DNS): start() then peek() until
+   * undefined gives the pool's usable servers in its algorithm's order, each once. Every peek
+   * after the first asks the policy for a fallback, which moves a round robin past the server
+   * returned, as a retry does (proxy/dns/answers.ts takes only the first for that reason).
+   */
+  peek(skip?: (server: Server) => boolean): Server | undefined {
+    return this.#choose(skip);
+  }
+
+  /** The next candidate (not yet leased), recorded as tried; undefined when none is left. */
+  #choose(skip: ((server: Server) => boolean) | undefined): Server | undefined {
     const pool = this.#pool;
-    if (pool === null) throw new Error('Selection.next() before start()');
+    if (pool === null) throw new Error('Selection.next() or peek() before start()');
     this.#skipped = 0;
     const eligible = pool.eligibleServers();
     if (eligible.length === 0) {
@@ -111,7 +131,7 @@ export class Selection {
     let exclude: readonly Server[] = this.#tried;
     const pinned = this.#pinned;
     if (pinned !== undefined && exclude.length === 0 && eligible.includes(pinned)) {
-      if (skip === undefined || !skip(pinned)) return this.#lease(pool, pinned);
+      if (skip === undefined || !skip(pinned)) return this.#take(pool, pinned);
       exclude = this.#passOver(pinned);
     }
     const policy = pool.policy;
@@ -122,12 +142,11 @@ export class Selection {
     while (candidate !== undefined && skip?.(candidate) === true) {
       candidate = policy.fallback(eligible, this.#ctx, this.#passOver(candidate));
     }
-    return candidate === undefined ? undefined : this.#lease(pool, candidate);
+    return candidate === undefined ? undefined : this.#take(pool, candidate);
   }
 
-  #lease(pool: Pool, server: Server): Server {
+  #take(pool: Pool, server: Server): Server {
     if (server !== this.#pinned) this.#countReassigned(pool);
-    pool.lease(server);
     this.#tried.push(server);
     return server;
   }

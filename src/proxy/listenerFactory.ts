@@ -1,4 +1,5 @@
 import type { ListenerConfig } from '../config/types.js';
+import { DnsListener } from './dns/dnsListener.js';
 import { HttpListener } from './http/httpListener.js';
 import type { Listener, ListenerDeps } from './listener.js';
 import { TcpListener } from './tcp/tcpListener.js';
@@ -13,6 +14,8 @@ export function createListener(config: ListenerConfig, deps: ListenerDeps): List
       return new TcpListener(config, deps);
     case 'udp':
       return new UdpListener(config, deps);
+    case 'dns':
+      return new DnsListener(config, deps);
     default:
       throw new Error(`protocol "${(config as ListenerConfig).protocol}" is not available in this version`);
   }

@@ -479,7 +479,7 @@ test('a bad enum value lists the allowed values', () => {
   );
   assert.equal(
     errorOf(MINIMAL.replace('    pool: web', '    pool: web\n    protocol: HTTP')),
-    'fulcrum.yaml:5: listeners[0].protocol: expected one of http, tcp, udp, got "HTTP"; did you mean "http"?',
+    'fulcrum.yaml:5: listeners[0].protocol: expected one of http, tcp, udp, dns, got "HTTP"; did you mean "http"?',
   );
 });
 
@@ -758,7 +758,7 @@ test('every problem of a file is reported at once, in file order', () => {
   assert.deepEqual(caught.problems, [
     {
       path: 'listeners[0].protocol',
-      message: 'expected one of http, tcp, udp, got "htp"; did you mean "http"?',
+      message: 'expected one of http, tcp, udp, dns, got "htp"; did you mean "http"?',
       line: 3,
     },
     { path: 'listeners[0].listen', message: 'expected host:port, got "localhost"', line: 4 },

@@ -170,3 +170,33 @@ test('the failure penalty is bounded and reset when a server comes back', () => 
   p.setState(a, 'up', 'test');
   assert.equal(a.samples, 0);
 });
+
+test('Selection.peek gives the candidates in next() order without leasing any', () => {
+  const servers = ['a', 'b', 'c'].map((id) => server(id));
+  const { p } = pool(servers);
+  const selection = new Selection();
+  selection.start(p, ctx);
+  const peeked: string[] = [];
+  for (let s = selection.peek(); s !== undefined; s = selection.peek()) peeked.push(s.id);
+  assert.deepEqual(peeked, ['a', 'b', 'c'], 'each eligible server once, the policy first');
+  assert.deepEqual(
+    servers.map((s) => [s.active, s.total]),
+    [
+      [0, 0],
+      [0, 0],
+      [0, 0],
+    ],
+    'no lease: nothing to release',
+  );
+  // The policy's state moves on as for a lease: the next request starts after the last one.
+  const { p: q } = pool(['a', 'b', 'c'].map((id) => server(id)));
+  const leased: string[] = [];
+  selection.start(q, ctx);
+  for (let s = selection.next(); s !== undefined; s = selection.next()) leased.push(s.id);
+  assert.deepEqual(leased, peeked);
+  p.setState(servers[1]!, 'draining', 'admin');
+  selection.start(p, ctx);
+  const usable: string[] = [];
+  for (let s = selection.peek(); s !== undefined; s = selection.peek()) usable.push(s.id);
+  assert.deepEqual(usable.sort(), ['a', 'c'], 'a draining server is not a candidate');
+});
