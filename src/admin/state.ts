@@ -69,7 +69,8 @@ export function toRaw(config: Config): Raw {
   // rejects when written for another protocol or type (config/checks.ts).
   for (const l of (raw.listeners ?? []) as Raw[]) {
     if (l.protocol === 'http') continue;
-    delete l.routes;
+    // tcp listeners route by sni; udp ones have no routes.
+    if (l.protocol !== 'tcp') delete l.routes;
     delete l.maxHeaderSize;
     if (l.timeouts !== undefined) delete (l.timeouts as Raw).requestHead;
   }

@@ -85,6 +85,7 @@ const RouteMatchSchema = z.strictObject({
       return normalized;
     })
     .optional(),
+  sni: value(v.hostPattern).optional(),
 });
 // "At least one condition" is checked in checks.ts, on the raw mapping: here a match holding
 // only a misspelt key would be reported twice.
@@ -116,6 +117,7 @@ const ListenerSchema = z
       .strictObject({
         requestHead: value(v.duration(1)).default(10_000),
         idle: value(v.duration(1)).default(60_000),
+        clientHello: value(v.duration(1)).optional(),
       })
       .prefault({}),
   })

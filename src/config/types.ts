@@ -38,7 +38,10 @@ export interface ListenerConfig {
   listen: Address;
   /** Default pool: used when no route matches (and always for tcp/udp). */
   pool: string;
-  /** http only; first match wins. Empty for tcp and udp. */
+  /**
+   * First match wins. http: by host, path, method, headers; tcp: by the TLS ClientHello's server
+   * name (`match.sni` only; TLS passthrough). Empty for udp.
+   */
   routes: RouteConfig[];
   /** Canonical CIDRs ("10.0.0.0/8", "::1/128") whose X-Forwarded-For / PROXY header is believed. */
   trustedProxies: string[];
@@ -76,6 +79,10 @@ export interface ListenerTimeouts {
    * udp: a client's flow).
    */
   idle: number;
+  /**
+   * tcp with sni routes: ms for a client to send its complete TLS ClientHello. Absent: 5000.
+   */
+  clientHello?: number;
 }
 
 export interface RouteConfig {
@@ -93,6 +100,11 @@ export interface RouteMatch {
   method?: string;
   /** Header name (lower-cased) → exact value. */
   headers?: Record<string, string>;
+  /**
+   * tcp only: the server name (SNI) of the client's TLS ClientHello, lower-cased; exact or one
+   * leading wildcard label, like `host`.
+   */
+  sni?: string;
 }
 
 export interface PoolConfig {
