@@ -16,6 +16,7 @@ import type {
   ListenerConfig,
   OutlierDetectionConfig,
   PoolConfig,
+  PoolTlsConfig,
   QueueConfig,
   RetriesConfig,
   RetryOn,
@@ -23,6 +24,7 @@ import type {
   ServerConfig,
   StickyConfig,
 } from './types.js';
+import { loadServerTls, serverNameValue } from './serverTls.js';
 import * as v from './values.js';
 
 /**
@@ -229,6 +231,21 @@ const StickySchema = z.strictObject({
   maxEntries: value(positive).default(100_000),
 }) satisfies z.ZodType<StickyConfig>;
 
+const PoolTlsSchema = z
+  .strictObject({
+    serverName: value(serverNameValue).optional(),
+    ca: value(v.nonEmptyString).optional(),
+    verify: value(v.boolean).default(true),
+    cert: value(v.nonEmptyString).optional(),
+    key: value(v.nonEmptyString).optional(),
+  })
+  .transform((tls, ctx): PoolTlsConfig => {
+    loadServerTls(tls, (key, message) =>
+      ctx.issues.push({ code: 'custom', input: tls[key], path: [key], message }),
+    );
+    return tls;
+  });
+
 const PoolSchema = z.strictObject({
   name: value(v.name),
   algorithm: z.enum(ALGORITHMS).default('round-robin'),
@@ -248,6 +265,7 @@ const PoolSchema = z.strictObject({
   maxIdlePerServer: value(v.integer(0)).default(64),
   drainTimeout: value(v.duration(0)).optional(),
   sendProxyProtocol: z.enum(['v1', 'v2']).optional(),
+  tls: PoolTlsSchema.optional(),
 }) satisfies z.ZodType<PoolConfig>;
 
 export const ConfigSchema = z
@@ -299,6 +317,12 @@ function checkL4PoolKeys(config: Config, ctx: z.core.$RefinementCtx<Config>): vo
     const listeners = users.get(pool.name) ?? [];
     const notTcp = listeners.find((l) => l.protocol !== 'tcp');
     const http = listeners.find((l) => l.protocol === 'http');
+    const notHttp = listeners.find((l) => l.protocol !== 'http');
+    if (pool.tls !== undefined && notHttp !== undefined) {
+      // At L4 the client's own TLS goes through untouched (sni routes): TLS of ours around it
+      // would be a second layer no server expects.
+      complain(['pools', i, 'tls'], pool.tls, 'http', pool.name, notHttp);
+    }
     if (pool.sendProxyProtocol !== undefined && notTcp !== undefined) {
       complain(['pools', i, 'sendProxyProtocol'], pool.sendProxyProtocol, 'tcp', pool.name, notTcp);
     }

@@ -127,6 +127,21 @@ export interface PoolConfig {
   drainTimeout?: number;
   /** tcp: send a PROXY protocol header of this version to every server (absent: none). */
   sendProxyProtocol?: ProxyProtocolVersion;
+  /** http: TLS to the servers (requests and health checks); absent: plain TCP. */
+  tls?: PoolTlsConfig;
+}
+
+/** TLS to a pool's servers. Files are PEM, relative to the working directory. */
+export interface PoolTlsConfig {
+  /** Sent as SNI and checked against the certificate; absent: the server's host when a name. */
+  serverName?: string;
+  /** CA certificates the servers' certificates must chain to; absent: Node's root CAs. */
+  ca?: string;
+  /** Check the server's certificate (chain and name). Default true. */
+  verify: boolean;
+  /** Client certificate (mTLS), with `key`. */
+  cert?: string;
+  key?: string;
 }
 
 export type ProxyProtocolVersion = 'v1' | 'v2';
