@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { ALGORITHMS } from '../balancing/registry.js';
 import { formatDuration } from './duration.js';
 import { ValueError } from './errors.js';
+import { loadServerTls, serverNameValue } from './serverTls.js';
 import type {
   AccessLogConfig,
   AdminConfig,
@@ -24,7 +25,6 @@ import type {
   ServerConfig,
   StickyConfig,
 } from './types.js';
-import { loadServerTls, serverNameValue } from './serverTls.js';
 import * as v from './values.js';
 
 /**

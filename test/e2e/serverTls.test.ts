@@ -82,7 +82,7 @@ let lb: TestBalancer;
 
 before(async () => {
   const ca = certs.ca('internal-ca');
-  const other = certs.ca('other-ca');
+  certs.ca('other-ca');
   const site = certs.leaf(ca, 'app', ['app.internal', '127.0.0.1']);
   certs.leaf(ca, 'client', ['balancer.internal']);
   app = await httpsBackend('app', site, certs);
