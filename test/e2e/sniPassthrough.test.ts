@@ -287,3 +287,69 @@ test('bytes that are not TLS are closed at once', async () => {
   assert.equal(listener.helloRejections.invalid, before + 1);
   assert.ok(lb.log.lines.some((l) => l.includes('closed: not a TLS handshake')));
 });
+
+test('behind acceptProxyProtocol the ClientHello after the PROXY header is routed; without sni routes nothing is read', async () => {
+  const other = await rawBackend();
+  const second = await startBalancer(`
+listeners:
+  - name: behind
+    protocol: tcp
+    listen: 127.0.0.1:0
+    pool: fallback
+    acceptProxyProtocol: true
+    trustedProxies: [127.0.0.1/32]
+    routes:
+      - match: { sni: raw.test }
+        pool: raw
+  - name: plain
+    protocol: tcp
+    listen: 127.0.0.1:0
+    pool: raw
+pools:
+  - name: raw
+    servers: [ { address: "127.0.0.1:${other.port}" } ]
+  - name: fallback
+    servers: [ { address: "127.0.0.1:${backends[2]!.port}" } ]
+`);
+  try {
+    const hello = await captureHello('raw.test');
+    const s = connect({ host: '127.0.0.1', port: second.runtime.address('behind').port });
+    s.on('error', () => {});
+    s.write(Buffer.concat([Buffer.from('PROXY TCP4 198.51.100.7 127.0.0.1 40000 443\r\n'), hello]));
+    await until(() => other.bytes().length >= hello.length);
+    assert.deepEqual(other.bytes(), hello);
+    s.destroy();
+    // A tcp listener without sni routes forwards anything, never looking at it.
+    assert.equal((second.runtime.listeners.get('plain') as TcpListener).sni, null);
+    const p = connect({ host: '127.0.0.1', port: second.runtime.address('plain').port });
+    p.on('error', () => {});
+    p.write('not TLS at all\n');
+    await until(() => other.bytes().toString('latin1').endsWith('not TLS at all\n'));
+    p.destroy();
+  } finally {
+    await second.stop();
+    await other.close();
+  }
+});
+
+test('a reload changes where a name goes', async () => {
+  const caPem = certs.read(ca.cert);
+  const config = lb.runtime.config;
+  const next = structuredClone(config);
+  next.listeners[0]!.routes[0]!.pool = 'pb';
+  await lb.runtime.apply(next);
+  try {
+    assert.equal((await tlsClient(lb.port, 'a.test', caPem)).data, 'B\n');
+  } finally {
+    await lb.runtime.apply(config);
+  }
+  assert.equal((await tlsClient(lb.port, 'a.test', caPem)).data, 'A\n');
+});
+
+async function until(check: () => boolean, ms = 3000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) assert.fail('timed out');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
