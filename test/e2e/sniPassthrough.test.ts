@@ -5,6 +5,7 @@ import { connect, createServer as createNetServer, type Socket } from 'node:net'
 import { Duplex } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { createServer as createTlsServer, type TLSSocket, connect as tlsConnect } from 'node:tls';
+import { Telemetry } from '../../src/admin/metrics.js';
 import type { TcpListener } from '../../src/proxy/tcp/tcpListener.js';
 import { startBalancer, type TestBalancer } from '../helpers/balancer.js';
 import { CertDir, type CertFiles } from '../helpers/certs.js';
@@ -286,6 +287,11 @@ test('bytes that are not TLS are closed at once', async () => {
   assert.ok(ms < 250, `closed after ${ms}ms`);
   assert.equal(listener.helloRejections.invalid, before + 1);
   assert.ok(lb.log.lines.some((l) => l.includes('closed: not a TLS handshake')));
+  const telemetry = new Telemetry(lb.runtime);
+  const text = await telemetry.registry.metrics();
+  telemetry.close();
+  assert.match(text, /fulcrum_tls_client_hello_rejected_total\{listener="sni",reason="invalid"\} [1-9]/);
+  assert.match(text, /fulcrum_tls_client_hello_rejected_total\{listener="sni",reason="timeout"\} [1-9]/);
 });
 
 test('behind acceptProxyProtocol the ClientHello after the PROXY header is routed; without sni routes nothing is read', async () => {
