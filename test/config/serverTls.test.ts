@@ -76,6 +76,22 @@ test('unreadable files, a key that does not match, half a client certificate: er
   );
 });
 
+test('an expired client certificate, or a ca file of expired certificates only, is refused', () => {
+  const old = certs.expired(ca, 'old');
+  assert.equal(
+    errorOf(config(`{ cert: ${old.cert}, key: ${old.key} }`)),
+    `fulcrum.yaml:7: pools[0].tls.cert: the certificate "${old.cert}" expired on Jan  2 00:00:00 2020 GMT`,
+  );
+  assert.equal(
+    errorOf(config(`{ ca: ${old.cert} }`)),
+    `fulcrum.yaml:7: pools[0].tls.ca: every certificate in "${old.cert}" has expired`,
+  );
+  // One expired certificate among valid ones is fine (system bundles hold some).
+  const bundle = join(certs.dir, 'bundle.pem');
+  writeFileSync(bundle, Buffer.concat([certs.read(old.cert), certs.read(ca.cert)]));
+  assert.equal(parseConfig(config(`{ ca: ${bundle} }`), 'f').pools[0]!.tls!.ca, bundle);
+});
+
 test('a pool with tls used by a tcp listener is refused', () => {
   assert.equal(
     errorOf(config(`{ ca: ${ca.cert} }`, 'tcp')),

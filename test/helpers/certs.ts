@@ -79,6 +79,43 @@ export class CertDir {
     return files;
   }
 
+  /** A certificate signed by `ca` that expired long ago (2020-01-02), via `openssl ca` and its dates. */
+  expired(ca: CertFiles, file: string): CertFiles {
+    const files = { cert: join(this.dir, `${file}.pem`), key: join(this.dir, `${file}.key`) };
+    const csr = join(this.dir, `${file}.csr`);
+    const conf = join(this.dir, `${file}.cnf`);
+    writeFileSync(join(this.dir, `${file}.index`), '');
+    writeFileSync(join(this.dir, `${file}.serial`), '01\n');
+    writeFileSync(
+      conf,
+      `[ca]\ndefault_ca=d\n[d]\ndatabase=${file}.index\nnew_certs_dir=.\nserial=${file}.serial\ndefault_md=sha256\npolicy=p\n[p]\ncommonName=supplied\n`,
+    );
+    openssl(['req', '-new', ...EC, '-keyout', files.key, '-out', csr, '-subj', `/CN=${file}`], this.dir);
+    openssl(
+      [
+        'ca',
+        '-batch',
+        '-config',
+        conf,
+        '-cert',
+        ca.cert,
+        '-keyfile',
+        ca.key,
+        '-in',
+        csr,
+        '-out',
+        files.cert,
+        '-startdate',
+        '20200101000000Z',
+        '-enddate',
+        '20200102000000Z',
+        '-notext',
+      ],
+      this.dir,
+    );
+    return files;
+  }
+
   read(path: string): Buffer {
     return readFileSync(path);
   }
