@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { copyFileSync } from 'node:fs';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { TLSSocket } from 'node:tls';
+import { parseConfig } from '../../src/config/index.js';
 import { healthOf } from '../../src/health/index.js';
 import { request, startBalancer, type TestBalancer } from '../helpers/balancer.js';
 import { CertDir, type CertFiles } from '../helpers/certs.js';
@@ -79,6 +82,7 @@ const certs = new CertDir();
 let app: HttpsBackend;
 let mtls: HttpsBackend;
 let lb: TestBalancer;
+let yamlText = '';
 
 before(async () => {
   const ca = certs.ca('internal-ca');
@@ -91,7 +95,7 @@ before(async () => {
   const route = (path: string, pool: string) => `      - { match: { pathPrefix: /${path} }, pool: ${pool} }`;
   const pool = (name: string, port: number, tls: string, extra = '') =>
     `  - name: ${name}\n    servers: [ { address: "127.0.0.1:${port}" } ]\n    retries: { attempts: 0 }\n    tls: ${tls}\n${extra}`;
-  lb = await startBalancer(`
+  yamlText = `
 listeners:
   - name: web
     listen: 127.0.0.1:0
@@ -112,7 +116,8 @@ ${pool('byip', app.port, `{ ca: ${d}/internal-ca.pem }`)}
 ${pool('checked', app.port, `{ serverName: app.internal, ca: ${d}/internal-ca.pem }`, '    healthCheck: { type: http, path: /health, interval: 100ms, rise: 1, fall: 1, startDown: true }')}
 ${pool('checkedtcp', app.port, `{ serverName: app.internal, ca: ${d}/internal-ca.pem }`, '    healthCheck: { type: tcp, interval: 100ms, rise: 1, fall: 1, startDown: true }')}
 ${pool('checkedbad', app.port, `{ serverName: app.internal, ca: ${d}/other-ca.pem }`, '    healthCheck: { type: http, interval: 100ms, rise: 1, fall: 1 }')}
-`);
+`;
+  lb = await startBalancer(yamlText);
 });
 
 after(async () => {
@@ -177,4 +182,12 @@ test('later connections resume the TLS session', async () => {
   const before = app.resumed;
   assert.equal((await request(lb.port, { path: '/resume' })).status, 200);
   assert.ok(app.resumed > before, `resumed ${app.resumed - before}`);
+});
+
+test('a reload with new contents in a ca file applies them to new connections', async () => {
+  assert.equal((await request(lb.port, { path: '/wrong-ca' })).status, 502);
+  copyFileSync(join(certs.dir, 'internal-ca.pem'), join(certs.dir, 'other-ca.pem'));
+  const summary = await lb.runtime.apply(parseConfig(yamlText, 'test.yaml'));
+  assert.ok(summary.pools.updated.includes('wrongca'), JSON.stringify(summary));
+  assert.equal((await request(lb.port, { path: '/wrong-ca' })).status, 200);
 });
