@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { copyFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -147,6 +148,29 @@ test('a server certificate from another CA: 502, and the reason in the log', asy
   const line = lb.log.lines.find((l) => l.includes('/wrong-ca'));
   assert.ok(line, lb.log.lines.join('\n'));
   assert.match(line, /TLS handshake: unable to verify the first certificate/);
+});
+
+test('a server that does not speak TLS: 502, and the reason in the log', async () => {
+  const plain = createHttpServer((_req, res) => res.end('plain'));
+  plain.listen(0, '127.0.0.1');
+  await once(plain, 'listening');
+  const port = (plain.address() as { port: number }).port;
+  const second = await startBalancer(`
+listeners: [ { name: web, listen: "127.0.0.1:0", pool: p } ]
+pools:
+  - name: p
+    servers: [ { address: "127.0.0.1:${port}" } ]
+    tls: { verify: false }
+`);
+  try {
+    assert.equal((await request(second.port, { path: '/plain' })).status, 502);
+    const line = second.log.lines.find((l) => l.includes('/plain'));
+    assert.match(line ?? '', /TLS handshake: .*wrong version number/);
+  } finally {
+    await second.stop();
+    plain.closeAllConnections();
+    await new Promise<void>((r) => plain.close(() => r()));
+  }
 });
 
 test('verify: false accepts any certificate and name', async () => {
