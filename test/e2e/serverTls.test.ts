@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { copyFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import { createServer as createNetServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { TLSSocket } from 'node:tls';
@@ -170,6 +171,35 @@ pools:
     await second.stop();
     plain.closeAllConnections();
     await new Promise<void>((r) => plain.close(() => r()));
+  }
+});
+
+test('a server that accepts but never completes the handshake: the connect timeout covers it (504)', async () => {
+  const held = new Set<Socket>();
+  const silent = createNetServer((s) => {
+    held.add(s);
+    s.on('error', () => {});
+  });
+  silent.listen(0, '127.0.0.1');
+  await once(silent, 'listening');
+  const port = (silent.address() as { port: number }).port;
+  const second = await startBalancer(`
+listeners: [ { name: web, listen: "127.0.0.1:0", pool: p } ]
+pools:
+  - name: p
+    servers: [ { address: "127.0.0.1:${port}" } ]
+    retries: { attempts: 0 }
+    timeouts: { connect: 300ms }
+    tls: { verify: false }
+`);
+  try {
+    const started = Date.now();
+    assert.equal((await request(second.port, { path: '/silent' })).status, 504);
+    assert.ok(Date.now() - started < 2000);
+  } finally {
+    await second.stop();
+    for (const s of held) s.destroy();
+    await new Promise<void>((r) => silent.close(() => r()));
   }
 });
 
