@@ -17,6 +17,7 @@ import type { Server, ServerState } from '../core/server.js';
 import { healthOf } from '../health/index.js';
 import { DnsListener } from '../proxy/dns/dnsListener.js';
 import type { DnsStats } from '../proxy/dns/dnsStats.js';
+import { TcpListener } from '../proxy/tcp/tcpListener.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { LiveStats } from './live.js';
 
@@ -361,6 +362,20 @@ export class Telemetry implements TrafficObserver {
         this.reset();
         for (const l of self.runtime.listeners.values()) {
           this.set({ listener: l.name, protocol: l.protocol }, l.connectionCount);
+        }
+      },
+    });
+    new Counter({
+      name: 'fulcrum_tls_client_hello_rejected_total',
+      help: 'Connections a tcp listener with sni routes closed before reading a TLS ClientHello, by reason: timeout (none in timeouts.clientHello) or invalid (not TLS, malformed, over 16 KiB).',
+      labelNames: ['listener', 'reason'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const l of self.runtime.listeners.values()) {
+          if (!(l instanceof TcpListener) || l.sni === null) continue;
+          for (const [reason, n] of Object.entries(l.helloRejections))
+            this.inc({ listener: l.name, reason }, n);
         }
       },
     });

@@ -71,7 +71,8 @@ export function toRaw(config: Config): Raw {
     if (l.protocol === 'http') continue;
     // A dns listener without a default pool is normalized to pool "" (its records name theirs).
     if (l.protocol === 'dns' && l.pool === '') delete l.pool;
-    delete l.routes;
+    // tcp listeners route by sni; udp and dns ones have no routes.
+    if (l.protocol !== 'tcp') delete l.routes;
     delete l.maxHeaderSize;
     if (l.timeouts !== undefined) delete (l.timeouts as Raw).requestHead;
   }

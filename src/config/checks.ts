@@ -11,10 +11,12 @@ import { describeValue, formatPath, type PathProblem } from './errors.js';
 type Path = (string | number)[];
 type Mapping = Record<string, unknown>;
 
-const HTTP_ONLY_LISTENER_KEYS = ['routes', 'maxHeaderSize'];
+const HTTP_ONLY_LISTENER_KEYS = ['maxHeaderSize'];
 const HTTP_ONLY_HEALTH_KEYS = ['path', 'method', 'expectStatus', 'expectBody', 'host'];
 const COOKIE_ONLY_STICKY_KEYS = ['mode', 'cookie', 'secret'];
 const MATCH_KEYS = ['host', 'pathPrefix', 'method', 'headers'];
+/** The one route condition of a tcp listener: TLS passthrough by the ClientHello's server name. */
+const TCP_MATCH_KEYS = ['sni'];
 
 export function checkConfig(raw: unknown): PathProblem[] {
   const problems: PathProblem[] = [];
@@ -45,37 +47,65 @@ export function checkConfig(raw: unknown): PathProblem[] {
         }
       }
     }
+    const routes = entries(listener.routes, [...at, 'routes']);
     if (protocol === 'tcp' || protocol === 'udp' || protocol === 'dns') {
-      onlyFor(
-        listener,
-        at,
-        HTTP_ONLY_LISTENER_KEYS,
-        `protocol is http, got protocol "${protocol}"`,
-        problems,
-      );
-      if (isMapping(listener.timeouts)) {
-        onlyFor(
-          listener.timeouts,
-          [...at, 'timeouts'],
-          ['requestHead'],
-          `protocol is http, got protocol "${protocol}"`,
-          problems,
-        );
+      const notHttp = `protocol is http, got protocol "${protocol}"`;
+      onlyFor(listener, at, HTTP_ONLY_LISTENER_KEYS, notHttp, problems);
+      if (protocol !== 'tcp') {
+        onlyFor(listener, at, ['routes'], `protocol is http or tcp, got protocol "${protocol}"`, problems);
       }
-      if (protocol !== 'dns' && cookiePools.has(listener.pool)) {
+      if (isMapping(listener.timeouts)) {
+        onlyFor(listener.timeouts, [...at, 'timeouts'], ['requestHead'], notHttp, problems);
+      }
+      const sticky: [unknown, Path][] =
+        protocol === 'dns'
+          ? []
+          : [
+              [listener.pool, [...at, 'pool']],
+              ...routes.map(([r, rAt]): [unknown, Path] => [r.pool, [...rAt, 'pool']]),
+            ];
+      for (const [pool, poolAt] of sticky) {
+        if (!cookiePools.has(pool)) continue;
         problems.push({
-          path: [...at, 'pool'],
-          message: `expected a pool without cookie stickiness (a ${protocol} listener cannot set cookies), got ${describeValue(listener.pool)}`,
+          path: poolAt,
+          message: `expected a pool without cookie stickiness (a ${protocol} listener cannot set cookies), got ${describeValue(pool)}`,
         });
       }
     }
-    for (const [route, routeAt] of entries(listener.routes, [...at, 'routes'])) {
+    if (protocol !== 'tcp' && isMapping(listener.timeouts)) {
+      onlyFor(
+        listener.timeouts,
+        [...at, 'timeouts'],
+        ['clientHello'],
+        `protocol is tcp, got protocol "${protocol}"`,
+        problems,
+      );
+    }
+    const keys = protocol === 'tcp' ? TCP_MATCH_KEYS : MATCH_KEYS;
+    for (const [route, routeAt] of routes) {
       checkPoolReference(route.pool, [...routeAt, 'pool'], poolNames, problems);
-      if (isMapping(route.match) && Object.keys(route.match).length === 0) {
-        problems.push({
-          path: [...routeAt, 'match'],
-          message: `expected at least one of ${MATCH_KEYS.join(', ')}, got an empty mapping`,
-        });
+      // udp and dns: the routes key itself is refused above.
+      if (!isMapping(route.match) || protocol === 'udp' || protocol === 'dns') continue;
+      if (protocol === 'tcp') {
+        onlyFor(
+          route.match,
+          [...routeAt, 'match'],
+          MATCH_KEYS,
+          'protocol is http, got protocol "tcp" (tcp routes match sni)',
+          problems,
+        );
+      } else {
+        onlyFor(
+          route.match,
+          [...routeAt, 'match'],
+          TCP_MATCH_KEYS,
+          `protocol is tcp, got protocol "${protocol}"`,
+          problems,
+        );
+      }
+      if (Object.keys(route.match).length === 0) {
+        const expected = keys.length === 1 ? keys[0] : `at least one of ${keys.join(', ')}`;
+        problems.push({ path: [...routeAt, 'match'], message: `expected ${expected}, got an empty mapping` });
       }
     }
   }

@@ -8,6 +8,7 @@
  * state file's round trip (admin/state.ts) equals the file it came from.
  */
 import { isDeepStrictEqual } from 'node:util';
+import { sameServerTls } from './serverTls.js';
 import type { Config } from './types.js';
 
 export interface NamedChanges {
@@ -43,6 +44,13 @@ export interface ConfigDiff {
 export function diffConfig(before: Config, after: Config): ConfigDiff {
   const listeners = diffNamed(before.listeners, after.listeners);
   const pools: PoolChanges = { ...diffNamed(before.pools, after.pools), servers: {} };
+  // The files a pool's tls names may have new contents under the same names.
+  for (const now of after.pools) {
+    const old = before.pools.find((pool) => pool.name === now.name);
+    if (old !== undefined && !pools.changed.includes(now.name) && !sameServerTls(old.tls, now.tls)) {
+      pools.changed.push(now.name);
+    }
+  }
   for (const name of pools.changed) {
     const old = before.pools.find((pool) => pool.name === name)!;
     const now = after.pools.find((pool) => pool.name === name)!;
@@ -57,7 +65,7 @@ export function diffConfig(before: Config, after: Config): ConfigDiff {
     },
     accessLog: before.accessLog?.path !== after.accessLog?.path,
     shutdownTimeout: before.shutdownTimeout !== after.shutdownTimeout,
-    unchanged: isDeepStrictEqual(before, after),
+    unchanged: isDeepStrictEqual(before, after) && pools.changed.length === 0,
   };
 }
 

@@ -13,6 +13,7 @@ export { formatDuration, parseDuration } from './duration.js';
 export { ConfigError, type ConfigProblem, formatProblem, ValueError } from './errors.js';
 export { loadConfig, parseConfig } from './load.js';
 export { ALGORITHMS, PROTOCOLS, RETRY_ON } from './schema.js';
+export { sameServerTls, type TlsMaterial, tlsFingerprint, tlsMaterial } from './serverTls.js';
 export type {
   AdminConfig,
   Algorithm,
@@ -23,6 +24,7 @@ export type {
   OutlierDetectionConfig,
   PoolConfig,
   PoolTimeouts,
+  PoolTlsConfig,
   Protocol,
   RetriesConfig,
   RetryOn,

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { ALGORITHMS } from '../balancing/registry.js';
 import { formatDuration } from './duration.js';
 import { ValueError } from './errors.js';
+import { loadServerTls, serverNameValue } from './serverTls.js';
 import type {
   AccessLogConfig,
   AdminConfig,
@@ -19,6 +20,7 @@ import type {
   ListenerConfig,
   OutlierDetectionConfig,
   PoolConfig,
+  PoolTlsConfig,
   ProtectionConfig,
   QueueConfig,
   RateKey,
@@ -90,6 +92,7 @@ const RouteMatchSchema = z.strictObject({
       return normalized;
     })
     .optional(),
+  sni: value(v.hostPattern).optional(),
 });
 // "At least one condition" is checked in checks.ts, on the raw mapping: here a match holding
 // only a misspelt key would be reported twice.
@@ -202,6 +205,7 @@ const ListenerSchema = z
       .strictObject({
         requestHead: value(v.duration(1)).default(10_000),
         idle: value(v.duration(1)).default(60_000),
+        clientHello: value(v.duration(1)).optional(),
       })
       .prefault({}),
   })
@@ -383,6 +387,21 @@ const StickySchema = z.strictObject({
   maxEntries: value(positive).default(100_000),
 }) satisfies z.ZodType<StickyConfig>;
 
+const PoolTlsSchema = z
+  .strictObject({
+    serverName: value(serverNameValue).optional(),
+    ca: value(v.nonEmptyString).optional(),
+    verify: value(v.boolean).default(true),
+    cert: value(v.nonEmptyString).optional(),
+    key: value(v.nonEmptyString).optional(),
+  })
+  .transform((tls, ctx): PoolTlsConfig => {
+    loadServerTls(tls, (key, message) =>
+      ctx.issues.push({ code: 'custom', input: tls[key], path: [key], message }),
+    );
+    return tls;
+  });
+
 const PoolSchema = z.strictObject({
   name: value(v.name),
   algorithm: z.enum(ALGORITHMS).default('round-robin'),
@@ -402,6 +421,7 @@ const PoolSchema = z.strictObject({
   maxIdlePerServer: value(v.integer(0)).default(64),
   drainTimeout: value(v.duration(0)).optional(),
   sendProxyProtocol: z.enum(['v1', 'v2']).optional(),
+  tls: PoolTlsSchema.optional(),
 }) satisfies z.ZodType<PoolConfig>;
 
 export const ConfigSchema = z
@@ -453,6 +473,12 @@ function checkL4PoolKeys(config: Config, ctx: z.core.$RefinementCtx<Config>): vo
     const listeners = users.get(pool.name) ?? [];
     const notTcp = listeners.find((l) => l.protocol !== 'tcp');
     const http = listeners.find((l) => l.protocol === 'http');
+    const notHttp = listeners.find((l) => l.protocol !== 'http');
+    if (pool.tls !== undefined && notHttp !== undefined) {
+      // At L4 the client's own TLS goes through untouched (sni routes): TLS of ours around it
+      // would be a second layer no server expects.
+      complain(['pools', i, 'tls'], pool.tls, 'http', pool.name, notHttp);
+    }
     if (pool.sendProxyProtocol !== undefined && notTcp !== undefined) {
       complain(['pools', i, 'sendProxyProtocol'], pool.sendProxyProtocol, 'tcp', pool.name, notTcp);
     }

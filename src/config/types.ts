@@ -41,7 +41,10 @@ export interface ListenerConfig {
    * that name none; '' when a dns listener has no default pool.
    */
   pool: string;
-  /** http only; first match wins. Empty for tcp and udp. */
+  /**
+   * First match wins. http: by host, path, method, headers; tcp: by the TLS ClientHello's server
+   * name (`match.sni` only; TLS passthrough). Empty for udp.
+   */
   routes: RouteConfig[];
   /** Canonical CIDRs ("10.0.0.0/8", "::1/128") whose X-Forwarded-For / PROXY header is believed. */
   trustedProxies: string[];
@@ -155,6 +158,10 @@ export interface ListenerTimeouts {
    * udp: a client's flow).
    */
   idle: number;
+  /**
+   * tcp with sni routes: ms for a client to send its complete TLS ClientHello. Absent: 5000.
+   */
+  clientHello?: number;
 }
 
 export interface RouteConfig {
@@ -172,6 +179,11 @@ export interface RouteMatch {
   method?: string;
   /** Header name (lower-cased) → exact value. */
   headers?: Record<string, string>;
+  /**
+   * tcp only: the server name (SNI) of the client's TLS ClientHello, lower-cased; exact or one
+   * leading wildcard label, like `host`.
+   */
+  sni?: string;
 }
 
 export interface PoolConfig {
@@ -194,6 +206,21 @@ export interface PoolConfig {
   drainTimeout?: number;
   /** tcp: send a PROXY protocol header of this version to every server (absent: none). */
   sendProxyProtocol?: ProxyProtocolVersion;
+  /** http: TLS to the servers (requests and health checks); absent: plain TCP. */
+  tls?: PoolTlsConfig;
+}
+
+/** TLS to a pool's servers. Files are PEM, relative to the working directory. */
+export interface PoolTlsConfig {
+  /** Sent as SNI and checked against the certificate; absent: the server's host when a name. */
+  serverName?: string;
+  /** CA certificates the servers' certificates must chain to; absent: Node's root CAs. */
+  ca?: string;
+  /** Check the server's certificate (chain and name). Default true. */
+  verify: boolean;
+  /** Client certificate (mTLS), with `key`. */
+  cert?: string;
+  key?: string;
 }
 
 export type ProxyProtocolVersion = 'v1' | 'v2';

@@ -1,3 +1,4 @@
+import type { SecureContext } from 'node:tls';
 import type { Affinity } from './affinity.js';
 import { log as defaultLog, type Logger } from './log.js';
 import type { BalancingPolicy } from './selection.js';
@@ -21,6 +22,20 @@ export interface PoolOptions {
   drainTimeout?: number;
   /** L4 (tcp): PROXY protocol header sent first on every connection to a server. */
   sendProxyProtocol?: 'v1' | 'v2';
+  /** L7 (http): connections to the servers (and health checks) use TLS. */
+  tls?: ServerTls;
+}
+
+/** TLS to a pool's servers, ready to connect with. */
+export interface ServerTls {
+  /** CA certificates and the client certificate, made once per config. */
+  context: SecureContext;
+  /** SNI and the name checked; absent: the server's host when it is a name. */
+  serverName?: string;
+  /** Check the server's certificate chain and name. */
+  verify: boolean;
+  /** Equal for equal settings and file contents. */
+  fingerprint: string;
 }
 
 /** Told of every released lease (passive health checks listen here). */

@@ -96,7 +96,8 @@ export class ActiveChecker {
     const startedAt = Date.now();
     const abort = new AbortController();
     this.inflight.add(abort);
-    const result = await probe(server, this.config, abort.signal);
+    // The pool's TLS as it is now (a reload may have changed it).
+    const result = await probe(server, this.config, abort.signal, this.pool.options.tls);
     this.inflight.delete(abort);
     if (this.stopped) return;
     this.record(server, startedAt, result.ok, result.reason, result.durationMs);

@@ -1,11 +1,15 @@
 /**
  * One active health probe against one server: an HTTP/1.1 request (`type: http`) or a bare TCP
  * connect (`type: tcp`), bounded by the check's timeout, answered with a pass or a failure and a
- * short reason for the log (`connect ECONNREFUSED`, `timeout after 1000ms`, `status 500`).
+ * short reason for the log (`connect ECONNREFUSED`, `timeout after 1000ms`, `status 500`). For a
+ * pool with `tls`, over TLS as the pool's requests are: HTTPS, or a completed TLS handshake.
  */
-import { request } from 'node:http';
-import { connect } from 'node:net';
+import { request as httpRequest, type RequestOptions } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { connect, isIP, type Socket } from 'node:net';
+import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
 import type { HealthCheckConfig } from '../config/types.js';
+import type { ServerTls } from '../core/pool.js';
 
 /** Where to probe: read from the Server on every probe, so that a reload's new address is used. */
 export interface ProbeTarget {
@@ -36,8 +40,29 @@ export type ProbeConfig = Pick<
  * Runs one probe. Never rejects. Aborting `signal` ends it at once (as a failure, `cancelled`)
  * and closes its socket: stop() relies on that to leave no handle behind.
  */
-export function probe(target: ProbeTarget, config: ProbeConfig, signal?: AbortSignal): Promise<ProbeResult> {
-  return config.type === 'tcp' ? probeTcp(target, config, signal) : probeHttp(target, config, signal);
+export function probe(
+  target: ProbeTarget,
+  config: ProbeConfig,
+  signal?: AbortSignal,
+  tls?: ServerTls,
+): Promise<ProbeResult> {
+  return config.type === 'tcp'
+    ? probeTcp(target, config, signal, tls)
+    : probeHttp(target, config, signal, tls);
+}
+
+/** The TLS options of a probe: the pool's context, name and verification. */
+function tlsOptions(target: ProbeTarget, tls: ServerTls): ConnectionOptions {
+  return {
+    secureContext: tls.context,
+    servername: tls.serverName ?? (isIP(target.host) === 0 ? target.host : ''),
+    rejectUnauthorized: tls.verify,
+  };
+}
+
+/** A TLS failure in words: `TLS handshake: certificate has expired`. */
+function tlsFailure(err: NodeJS.ErrnoException): string {
+  return `TLS handshake: ${err.message}`;
 }
 
 /** The common frame: one settle, a timeout, abort handling, and a cleanup that closes the socket. */
@@ -72,20 +97,43 @@ function run(
   });
 }
 
-function probeTcp(target: ProbeTarget, config: ProbeConfig, signal?: AbortSignal): Promise<ProbeResult> {
+function probeTcp(
+  target: ProbeTarget,
+  config: ProbeConfig,
+  signal?: AbortSignal,
+  tls?: ServerTls,
+): Promise<ProbeResult> {
   return run(config, signal, (finish) => {
-    const socket = connect({ host: target.host, port: target.port });
-    socket.once('connect', () => finish(true, 'connected'));
-    socket.on('error', (err: NodeJS.ErrnoException) => finish(false, `connect ${err.code ?? err.message}`));
+    let socket: Socket;
+    if (tls === undefined) {
+      socket = connect({ host: target.host, port: target.port });
+      socket.once('connect', () => finish(true, 'connected'));
+    } else {
+      socket = tlsConnect({ host: target.host, port: target.port, ...tlsOptions(target, tls) });
+      socket.once('secureConnect', () => finish(true, 'TLS handshake completed'));
+    }
+    socket.on('error', (err: NodeJS.ErrnoException) =>
+      finish(
+        false,
+        tls !== undefined && err.syscall === undefined
+          ? tlsFailure(err)
+          : `connect ${err.code ?? err.message}`,
+      ),
+    );
     // A plain close (FIN, not RST): the server sees an ordinary short connection.
     return () => socket.destroy();
   });
 }
 
-function probeHttp(target: ProbeTarget, config: ProbeConfig, signal?: AbortSignal): Promise<ProbeResult> {
+function probeHttp(
+  target: ProbeTarget,
+  config: ProbeConfig,
+  signal?: AbortSignal,
+  tls?: ServerTls,
+): Promise<ProbeResult> {
   return run(config, signal, (finish) => {
     let connected = false;
-    const req = request({
+    const options: RequestOptions & ConnectionOptions = {
       host: target.host,
       port: target.port,
       method: config.method,
@@ -95,9 +143,20 @@ function probeHttp(target: ProbeTarget, config: ProbeConfig, signal?: AbortSigna
       // Not `Connection: close`: the server would close first and keep a TIME_WAIT socket for
       // every check. We close as soon as we have the verdict, so the TIME_WAIT is ours.
       headers: { host: config.host ?? target.address, connection: 'keep-alive', 'user-agent': USER_AGENT },
+      ...(tls !== undefined ? tlsOptions(target, tls) : {}),
+    };
+    const req = tls === undefined ? httpRequest(options) : httpsRequest(options);
+    let secured = tls === undefined;
+    req.on('socket', (socket) => {
+      socket.once('connect', () => (connected = true));
+      socket.once('secureConnect', () => (secured = true));
     });
-    req.on('socket', (socket) => socket.once('connect', () => (connected = true)));
-    req.on('error', (err: NodeJS.ErrnoException) => finish(false, describe(err, connected)));
+    req.on('error', (err: NodeJS.ErrnoException) =>
+      finish(
+        false,
+        connected && !secured && err.syscall === undefined ? tlsFailure(err) : describe(err, connected),
+      ),
+    );
     req.on('response', (res) => {
       const status = res.statusCode ?? 0;
       const [min, max] = config.expectStatus;

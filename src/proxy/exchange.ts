@@ -584,7 +584,7 @@ export class Exchange implements UpstreamOwner {
           this.refusedRetried = true;
           return this.connect(this.server);
         }
-        return this.retryOrFail(Failure.ConnectFailed, `connect ${code ?? 'failed'}`);
+        return this.retryOrFail(Failure.ConnectFailed, up.handshakeError ?? `connect ${code ?? 'failed'}`);
       case Step.Exchanging:
         break;
       default:

@@ -1,3 +1,4 @@
+import { createSecureContext } from 'node:tls';
 import { createPolicy } from '../balancing/index.js';
 import {
   type ConfigDiff,
@@ -6,12 +7,14 @@ import {
   formatAddress,
   loadConfig,
   type NamedChanges,
+  tlsFingerprint,
+  tlsMaterial,
 } from '../config/index.js';
-import type { Config, ListenerConfig, PoolConfig } from '../config/types.js';
+import type { Config, ListenerConfig, PoolConfig, PoolTlsConfig } from '../config/types.js';
 import type { Logger } from '../core/log.js';
 import { log as defaultLog } from '../core/log.js';
 import type { TrafficObserver } from '../core/observer.js';
-import { Pool, type PoolOptions } from '../core/pool.js';
+import { Pool, type PoolOptions, type ServerTls } from '../core/pool.js';
 import { Server } from '../core/server.js';
 import { createPoolHealth, type PoolHealth } from '../health/index.js';
 import { UpstreamPool } from '../proxy/http/upstreamPool.js';
@@ -344,7 +347,18 @@ function poolOptions(p: PoolConfig): PoolOptions {
     maxIdlePerServer: p.maxIdlePerServer,
     drainTimeout: p.drainTimeout,
     sendProxyProtocol: p.sendProxyProtocol,
+    tls: p.tls === undefined ? undefined : serverTls(p.tls),
   };
+}
+
+/** A pool's TLS to its servers: one secure context for every connection and health check. */
+function serverTls(tls: PoolTlsConfig): ServerTls {
+  const m = tlsMaterial(tls);
+  const context = createSecureContext({
+    ...(m.ca !== undefined ? { ca: m.ca } : {}),
+    ...(m.cert !== undefined ? { cert: m.cert, key: m.key } : {}),
+  });
+  return { context, serverName: tls.serverName, verify: tls.verify, fingerprint: tlsFingerprint(tls) };
 }
 
 function newServer(s: PoolConfig['servers'][number]): Server {
@@ -394,7 +408,10 @@ export function updatePool(
   upstreams: UpstreamPool,
 ): { added: string[]; removed: string[] } {
   if (pool.policy.name !== p.algorithm) pool.setPolicy(createPolicy(p.algorithm));
+  const tlsBefore = pool.options.tls?.fingerprint;
   pool.options = poolOptions(p);
+  // Idle connections made with other TLS settings (or none) are not reused.
+  if (pool.options.tls?.fingerprint !== tlsBefore) for (const s of pool.servers) upstreams.closeServer(s);
   const current = new Map(pool.servers.map((s) => [s.id, s]));
   const added: string[] = [];
   const servers = p.servers.map((sc) => {

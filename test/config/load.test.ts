@@ -609,7 +609,7 @@ test('a listener or route naming no pool lists the pools there are', () => {
   );
 });
 
-test('routes and other http-only keys on a tcp listener are rejected', () => {
+test('http-only keys on a tcp listener are rejected; its routes match sni only', () => {
   assert.equal(
     errorOf(yaml`
       listeners:
@@ -621,13 +621,61 @@ test('routes and other http-only keys on a tcp listener are rejected', () => {
           timeouts: { requestHead: 1s }
           routes:
             - { match: { pathPrefix: / }, pool: web }
+            - { match: {}, pool: web }
       pools:
         - { name: web, servers: [{ address: 127.0.0.1:3001 }] }
     `),
     [
       'fulcrum.yaml:6: listeners[0].maxHeaderSize: only allowed when protocol is http, got protocol "tcp"',
       'fulcrum.yaml:7: listeners[0].timeouts.requestHead: only allowed when protocol is http, got protocol "tcp"',
-      'fulcrum.yaml:8: listeners[0].routes: only allowed when protocol is http, got protocol "tcp"',
+      'fulcrum.yaml:9: listeners[0].routes[0].match.pathPrefix: only allowed when protocol is http, got protocol "tcp" (tcp routes match sni)',
+      'fulcrum.yaml:10: listeners[0].routes[1].match: expected sni, got an empty mapping',
+    ].join('\n'),
+  );
+});
+
+test('sni routes on a tcp listener parse; sni and clientHello are refused elsewhere', () => {
+  const config = parseConfig(
+    yaml`
+      listeners:
+        - name: sni
+          protocol: tcp
+          listen: 127.0.0.1:9443
+          pool: web
+          timeouts: { clientHello: 2s }
+          routes:
+            - { match: { sni: "*.Internal.Example" }, pool: internal }
+      pools:
+        - { name: web, servers: [{ address: 127.0.0.1:3001 }] }
+        - { name: internal, servers: [{ address: 127.0.0.1:3002 }] }
+    `,
+    'fulcrum.yaml',
+  );
+  assert.deepEqual(config.listeners[0]?.routes, [{ match: { sni: '*.internal.example' }, pool: 'internal' }]);
+  assert.equal(config.listeners[0]?.timeouts.clientHello, 2000);
+  assert.equal(
+    errorOf(yaml`
+      listeners:
+        - name: web
+          listen: 127.0.0.1:8080
+          pool: web
+          timeouts: { clientHello: 2s }
+          routes:
+            - { match: { sni: a.test, host: a.test }, pool: web }
+        - name: dns
+          protocol: udp
+          listen: 127.0.0.1:5353
+          pool: web
+          routes:
+            - { match: { sni: "a b" }, pool: web }
+      pools:
+        - { name: web, servers: [{ address: 127.0.0.1:3001 }] }
+    `),
+    [
+      'fulcrum.yaml:5: listeners[0].timeouts.clientHello: only allowed when protocol is tcp, got protocol "http"',
+      'fulcrum.yaml:7: listeners[0].routes[0].match.sni: only allowed when protocol is tcp, got protocol "http"',
+      'fulcrum.yaml:12: listeners[1].routes: only allowed when protocol is http or tcp, got protocol "udp"',
+      'fulcrum.yaml:13: listeners[1].routes[0].match.sni: expected a host name like "api.example.com" or "*.example.com" (no port), got "a b"',
     ].join('\n'),
   );
 });

@@ -1,4 +1,6 @@
-import { connect, type Socket } from 'node:net';
+import { connect, isIP, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import type { ServerTls } from '../../core/pool.js';
 import type { Server } from '../../core/server.js';
 
 /** What an upstream connection reports to the exchange currently using it. */
@@ -16,6 +18,8 @@ export interface IdleSettings {
   maxIdlePerServer: number;
   /** `idle`: an idle connection is closed after this long unused (ms). */
   timeouts: { idle: number };
+  /** Connect with TLS (the pool's `tls`). */
+  tls?: ServerTls | undefined;
 }
 
 /**
@@ -38,6 +42,12 @@ export function keepAliveFor(hintMs: number): number {
 }
 
 /**
+ * The last TLS session of each server, for resumption: kept apart from the idle lists, which come
+ * and go, and valid only for the same TLS settings and address.
+ */
+const sessions = new WeakMap<Server, { tls: ServerTls; host: string; port: number; session: Buffer }>();
+
+/**
  * A raw keep-alive connection to one server. Its listeners are attached once and forward to
  * whichever exchange owns it now, so reusing a connection allocates nothing.
  */
@@ -56,6 +66,8 @@ export class UpstreamConnection {
   /** Where it was opened to: a reload may readdress the Server. */
   readonly host: string;
   readonly port: number;
+  /** Why the TLS handshake failed, for the log ("certificate has expired", ...). */
+  handshakeError: string | undefined;
   private error: Error | undefined;
 
   constructor(server: Server, owner: UpstreamOwner, idle: IdleList) {
@@ -64,9 +76,12 @@ export class UpstreamConnection {
     this.idle = idle;
     this.host = server.host;
     this.port = server.port;
-    const socket = connect({ host: server.host, port: server.port, noDelay: true });
+    const tls = idle.settings.tls;
+    const socket =
+      tls === undefined ? connect({ host: server.host, port: server.port, noDelay: true }) : this.tls(tls);
     this.socket = socket;
-    socket.on('connect', () => {
+    // With TLS, usable once the handshake is done (and the server's certificate checked).
+    socket.on(tls === undefined ? 'connect' : 'secureConnect', () => {
       this.connected = true;
       this.owner?.onUpstreamConnect(this);
     });
@@ -75,8 +90,13 @@ export class UpstreamConnection {
       else socket.destroy(); // bytes on an idle connection: the server is confused; never reuse it
     });
     socket.on('drain', () => this.owner?.onUpstreamDrain(this));
-    socket.on('error', (err) => {
+    socket.on('error', (err: NodeJS.ErrnoException) => {
       this.error = err;
+      if (tls !== undefined && !this.connected && err.syscall === undefined) {
+        // Not a socket error (refused, reset): the handshake or the certificate check failed.
+        this.handshakeError = `TLS handshake: ${err.message}${err.code !== undefined ? ` (${err.code})` : ''}`;
+        sessions.delete(this.server);
+      }
     });
     socket.on('close', () => {
       const owner = this.owner;
@@ -89,6 +109,29 @@ export class UpstreamConnection {
   destroy(): void {
     this.owner = null;
     this.socket.destroy();
+  }
+
+  /** A TLS connection, resuming the last session with this server when there is one. */
+  private tls(tls: ServerTls): Socket {
+    const host = this.host;
+    const port = this.port;
+    const saved = sessions.get(this.server);
+    const resume =
+      saved?.tls === tls && saved.host === host && saved.port === port ? saved.session : undefined;
+    const socket = tlsConnect({
+      host,
+      port: this.port,
+      secureContext: tls.context,
+      // SNI is a name, never an address.
+      servername: tls.serverName ?? (isIP(host) === 0 ? host : ''),
+      rejectUnauthorized: tls.verify,
+      ALPNProtocols: ['http/1.1'],
+      session: resume,
+    });
+    socket.setNoDelay(true);
+    // The latest ticket: the next connection to this server resumes instead of a full handshake.
+    socket.on('session', (session: Buffer) => sessions.set(this.server, { tls, host, port, session }));
+    return socket;
   }
 }
 

@@ -7,7 +7,19 @@ import type { Pool } from '../../core/pool.js';
 import { DEFAULT_QUEUE, hostPort, LogThrottle, PROXY_HEADER_TIMEOUT } from '../l4/l4.js';
 import type { Listener, ListenerDeps, PoolLookup } from '../listener.js';
 import { listenError, sweepPeriod } from '../listener.js';
+import { SniRouter } from './sniRouter.js';
 import { Phase, type TcpListenerContext, TcpSession } from './tcpSession.js';
+
+/** Default of `timeouts.clientHello`: how long a client of a listener with sni routes has to send its ClientHello. */
+export const DEFAULT_CLIENT_HELLO_TIMEOUT = 5000;
+
+/** Connections an sni-routing listener closed before reading a ClientHello, by reason. */
+export interface HelloRejections {
+  /** No complete ClientHello within `timeouts.clientHello`. */
+  timeout: number;
+  /** Bytes that are not a TLS ClientHello (or one larger than 16 KiB). */
+  invalid: number;
+}
 
 /** The tcp-only listener keys (optional in the normalized config; defaults here). */
 interface TcpListenerKeys {
@@ -17,7 +29,8 @@ interface TcpListenerKeys {
 
 /**
  * A `protocol: tcp` listener: L4 balancing by address and port, the payload never read (except a
- * PROXY protocol header when `acceptProxyProtocol` is on). Beyond `maxConnections`, connections
+ * PROXY protocol header when `acceptProxyProtocol` is on, and the TLS ClientHello's server name
+ * when `routes` match by `sni`: TLS passthrough). Beyond `maxConnections`, connections
  * wait (not read) in a bounded FIFO queue for a bounded time, then are refused; connections whose
  * servers are all at their own `maxConnections` wait in the same queue. One coarse sweep timer
  * enforces every deadline (PROXY header, queue, connect, idle, drain).
@@ -28,6 +41,9 @@ export class TcpListener implements Listener, TcpListenerContext {
   pool: Pool;
   idleTimeout: number;
   acceptProxyProtocol: boolean;
+  sni: SniRouter | null;
+  clientHelloTimeout: number;
+  readonly helloRejections: HelloRejections = { timeout: 0, invalid: 0 };
   observer: TrafficObserver | null = null;
   private trusted: CidrSet | null;
   private maxConnections: number | undefined;
@@ -59,6 +75,8 @@ export class TcpListener implements Listener, TcpListenerContext {
     this.idleTimeout = config.timeouts.idle;
     const keys = config as ListenerConfig & TcpListenerKeys;
     this.acceptProxyProtocol = keys.acceptProxyProtocol ?? false;
+    this.sni = sniRouter(config, deps.pools);
+    this.clientHelloTimeout = config.timeouts.clientHello ?? DEFAULT_CLIENT_HELLO_TIMEOUT;
     this.trusted = config.trustedProxies.length > 0 ? new CidrSet(config.trustedProxies) : null;
     this.maxConnections = config.maxConnections;
     this.queue = keys.queue ?? DEFAULT_QUEUE;
@@ -99,6 +117,8 @@ export class TcpListener implements Listener, TcpListenerContext {
     this.pool = pools(config.pool);
     this.idleTimeout = config.timeouts.idle;
     this.acceptProxyProtocol = keys.acceptProxyProtocol ?? false;
+    this.sni = sniRouter(config, pools);
+    this.clientHelloTimeout = config.timeouts.clientHello ?? DEFAULT_CLIENT_HELLO_TIMEOUT;
     this.trusted = config.trustedProxies.length > 0 ? new CidrSet(config.trustedProxies) : null;
     this.maxConnections = config.maxConnections;
     this.queue = keys.queue ?? DEFAULT_QUEUE;
@@ -177,6 +197,10 @@ export class TcpListener implements Listener, TcpListenerContext {
     this.processQueue();
   }
 
+  helloRejected(kind: keyof HelloRejections): void {
+    this.helloRejections[kind]++;
+  }
+
   note(key: string, line: string, warn = true): void {
     this.throttle.note(key, line, warn);
   }
@@ -227,6 +251,7 @@ export class TcpListener implements Listener, TcpListenerContext {
       this.queue.timeout,
       this.pool.options.timeouts.connect,
       PROXY_HEADER_TIMEOUT,
+      this.sni !== null ? this.clientHelloTimeout : Number.POSITIVE_INFINITY,
     );
     this.sweeper = setInterval(() => this.sweep(), sweepPeriod(shortest));
     this.sweeper.unref();
@@ -260,6 +285,13 @@ export class TcpListener implements Listener, TcpListenerContext {
     if (this.sweeper !== undefined) clearInterval(this.sweeper);
     this.sweeper = undefined;
   }
+}
+
+/** The listener's sni routes, or null without any (then no byte of the payload is read). */
+function sniRouter(config: ListenerConfig, pools: PoolLookup): SniRouter | null {
+  const routes = config.routes.filter((r) => r.match.sni !== undefined);
+  if (routes.length === 0) return null;
+  return new SniRouter(routes.map((r) => ({ sni: r.match.sni!, pool: pools(r.pool) })));
 }
 
 function removeFrom(list: TcpSession[], s: TcpSession): void {

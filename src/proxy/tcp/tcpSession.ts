@@ -16,6 +16,8 @@ import {
 } from '../l4/l4.js';
 import { ReadBuffer } from '../l4/readBuffer.js';
 import { encodeProxyHeader, type ProxyEndpoints, parseProxyHeader, V2_MAX_LENGTH } from '../proxyProtocol.js';
+import { ClientHelloReader } from './clientHello.js';
+import type { SniRouter } from './sniRouter.js';
 
 /** Client bytes held while the server connection opens; beyond this the client is paused. */
 const MAX_PENDING = 64 * 1024;
@@ -53,6 +55,8 @@ export enum Phase {
    * store bounds the wait, PIN_WAIT_LIMIT_MS is the safety net.
    */
   Pinning = 6,
+  /** Reading the client's TLS ClientHello for its server name (listeners with sni routes). */
+  Hello = 7,
 }
 
 /** What a session needs of its listener; fields read live, so a reload applies to new work. */
@@ -61,6 +65,12 @@ export interface TcpListenerContext {
   pool: Pool;
   idleTimeout: number;
   acceptProxyProtocol: boolean;
+  /** Routes by the ClientHello's server name; null: the payload is never read. */
+  sni: SniRouter | null;
+  /** ms a client has to send its ClientHello (with `sni`). */
+  clientHelloTimeout: number;
+  /** Counts a connection closed before its ClientHello was read (timeout or not TLS). */
+  helloRejected(kind: 'timeout' | 'invalid'): void;
   /** Told of every finished connection (metrics, access log), when set. */
   observer: TrafficObserver | null;
   /** Enqueue for a server slot; false when the queue is full. */
@@ -109,6 +119,10 @@ export class TcpSession {
   private readonly fromServer = new ReadBuffer();
   private pendingBytes = 0;
   private header: Buffer | null = null;
+  /** While reading the ClientHello (Phase.Hello). */
+  private hello: ClientHelloReader | null = null;
+  /** The pool the ClientHello's server name routed to, if any. */
+  private routed: Pool | undefined;
 
   private clientEnded = false;
   private clientClosed = false;
@@ -180,7 +194,41 @@ export class TcpSession {
       return;
     }
     this.client.resume();
+    this.afterHeader(now);
+  }
+
+  /** The PROXY header (if any) is read: read the ClientHello when routing by SNI, else start. */
+  private afterHeader(now: number): void {
+    if (this.ctx.sni === null) {
+      this.start();
+      return;
+    }
+    this.phase = Phase.Hello;
+    this.hello = new ClientHelloReader();
+    this.deadline = now + this.ctx.clientHelloTimeout;
+    // Bytes after a PROXY header, already held.
+    for (const chunk of this.pending) if (this.onHelloData(chunk)) return;
+  }
+
+  /** Client bytes while reading the ClientHello (held as well); true once it is settled. */
+  private onHelloData(chunk: Buffer): boolean {
+    const result = this.hello!.push(chunk);
+    if (result.kind === 'incomplete') return false;
+    this.hello = null;
+    if (result.kind === 'invalid') {
+      this.ctx.helloRejected('invalid');
+      this.ctx.note(
+        'not-tls',
+        `listener ${this.ctx.name}: connection from ${this.clientLabel} closed: ${result.reason}`,
+      );
+      this.close();
+      return true;
+    }
+    const sni = this.ctx.sni;
+    this.routed = sni?.select(result.sni);
+    this.deadline = Number.POSITIVE_INFINITY;
     this.start();
+    return true;
   }
 
   /**
@@ -189,7 +237,7 @@ export class TcpSession {
    * client's bytes are held meanwhile.
    */
   private start(): void {
-    const pool = this.ctx.pool;
+    const pool = this.routed ?? this.ctx.pool;
     this.pool = pool;
     this.retriesLeft = pool.options.retries.on.includes('connect-failure')
       ? pool.options.retries.attempts
@@ -326,6 +374,10 @@ export class TcpSession {
       case Phase.Header:
         this.onHeaderData(chunk);
         return;
+      case Phase.Hello:
+        this.hold(chunk);
+        this.onHelloData(chunk);
+        return;
       case Phase.Connecting:
       case Phase.QueuedServer:
       case Phase.Pinning:
@@ -379,7 +431,7 @@ export class TcpSession {
     }
     if (buf.length > result.length) this.hold(buf.subarray(result.length));
     this.deadline = Number.POSITIVE_INFINITY;
-    this.start();
+    this.afterHeader(Date.now());
   }
 
   private reject(reason: string): void {
@@ -420,7 +472,8 @@ export class TcpSession {
   private onClientEnd(): void {
     this.clientEnded = true;
     if (this.phase === Phase.Piping) this.up!.end();
-    else if (this.phase === Phase.Header || this.phase === Phase.QueuedSlot) this.close();
+    else if (this.phase === Phase.Header || this.phase === Phase.QueuedSlot || this.phase === Phase.Hello)
+      this.close();
     // Connecting or waiting for a server: the held bytes still go, then end() (onUpConnect).
   }
 
@@ -535,6 +588,14 @@ export class TcpSession {
     switch (this.phase) {
       case Phase.Header:
         this.reject(`no PROXY header within ${PROXY_HEADER_TIMEOUT}ms`);
+        return;
+      case Phase.Hello:
+        this.ctx.helloRejected('timeout');
+        this.ctx.note(
+          'client-hello-timeout',
+          `listener ${this.ctx.name}: connection from ${this.clientLabel} closed: no TLS ClientHello within ${this.ctx.clientHelloTimeout}ms`,
+        );
+        this.close();
         return;
       case Phase.QueuedSlot:
       case Phase.QueuedServer:
