@@ -27,6 +27,8 @@ export interface Listener {
   readonly connectionCount: number;
   /** Told of every finished exchange or connection (metrics, access log); set by the runtime. */
   observer?: TrafficObserver | null;
+  /** A reload that left this listener's config unchanged: re-read what lives in files (certificates). */
+  refresh?(): void;
 }
 
 /** What the runtime gives every listener it creates. */
@@ -35,6 +37,8 @@ export interface ListenerDeps {
   log: Logger;
   /** Idle keep-alive connections to servers (HTTP), shared by the runtime's listeners. */
   upstreams: UpstreamPool;
+  /** redirectHttps: the port of the (first) http listener with tls, as bound. */
+  httpsPort?: () => number;
 }
 
 /** A bind failure in words a user can act on (same for every protocol). */

@@ -1,9 +1,14 @@
-import { createServer, type Server as NetServer } from 'node:net';
-import type { ListenerConfig } from '../../config/types.js';
+import type { Http2Server, ServerHttp2Session } from 'node:http2';
+import { createServer, type Server as NetServer, type Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { ListenerConfig, TlsConfig } from '../../config/types.js';
 import { CidrSet } from '../../core/cidr.js';
 import type { Logger } from '../../core/log.js';
 import type { TrafficObserver } from '../../core/observer.js';
+import type { FrontConnection } from '../frontConnection.js';
+import { createH2Factory, H2Connection } from '../http2/h2Connection.js';
 import { type Listener, type ListenerDeps, listenError, type PoolLookup, sweepPeriod } from '../listener.js';
+import { TlsTerminator } from '../tls/tlsTerminator.js';
 import { ClientConnection, type ListenerContext } from './clientConnection.js';
 import { Router } from './router.js';
 import type { UpstreamPool } from './upstreamPool.js';
@@ -15,10 +20,14 @@ function buildRouter(config: ListenerConfig, pools: PoolLookup): Router {
   );
 }
 
+/** Concurrent HTTP/2 streams per connection when the config says nothing. */
+export const DEFAULT_MAX_CONCURRENT_STREAMS = 100;
+
 /**
- * An HTTP/1.1 listener: accepts connections and runs a ClientConnection on each. One coarse
- * sweep timer enforces every per-connection deadline (request head, keep-alive idle, connect,
- * response), so the hot path arms no timer per request.
+ * An HTTP listener: accepts connections (plaintext, or TLS terminated here) and runs a front on
+ * each: a ClientConnection for HTTP/1.1, an H2Connection for HTTP/2 (ALPN h2, or h2c with prior
+ * knowledge when `http2` is on). One coarse sweep timer enforces every per-connection deadline
+ * (request head, keep-alive idle, connect, response), so the hot path arms no timer per request.
  */
 export class HttpListener implements ListenerContext, Listener {
   readonly protocol = 'http';
@@ -31,8 +40,15 @@ export class HttpListener implements ListenerContext, Listener {
   observer: TrafficObserver | null = null;
   readonly log: Logger;
   readonly upstreams: UpstreamPool;
-  readonly connections = new Set<ClientConnection>();
+  readonly connections = new Set<FrontConnection>();
+  readonly secure: boolean;
+  hsts: string;
+  redirectPort: (() => number) | null;
+  h2c: ((socket: Socket, first: Buffer) => void) | null;
   private readonly server: NetServer;
+  private readonly tls: TlsTerminator | null;
+  private h2: Http2Server | null = null;
+  private tlsConfig: TlsConfig | undefined;
   private readonly host: string;
   private readonly requestedPort: number;
   private sweeper: NodeJS.Timeout | undefined;
@@ -47,15 +63,55 @@ export class HttpListener implements ListenerContext, Listener {
     this.upstreams = deps.upstreams;
     this.host = config.listen.host;
     this.requestedPort = config.listen.port;
-    // allowHalfOpen: a client may send its request and shut down its side, and still
-    // expects the whole response.
-    this.server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
-      if (this.closing) {
-        socket.destroy();
-        return;
-      }
-      new ClientConnection(socket, this);
-    });
+    this.secure = config.tls !== undefined;
+    this.tlsConfig = config.tls;
+    this.hsts = config.hsts === undefined ? '' : `max-age=${config.hsts}`;
+    this.redirectPort = config.redirectHttps === true ? (deps.httpsPort ?? null) : null;
+    const h2 = config.tls === undefined ? config.http2 === true : config.tls.alpn.includes('h2');
+    if (h2) {
+      const settings = {
+        maxConcurrentStreams: config.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS,
+        maxHeaderSize: config.maxHeaderSize,
+      };
+      this.h2 = createH2Factory(settings, (session) => this.onSession(session));
+    }
+    this.h2c =
+      config.tls === undefined && this.h2 !== null
+        ? (socket, first) => {
+            socket.pause();
+            socket.unshift(first);
+            this.h2!.emit('connection', socket);
+          }
+        : null;
+    if (config.tls !== undefined) {
+      this.tls = new TlsTerminator(config.tls, config.timeouts.requestHead, (socket) => this.accept(socket));
+      this.server = this.tls.server;
+    } else {
+      this.tls = null;
+      // allowHalfOpen: a client may send its request and shut down its side, and still
+      // expects the whole response.
+      this.server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(socket));
+    }
+  }
+
+  private accept(socket: Socket): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    if (this.h2 !== null && (socket as TLSSocket).alpnProtocol === 'h2') {
+      this.h2.emit('connection', socket);
+      return;
+    }
+    new ClientConnection(socket, this);
+  }
+
+  private onSession(session: ServerHttp2Session): void {
+    if (session.socket === undefined || this.closing) {
+      session.destroy();
+      return;
+    }
+    new H2Connection(session, session.socket as Socket, this);
   }
 
   get connectionCount(): number {
@@ -68,7 +124,16 @@ export class HttpListener implements ListenerContext, Listener {
     this.trusted = config.trustedProxies.length > 0 ? new CidrSet(config.trustedProxies) : null;
     this.maxHeaderSize = config.maxHeaderSize;
     this.timeouts = config.timeouts;
+    this.hsts = config.hsts === undefined ? '' : `max-age=${config.hsts}`;
+    this.tlsConfig = config.tls;
+    if (this.tls !== null && config.tls !== undefined) this.tls.update(config.tls, this.name, this.log);
     this.startSweeper();
+  }
+
+  /** A reload that left this listener's settings as they were: certificate files may have changed. */
+  refresh(): void {
+    if (this.tls !== null && this.tlsConfig !== undefined)
+      this.tls.update(this.tlsConfig, this.name, this.log);
   }
 
   /** The bound address (the real port when 0 was asked for). */
@@ -126,7 +191,7 @@ export class HttpListener implements ListenerContext, Listener {
     while (this.connections.size > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 20));
     }
-    for (const c of this.connections) c.socket.destroy();
+    for (const c of this.connections) c.destroy();
     if (this.sweeper !== undefined) clearInterval(this.sweeper);
     await closed;
   }
