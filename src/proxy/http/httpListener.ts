@@ -49,6 +49,8 @@ export class HttpListener implements ListenerContext, Listener {
   private readonly tls: TlsTerminator | null;
   private h2: Http2Server | null = null;
   private tlsConfig: TlsConfig | undefined;
+  /** The socket being handed to the HTTP/2 factory, while it makes the session. */
+  private handingOver: Socket | null = null;
   private readonly host: string;
   private readonly requestedPort: number;
   private sweeper: NodeJS.Timeout | undefined;
@@ -80,7 +82,7 @@ export class HttpListener implements ListenerContext, Listener {
         ? (socket, first) => {
             socket.pause();
             socket.unshift(first);
-            this.h2!.emit('connection', socket);
+            this.handOver(socket);
           }
         : null;
     if (config.tls !== undefined) {
@@ -99,19 +101,28 @@ export class HttpListener implements ListenerContext, Listener {
       socket.destroy();
       return;
     }
-    if (this.h2 !== null && (socket as TLSSocket).alpnProtocol === 'h2') {
-      this.h2.emit('connection', socket);
-      return;
-    }
+    if (this.h2 !== null && (socket as TLSSocket).alpnProtocol === 'h2') return this.handOver(socket);
     new ClientConnection(socket, this);
   }
 
+  /** An HTTP/2 connection: the factory makes its session (synchronously, see onSession). */
+  private handOver(socket: Socket): void {
+    this.handingOver = socket;
+    try {
+      this.h2!.emit('connection', socket);
+    } finally {
+      this.handingOver = null;
+    }
+  }
+
   private onSession(session: ServerHttp2Session): void {
-    if (session.socket === undefined || this.closing) {
+    // session.socket is a guard that forbids ending the socket: the connection keeps the real one.
+    const socket = this.handingOver;
+    if (socket === null || this.closing) {
       session.destroy();
       return;
     }
-    new H2Connection(session, session.socket as Socket, this);
+    new H2Connection(session, socket, this);
   }
 
   get connectionCount(): number {

@@ -25,6 +25,8 @@ import { StreamFront as Front, respondError, type StreamFront, type StreamOwner 
 /** Streams a client may reset (before their response ended) per window before it is cut. */
 export const RESET_LIMIT = 200;
 export const RESET_WINDOW_MS = 10_000;
+/** A client told GOAWAY for abuse has this long to read it before its connection is cut. */
+const CUT_AFTER_MS = 200;
 /** Header fields per request, as for HTTP/1.1 heads. */
 const MAX_HEADERS = 100;
 
@@ -63,15 +65,19 @@ export class H2Connection implements FrontConnection, StreamOwner {
   /** Checked on every sweep: the streams' own deadlines and the idle limit are looked at then. */
   deadline = 0;
   private readonly session: ServerHttp2Session;
+  private readonly socket: Socket;
   private readonly ctx: ListenerContext;
   private readonly from: ForwardedFor;
   private readonly streams = new Set<StreamFront>();
   private idleSince = Date.now();
   private resets = 0;
   private resetWindow = 0;
+  /** Cut for abuse: the connection is going. */
+  private cut = false;
 
   constructor(session: ServerHttp2Session, socket: Socket, ctx: ListenerContext) {
     this.session = session;
+    this.socket = socket;
     this.ctx = ctx;
     const peerIp = unmapIPv4(socket.remoteAddress ?? '');
     this.from = {
@@ -126,12 +132,20 @@ export class H2Connection implements FrontConnection, StreamOwner {
       this.resets = 0;
     }
     if (++this.resets <= RESET_LIMIT) return;
-    if (this.session.destroyed) return;
+    if (this.session.destroyed || this.cut) return;
+    this.cut = true;
     this.ctx.log.warn(
       `${this.ctx.name}: client ${this.from.peerIp} reset more than ${RESET_LIMIT} streams in ${RESET_WINDOW_MS / 1000}s, disconnected`,
     );
+    // GOAWAY with this code, flushed, then the connection is cut (destroying the session alone
+    // leaves a TLS socket open). Streams in flight are cancelled by their 'close'.
     this.session.goaway(constants.NGHTTP2_ENHANCE_YOUR_CALM);
-    this.session.destroy();
+    const socket = this.socket;
+    socket.end();
+    setTimeout(() => {
+      socket.destroy();
+      this.session.destroy();
+    }, CUT_AFTER_MS).unref();
   }
 
   streamClosed(front: StreamFront): void {
