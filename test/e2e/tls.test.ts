@@ -134,6 +134,38 @@ pools: [{ name: p, servers: [${backends.map((b) => `{ address: "127.0.0.1:${b.po
   }
 });
 
+test('alpn [http/1.1] turns HTTP/2 off: curl --http2 gets HTTP/1.1', async () => {
+  const backends = await startBackends(1);
+  const lb = await startBalancer(`
+listeners:
+${tlsListener('web', '      alpn: [http/1.1]')}
+pools: [{ name: p, servers: [{ address: "127.0.0.1:${backends[0]!.port}" }] }]
+`);
+  try {
+    const { stdout } = await run(
+      'curl',
+      [
+        '-sS',
+        '--http2',
+        '--cacert',
+        kit.ca.cert,
+        '--resolve',
+        `site.test:${lb.port}:127.0.0.1`,
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{http_code} %{http_version}',
+        `https://site.test:${lb.port}/whoami`,
+      ],
+      { timeout: 10_000 },
+    );
+    assert.equal(stdout, '200 1.1');
+  } finally {
+    await lb.stop();
+    for (const b of backends) await b.close();
+  }
+});
+
 test('SNI picks the certificate by its names (openssl s_client); the first is the default', async () => {
   const backends = await startBackends(1);
   const lb = await startBalancer(`

@@ -49,6 +49,7 @@ export class HttpListener implements ListenerContext, Listener {
   private readonly tls: TlsTerminator | null;
   private h2: Http2Server | null = null;
   private tlsConfig: TlsConfig | undefined;
+  private readonly httpsPort: (() => number) | null;
   /** The socket being handed to the HTTP/2 factory, while it makes the session. */
   private handingOver: Socket | null = null;
   private readonly host: string;
@@ -68,7 +69,8 @@ export class HttpListener implements ListenerContext, Listener {
     this.secure = config.tls !== undefined;
     this.tlsConfig = config.tls;
     this.hsts = config.hsts === undefined ? '' : `max-age=${config.hsts}`;
-    this.redirectPort = config.redirectHttps === true ? (deps.httpsPort ?? null) : null;
+    this.httpsPort = deps.httpsPort ?? null;
+    this.redirectPort = config.redirectHttps === true ? this.httpsPort : null;
     const h2 = config.tls === undefined ? config.http2 === true : config.tls.alpn.includes('h2');
     if (h2) {
       const settings = {
@@ -136,6 +138,7 @@ export class HttpListener implements ListenerContext, Listener {
     this.maxHeaderSize = config.maxHeaderSize;
     this.timeouts = config.timeouts;
     this.hsts = config.hsts === undefined ? '' : `max-age=${config.hsts}`;
+    this.redirectPort = config.redirectHttps === true ? this.httpsPort : null;
     this.tlsConfig = config.tls;
     if (this.tls !== null && config.tls !== undefined) this.tls.update(config.tls, this.name, this.log);
     this.startSweeper();
