@@ -316,6 +316,34 @@ test('rapid reset (CVE-2023-44487): a client resetting streams past the bound is
   }
 });
 
+test('timeouts: a TLS handshake that never comes is cut after timeouts.requestHead; an idle HTTP/2 connection after timeouts.idle', async () => {
+  const backends = await startBackends(1);
+  const lb = await startBalancer(
+    tlsYaml(
+      `{ address: "127.0.0.1:${backends[0]!.port}" }`,
+      '    timeouts: { requestHead: 300ms, idle: 400ms }',
+    ),
+  );
+  try {
+    const silent = netConnect({ host: '127.0.0.1', port: lb.port });
+    silent.on('error', () => {});
+    const t0 = Date.now();
+    await new Promise((r) => silent.once('close', r));
+    const waited = Date.now() - t0;
+    assert.ok(waited >= 250 && waited < 2000, `closed after ${waited} ms`);
+
+    const session = connectTls(lb.port);
+    assert.equal((await h2request(session, { ':path': '/whoami' })).status, 200);
+    const t1 = Date.now();
+    await new Promise((r) => session.once('close', r));
+    const idle = Date.now() - t1;
+    assert.ok(idle >= 350 && idle < 3000, `idle connection closed after ${idle} ms`);
+  } finally {
+    await lb.stop();
+    for (const b of backends) await b.close();
+  }
+});
+
 /** An HTTP/2 frame: 9-byte header and payload. */
 function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
   const h = Buffer.alloc(9);
