@@ -16,7 +16,9 @@ import type {
   ListenerConfig,
   OutlierDetectionConfig,
   PoolConfig,
+  ProtectionConfig,
   QueueConfig,
+  RateKey,
   RetriesConfig,
   RetryOn,
   RouteConfig,
@@ -112,6 +114,50 @@ const TlsSchema = z.strictObject({
     .transform((alpn) => [...new Set(alpn)]),
   clientCa: value(v.nonEmptyString).optional(),
 }) satisfies z.ZodType<TlsConfig>;
+/** `ip`, `header:NAME` or `cookie:NAME`. */
+function rateKey(input: unknown): RateKey {
+  if (input === 'ip') return { from: 'ip' };
+  if (typeof input === 'string') {
+    const m = /^(header|cookie):([!#$%&'*+.^_`|~0-9A-Za-z-]+)$/.exec(input);
+    if (m !== null) {
+      return m[1] === 'header'
+        ? { from: 'header', name: m[2]!.toLowerCase() }
+        : { from: 'cookie', name: m[2]! };
+    }
+  }
+  throw new ValueError('ip, header:NAME or cookie:NAME', input);
+}
+
+const ProtectionSchema = z
+  .strictObject({
+    rateLimit: z
+      .strictObject({
+        requests: value(positive),
+        per: value(v.duration(1)),
+        burst: value(positive).optional(),
+        key: value(rateKey).default({ from: 'ip' }),
+      })
+      .transform((r) => ({ ...r, burst: r.burst ?? r.requests }))
+      .optional(),
+    connections: z.strictObject({ perClient: value(positive) }).optional(),
+    timeouts: z
+      .strictObject({
+        header: value(v.duration(1)).optional(),
+        idle: value(v.duration(1)).optional(),
+        bodyMinRate: value(v.byteRate).optional(),
+      })
+      .optional(),
+    limits: z
+      .strictObject({
+        maxBodySize: value(v.byteSize(0)).optional(),
+        maxUrlLength: value(v.byteSize(1)).optional(),
+        maxHeaders: value(v.integer(1, 10_000)).optional(),
+      })
+      .optional(),
+    allow: z.array(value(v.cidr)).default([]),
+    deny: z.array(value(v.cidr)).default([]),
+  })
+  .transform((p): ProtectionConfig => p);
 
 const ListenerSchema = z
   .strictObject({
@@ -126,6 +172,7 @@ const ListenerSchema = z
     acceptProxyProtocol: value(v.boolean).optional(),
     queue: QueueSchema.optional(),
     maxFlows: value(positive).optional(),
+    protection: ProtectionSchema.optional(),
     timeouts: z
       .strictObject({
         requestHead: value(v.duration(1)).default(10_000),
@@ -167,6 +214,7 @@ const ListenerSchema = z
       if (tls) needs('redirectHttps', 'only allowed on a listener without tls (it redirects to a TLS one)');
       if (tls) needs('http2', 'only allowed on a listener without tls (with tls, tls.alpn offers h2)');
     }
+    only('protection', 'http', protocol === 'http', ' (L4 limits are not available yet)');
     if (listener.acceptProxyProtocol === true && listener.trustedProxies.length === 0) {
       ctx.issues.push({
         code: 'custom',

@@ -69,6 +69,8 @@ export interface ListenerConfig {
   http2?: boolean;
   /** http: most concurrent streams per HTTP/2 connection. Absent: 100. */
   maxConcurrentStreams?: number;
+  /** http: rate and connection limits, size limits, allow and deny lists. Absent: none. */
+  protection?: ProtectionConfig;
 }
 
 /** TLS termination on an http listener. */
@@ -88,6 +90,27 @@ export interface TlsCertificateConfig {
   cert: string;
   /** PEM private key of `cert`. */
   key: string;
+}
+
+/** Where a rate limit's client key comes from. */
+export type RateKey = { from: 'ip' } | { from: 'header'; name: string } | { from: 'cookie'; name: string };
+
+export interface ProtectionConfig {
+  /** Requests per client key: `burst` at once at most, refilled at `requests` per `per` ms. */
+  rateLimit?: { requests: number; per: number; burst: number; key: RateKey };
+  /** Concurrent connections per client address. */
+  connections?: { perClient: number };
+  /**
+   * Slow clients: `header` and `idle` (ms) override the listener's `timeouts.requestHead` and
+   * `timeouts.idle`; `bodyMinRate` (bytes/s): a request body arriving slower is cut with 408.
+   */
+  timeouts?: { header?: number; idle?: number; bodyMinRate?: number };
+  /** Request limits: body bytes (413), request-target length (414), header fields (431). */
+  limits?: { maxBodySize?: number; maxUrlLength?: number; maxHeaders?: number };
+  /** Canonical CIDRs never limited. */
+  allow: string[];
+  /** Canonical CIDRs refused at accept. */
+  deny: string[];
 }
 
 export interface QueueConfig {

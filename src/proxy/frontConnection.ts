@@ -3,10 +3,13 @@ export interface FrontConnection {
   /** When the connection's current step times out (ms since epoch); the sweep then calls onTimeout. */
   deadline: number;
   onTimeout(): void;
+  /** When a streaming request body's rate is checked next (`timeouts.bodyMinRate`); Infinity: never. */
+  bodyCheckAt: number;
+  checkBodyRate(now: number): void;
   /** Nothing in flight: safe to close now (shutdown). */
   readonly idle: boolean;
-  /** Shutdown: close now if idle, else after the work in flight. */
-  shutdown(): void;
+  /** Shutdown: an idle connection closes within `graceMs`, a busy one after its work in flight. */
+  shutdown(graceMs: number): void;
   /** Cut the connection (shutdown timeout). */
   destroy(): void;
 }

@@ -25,6 +25,8 @@ export interface Listener {
   shutdown(timeoutMs: number): Promise<void>;
   /** Open client connections (or UDP flows). */
   readonly connectionCount: number;
+  /** Refusals by protection so far, by reason, when the listener has `protection`. */
+  readonly protection?: { readonly rejected: Readonly<Record<string, number>> } | null;
   /** Told of every finished exchange or connection (metrics, access log); set by the runtime. */
   observer?: TrafficObserver | null;
   /** A reload that left this listener's config unchanged: re-read what lives in files (certificates). */

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { createServer as createNetServer, Socket } from 'node:net';
+import { mock, test } from 'node:test';
 import { startBackend } from '../../src/demo/backend.js';
 import { request, startBackends, startBalancer } from '../helpers/balancer.js';
 
@@ -68,5 +69,41 @@ pools:
   } finally {
     await lb.stop();
     await Promise.all([slow.close(), fast!.close()]);
+  }
+});
+
+test('a refused connect is tried once more on the same server, on a fresh connection, before the next server', async () => {
+  const closed = createNetServer();
+  await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+  const refusing = (closed.address() as { port: number }).port;
+  await new Promise<void>((r) => closed.close(() => r()));
+  const [ok] = await startBackends(1);
+  const lb = await startBalancer(`
+listeners: [{ name: web, protocol: http, listen: "127.0.0.1:0", pool: p }]
+pools:
+  - name: p
+    algorithm: round-robin
+    retries: { attempts: 1 }
+    servers:
+      - { address: "127.0.0.1:${refusing}", name: gone }
+      - { address: "127.0.0.1:${ok!.port}", name: ok }
+`);
+  // Spies on every socket connect (the original still runs; net.connect passes [options, cb]).
+  const spy = mock.method(Socket.prototype, 'connect');
+  const portOf = (arg: unknown) => (Array.isArray(arg) ? arg[0] : (arg as { port?: number }))?.port;
+  const connectsTo = (port: number) => spy.mock.calls.filter((c) => portOf(c.arguments[0]) === port).length;
+  try {
+    const r = await request(lb.port, { path: '/whoami' });
+    assert.equal(r.status, 200, 'served by the other server');
+    assert.equal(connectsTo(refusing), 2, 'the refusing server was tried twice');
+    assert.equal(
+      lb.log.lines.filter((l) => l.includes('retrying')).length,
+      1,
+      'one retry, to the next server',
+    );
+  } finally {
+    spy.mock.restore();
+    await lb.stop();
+    await ok!.close();
   }
 });

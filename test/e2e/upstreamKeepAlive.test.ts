@@ -145,3 +145,29 @@ pools:
     );
   });
 });
+
+test('stopping the runtime closes its pool of idle upstream connections', async () => {
+  const backend = await recordingServer(65_000);
+  const lb = await startBalancer(`
+listeners:
+  - { name: web, protocol: http, listen: "127.0.0.1:0", pool: web }
+pools:
+  - name: web
+    servers: [ { address: "127.0.0.1:${backend.port}", name: a } ]
+`);
+  try {
+    assert.equal((await request(lb.port)).status, 200);
+    const server = lb.runtime.pools.get('web')!.servers[0]!;
+    assert.equal(lb.runtime.upstreams.idleCount(server), 1);
+    await lb.stop();
+    assert.equal(lb.runtime.upstreams.idleCount(server), 0);
+    const until = Date.now() + 2000;
+    while (!backend.conns.every((c) => c.closed) && Date.now() < until) await sleep(10);
+    assert.ok(
+      backend.conns.every((c) => c.peerClosed),
+      'the balancer closed every upstream connection',
+    );
+  } finally {
+    await backend.close();
+  }
+});

@@ -2,16 +2,27 @@ import type { Http2Server, ServerHttp2Session } from 'node:http2';
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { ListenerConfig, TlsConfig } from '../../config/types.js';
-import { CidrSet } from '../../core/cidr.js';
+import { CidrSet, unmapIPv4 } from '../../core/cidr.js';
 import type { Logger } from '../../core/log.js';
 import type { TrafficObserver } from '../../core/observer.js';
+import { ListenerProtection } from '../../protection/listenerProtection.js';
 import type { FrontConnection } from '../frontConnection.js';
 import { createH2Factory, H2Connection } from '../http2/h2Connection.js';
 import { type Listener, type ListenerDeps, listenError, type PoolLookup, sweepPeriod } from '../listener.js';
+import { LogThrottle } from '../logThrottle.js';
 import { TlsTerminator } from '../tls/tlsTerminator.js';
 import { ClientConnection, type ListenerContext } from './clientConnection.js';
 import { Router } from './router.js';
 import type { UpstreamPool } from './upstreamPool.js';
+
+/** The listener's timeouts, with the slow-client ones of `protection.timeouts` over them. */
+function timeoutsOf(config: ListenerConfig): { requestHead: number; idle: number } {
+  const t = config.protection?.timeouts;
+  return {
+    requestHead: t?.header ?? config.timeouts.requestHead,
+    idle: t?.idle ?? config.timeouts.idle,
+  };
+}
 
 function buildRouter(config: ListenerConfig, pools: PoolLookup): Router {
   return new Router(
@@ -19,6 +30,12 @@ function buildRouter(config: ListenerConfig, pools: PoolLookup): Router {
     pools(config.pool),
   );
 }
+
+/**
+ * How long an idle keep-alive connection is still read from once a shutdown begins: a request
+ * already on its way gets an answer (with Connection: close) instead of a reset.
+ */
+const SHUTDOWN_IDLE_GRACE_MS = 1000;
 
 /** Concurrent HTTP/2 streams per connection when the config says nothing. */
 export const DEFAULT_MAX_CONCURRENT_STREAMS = 100;
@@ -38,13 +55,15 @@ export class HttpListener implements ListenerContext, Listener {
   timeouts: { requestHead: number; idle: number };
   closing = false;
   observer: TrafficObserver | null = null;
+  protection: ListenerProtection | null;
   readonly log: Logger;
+  private readonly throttle: LogThrottle;
   readonly upstreams: UpstreamPool;
   readonly connections = new Set<FrontConnection>();
   readonly secure: boolean;
   hsts: string;
   redirectPort: (() => number) | null;
-  h2c: ((socket: Socket, first: Buffer) => void) | null;
+  h2c: ((socket: Socket, first: Buffer, admittedBy: ListenerProtection | null) => void) | null;
   private readonly server: NetServer;
   private readonly tls: TlsTerminator | null;
   private h2: Http2Server | null = null;
@@ -52,6 +71,7 @@ export class HttpListener implements ListenerContext, Listener {
   private readonly httpsPort: (() => number) | null;
   /** The socket being handed to the HTTP/2 factory, while it makes the session. */
   private handingOver: Socket | null = null;
+  private handingAdmission: ListenerProtection | null = null;
   private readonly host: string;
   private readonly requestedPort: number;
   private sweeper: NodeJS.Timeout | undefined;
@@ -61,8 +81,10 @@ export class HttpListener implements ListenerContext, Listener {
     this.router = buildRouter(config, deps.pools);
     this.trusted = config.trustedProxies.length > 0 ? new CidrSet(config.trustedProxies) : null;
     this.maxHeaderSize = config.maxHeaderSize;
-    this.timeouts = config.timeouts;
+    this.timeouts = timeoutsOf(config);
+    this.protection = config.protection === undefined ? null : new ListenerProtection(config.protection);
     this.log = deps.log;
+    this.throttle = new LogThrottle(deps.log);
     this.upstreams = deps.upstreams;
     this.host = config.listen.host;
     this.requestedPort = config.listen.port;
@@ -81,14 +103,14 @@ export class HttpListener implements ListenerContext, Listener {
     }
     this.h2c =
       config.tls === undefined && this.h2 !== null
-        ? (socket, first) => {
+        ? (socket, first, admittedBy) => {
             socket.pause();
             socket.unshift(first);
-            this.handOver(socket);
+            this.handOver(socket, admittedBy);
           }
         : null;
     if (config.tls !== undefined) {
-      this.tls = new TlsTerminator(config.tls, config.timeouts.requestHead, (socket) => this.accept(socket));
+      this.tls = new TlsTerminator(config.tls, this.timeouts.requestHead, (socket) => this.accept(socket));
       this.server = this.tls.server;
     } else {
       this.tls = null;
@@ -103,17 +125,27 @@ export class HttpListener implements ListenerContext, Listener {
       socket.destroy();
       return;
     }
-    if (this.h2 !== null && (socket as TLSSocket).alpnProtocol === 'h2') return this.handOver(socket);
-    new ClientConnection(socket, this);
+    // Denied addresses and clients at their connection limit are refused at accept (over TLS,
+    // once the handshake is done).
+    const protection = this.protection;
+    if (protection !== null && !protection.admit(unmapIPv4(socket.remoteAddress ?? ''))) {
+      socket.destroy();
+      return;
+    }
+    if (this.h2 !== null && (socket as TLSSocket).alpnProtocol === 'h2')
+      return this.handOver(socket, protection);
+    new ClientConnection(socket, this, protection);
   }
 
   /** An HTTP/2 connection: the factory makes its session (synchronously, see onSession). */
-  private handOver(socket: Socket): void {
+  private handOver(socket: Socket, admittedBy: ListenerProtection | null): void {
     this.handingOver = socket;
+    this.handingAdmission = admittedBy;
     try {
       this.h2!.emit('connection', socket);
     } finally {
       this.handingOver = null;
+      this.handingAdmission = null;
     }
   }
 
@@ -124,7 +156,7 @@ export class HttpListener implements ListenerContext, Listener {
       session.destroy();
       return;
     }
-    new H2Connection(session, socket, this);
+    new H2Connection(session, socket, this, this.handingAdmission);
   }
 
   get connectionCount(): number {
@@ -136,7 +168,11 @@ export class HttpListener implements ListenerContext, Listener {
     this.router = buildRouter(config, pools);
     this.trusted = config.trustedProxies.length > 0 ? new CidrSet(config.trustedProxies) : null;
     this.maxHeaderSize = config.maxHeaderSize;
-    this.timeouts = config.timeouts;
+    this.timeouts = timeoutsOf(config);
+    // Open-connection counts and refusal totals carry over; rate buckets start afresh.
+    const previous = this.protection ?? undefined;
+    this.protection =
+      config.protection === undefined ? null : new ListenerProtection(config.protection, previous);
     this.hsts = config.hsts === undefined ? '' : `max-age=${config.hsts}`;
     this.redirectPort = config.redirectHttps === true ? this.httpsPort : null;
     this.tlsConfig = config.tls;
@@ -181,7 +217,15 @@ export class HttpListener implements ListenerContext, Listener {
 
   private sweep(): void {
     const now = Date.now();
-    for (const c of this.connections) if (c.deadline <= now) c.onTimeout();
+    for (const c of this.connections) {
+      if (c.deadline <= now) c.onTimeout();
+      if (c.bodyCheckAt <= now) c.checkBodyRate(now);
+    }
+    this.throttle.flush(now);
+  }
+
+  note(key: string, line: string, warn = true): void {
+    this.throttle.note(key, line, warn);
   }
 
   /** Stops accepting; open connections go on. */
@@ -193,14 +237,15 @@ export class HttpListener implements ListenerContext, Listener {
   }
 
   /**
-   * Graceful stop: no new connections, idle keep-alive connections closed now, requests in
-   * flight finish (their connections close after the response), then after `timeoutMs`
-   * whatever is left is cut.
+   * Graceful stop: no new connections, idle keep-alive connections closed after a short grace
+   * (a request arriving meanwhile is answered), requests in flight finish (their connections
+   * close after the response), then after `timeoutMs` whatever is left is cut.
    */
   async shutdown(timeoutMs: number): Promise<void> {
     this.closing = true;
     const closed = this.stopAccepting();
-    for (const c of this.connections) c.shutdown();
+    const grace = Math.min(SHUTDOWN_IDLE_GRACE_MS, timeoutMs);
+    for (const c of this.connections) c.shutdown(grace);
     const deadline = Date.now() + timeoutMs;
     while (this.connections.size > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 20));

@@ -9,13 +9,15 @@ import {
   createServer,
   type Http2Server,
   type IncomingHttpHeaders,
+  type OutgoingHttpHeaders,
   type ServerHttp2Session,
   type ServerHttp2Stream,
 } from 'node:http2';
 import type { Socket } from 'node:net';
 import { unmapIPv4 } from '../../core/cidr.js';
+import type { ListenerProtection } from '../../protection/listenerProtection.js';
 import type { FrontConnection } from '../frontConnection.js';
-import type { ForwardedFor } from '../headerRules.js';
+import { clientIpOf, type ForwardedFor } from '../headerRules.js';
 import type { ListenerContext } from '../http/clientConnection.js';
 import { newRequestHead } from '../http/headParser.js';
 import { httpsLocation } from '../tls/httpsRedirect.js';
@@ -75,7 +77,19 @@ export class H2Connection implements FrontConnection, StreamOwner {
   /** Cut for abuse: the connection is going. */
   private cut = false;
 
-  constructor(session: ServerHttp2Session, socket: Socket, ctx: ListenerContext) {
+  /** Not used over HTTP/2 (streams are bounded by flow control and the exchange's timeouts). */
+  bodyCheckAt = Number.POSITIVE_INFINITY;
+
+  /**
+   * `admittedBy`: the protection that admitted the connection (connections per client), told
+   * when it closes.
+   */
+  constructor(
+    session: ServerHttp2Session,
+    socket: Socket,
+    ctx: ListenerContext,
+    admittedBy: ListenerProtection | null,
+  ) {
     this.session = session;
     this.socket = socket;
     this.ctx = ctx;
@@ -90,7 +104,10 @@ export class H2Connection implements FrontConnection, StreamOwner {
     session.on('stream', (stream: ServerHttp2Stream, _h: IncomingHttpHeaders, _f: number, raw: string[]) =>
       this.onStream(stream, raw),
     );
-    session.on('close', () => this.ctx.connections.delete(this));
+    session.on('close', () => {
+      this.ctx.connections.delete(this);
+      admittedBy?.release(this.from.peerIp);
+    });
     ctx.connections.add(this);
   }
 
@@ -109,9 +126,31 @@ export class H2Connection implements FrontConnection, StreamOwner {
     const status = h2RequestHead(raw, !stream.endAfterHeaders, req, this.ctx.maxHeaderSize, MAX_HEADERS);
     if (status !== 0) {
       stream.on('error', () => {});
-      this.ctx.log.info(`${this.ctx.name}: ${status} for client ${this.from.peerIp}: ${req.error}`);
+      this.ctx.note(
+        `reject ${status}`,
+        `${this.ctx.name}: ${status} for client ${this.from.peerIp}: ${req.error}`,
+        false,
+      );
       respondError(stream, status, req.method === 'HEAD');
       return;
+    }
+    const clientIp = this.from.trustedPeer
+      ? clientIpOf(req, this.from.peerIp, this.ctx.trusted)
+      : this.from.peerIp;
+    const protection = this.ctx.protection;
+    if (protection !== null) {
+      const refused = protection.checkRequest(req, clientIp, Date.now());
+      if (refused !== 0) {
+        stream.on('error', () => {});
+        this.ctx.note(
+          `refuse ${refused}`,
+          `${this.ctx.name}: ${refused} for client ${clientIp}: ${req.method} ${req.path} refused by protection`,
+          false,
+        );
+        const more = refused === 429 ? headerLines(protection.rateHeaders()) : undefined;
+        respondError(stream, refused, req.method === 'HEAD', more);
+        return;
+      }
     }
     const port = this.ctx.redirectPort?.();
     if (port !== undefined && port !== null) {
@@ -120,7 +159,7 @@ export class H2Connection implements FrontConnection, StreamOwner {
       respondError(stream, 308, true, { location });
       return;
     }
-    const front = new Front(stream, req, this.from, this.ctx, this);
+    const front = new Front(stream, req, this.from, clientIp, this.ctx, this);
     this.streams.add(front);
   }
 
@@ -159,7 +198,7 @@ export class H2Connection implements FrontConnection, StreamOwner {
     if (this.streams.size === 0 && now - this.idleSince > this.ctx.timeouts.idle) this.session.close();
   }
 
-  shutdown(): void {
+  shutdown(_graceMs: number): void {
     // GOAWAY: streams in flight finish, no new ones.
     if (!this.session.closed) this.session.close();
   }
@@ -167,4 +206,18 @@ export class H2Connection implements FrontConnection, StreamOwner {
   destroy(): void {
     this.session.destroy();
   }
+
+  checkBodyRate(_now: number): void {
+    this.bodyCheckAt = Number.POSITIVE_INFINITY;
+  }
+}
+
+/** Header lines ("name: value\r\n" …) as HTTP/2 headers. */
+function headerLines(lines: string): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const line of lines.split('\r\n')) {
+    const colon = line.indexOf(':');
+    if (colon > 0) out[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim();
+  }
+  return out;
 }

@@ -9,7 +9,7 @@ import { constants, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'nod
 import type { SelectContext } from '../../core/selection.js';
 import { errorBody, RETRY_AFTER_S } from '../errorResponse.js';
 import { Exchange, type ExchangeFront } from '../exchange.js';
-import { clientIpOf, cookieHeader, type ForwardedFor } from '../headerRules.js';
+import { cookieHeader, type ForwardedFor } from '../headerRules.js';
 import type { ListenerContext } from '../http/clientConnection.js';
 import { Framing, isHopByHop, type RequestHead, type ResponseHead } from '../http/headParser.js';
 
@@ -34,12 +34,15 @@ export class StreamFront implements ExchangeFront {
   private chunked = false;
   private status = 0;
   private bytesOut = 0;
+  /** Request body bytes so far (for `limits.maxBodySize`). */
+  private bodyBytes = 0;
   private readonly startedAt = performance.now();
 
   constructor(
     stream: ServerHttp2Stream,
     req: RequestHead,
     from: ForwardedFor,
+    clientIp: string,
     ctx: ListenerContext,
     owner: StreamOwner,
   ) {
@@ -50,10 +53,7 @@ export class StreamFront implements ExchangeFront {
     this.exchange = new Exchange(this, ctx);
     // The exchange hands over body data only: HTTP/2 frames it.
     this.exchange.decodeChunked = true;
-    this.selectCtx = {
-      clientIp: from.trustedPeer ? clientIpOf(req, from.peerIp, ctx.trusted) : from.peerIp,
-      hashKey: undefined,
-    };
+    this.selectCtx = { clientIp, hashKey: undefined };
     stream.on('error', () => {}); // 'close' follows; resets by clients are routine
     stream.on('close', () => this.onClose());
     stream.on('drain', () => this.exchange.resumeResponse());
@@ -82,13 +82,32 @@ export class StreamFront implements ExchangeFront {
 
   private onData(chunk: Buffer): void {
     if (chunk.length === 0) return;
+    this.bodyBytes += chunk.length;
+    const max = this.ctx.protection?.maxBodySize;
+    if (max !== undefined && this.bodyBytes > max) return this.bodyTooLarge();
     const out = this.chunked
       ? Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`, 'latin1'), chunk, CRLF])
       : chunk;
     if (!this.exchange.writeBody(out)) this.stream.pause();
   }
 
+  /** `limits.maxBodySize` passed while the body streams: 413, or the stream cut if answered. */
+  private bodyTooLarge(): void {
+    this.ctx.protection?.bodyTooLarge();
+    const responded = this.exchange.responded;
+    if (this.exchange.busy) this.exchange.cancel();
+    this.deadline = Number.POSITIVE_INFINITY;
+    this.stream.removeAllListeners('data');
+    if (responded || this.gone) {
+      if (!this.gone) this.stream.close(constants.NGHTTP2_CANCEL);
+      return;
+    }
+    respondError(this.stream, 413, false);
+    this.report(413);
+  }
+
   private onEnd(): void {
+    if (this.bodyBytes > (this.ctx.protection?.maxBodySize ?? Number.POSITIVE_INFINITY)) return;
     if (this.chunked) this.exchange.writeBody(LAST_CHUNK);
     if (this.exchange.busy) this.exchange.endBody();
   }
