@@ -344,6 +344,62 @@ test('timeouts: a TLS handshake that never comes is cut after timeouts.requestHe
   }
 });
 
+test('protection over HTTP/2: rate limit per client (429 with Retry-After), body size limit while streaming (413)', async () => {
+  const backends = await startBackends(1);
+  const lb = await startBalancer(`
+listeners:
+  - name: web
+    listen: "127.0.0.1:0"
+    pool: p
+    http2: true
+    protection: { rateLimit: { requests: 3, per: 10s }, limits: { maxBodySize: 1000 } }
+pools: [{ name: p, servers: [{ address: "127.0.0.1:${backends[0]!.port}" }] }]
+`);
+  const session = connectH2c(lb.port);
+  try {
+    const statuses: number[] = [];
+    const headers: IncomingHttpHeaders[] = [];
+    for (let i = 0; i < 4; i++) {
+      const r = await h2request(session, { ':path': '/whoami' });
+      statuses.push(r.status);
+      headers.push(r.headers);
+    }
+    assert.deepEqual(statuses, [200, 200, 200, 429]);
+    assert.ok(Number(headers[3]!['retry-after']) >= 1);
+    assert.match(String(headers[3]!.ratelimit), /r=0/);
+  } finally {
+    session.close();
+    await lb.stop();
+  }
+  const lb2 = await startBalancer(`
+listeners:
+  - name: web
+    listen: "127.0.0.1:0"
+    pool: p
+    http2: true
+    protection: { limits: { maxBodySize: 1000 } }
+pools: [{ name: p, servers: [{ address: "127.0.0.1:${backends[0]!.port}" }] }]
+`);
+  const s2 = connectH2c(lb2.port);
+  try {
+    const big = await h2request(s2, { ':method': 'POST', ':path': '/up' }, Buffer.alloc(5000));
+    assert.equal(big.status, 413);
+    const sized = await h2request(
+      s2,
+      { ':method': 'POST', ':path': '/up', 'content-length': 5000 },
+      Buffer.alloc(5000),
+    ).catch((e: Error) => e);
+    if (!(sized instanceof Error)) assert.equal(sized.status, 413);
+    const small = await h2request(s2, { ':method': 'POST', ':path': '/up' }, Buffer.alloc(500));
+    assert.equal(small.status, 200);
+    assert.equal(JSON.parse(small.body.toString()).bodyLength, 500);
+  } finally {
+    s2.close();
+    await lb2.stop();
+    for (const b of backends) await b.close();
+  }
+});
+
 /** An HTTP/2 frame: 9-byte header and payload. */
 function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
   const h = Buffer.alloc(9);
