@@ -109,6 +109,7 @@ pools: [{ name: p, servers: [${backends.map((b) => `{ address: "127.0.0.1:${b.po
     assert.equal(echo.headers['x-forwarded-proto'], 'http');
     assert.equal(echo.headers.host, `127.0.0.1:${lb.port}`);
     assert.equal(echo.headers.cookie, 'a=1; b=2');
+    assert.equal(echo.headers.via, '2 fulcrum');
     assert.ok(r.headers['x-served-by']);
     assert.equal(r.headers.connection, undefined);
     const h1 = await request(lb.port, { path: '/whoami' });
@@ -396,6 +397,25 @@ pools: [{ name: p, servers: [{ address: "127.0.0.1:${backends[0]!.port}" }] }]
   } finally {
     s2.close();
     await lb2.stop();
+    for (const b of backends) await b.close();
+  }
+});
+
+test('shutdown: an HTTP/2 connection gets GOAWAY, its stream in flight finishes', async () => {
+  const backends = await startBackends(1, 300);
+  const lb = await startBalancer(tlsYaml(`{ address: "127.0.0.1:${backends[0]!.port}" }`));
+  const session = connectTls(lb.port);
+  try {
+    const goaway = new Promise((r) => session.once('goaway', r));
+    const inFlight = h2request(session, { ':path': '/whoami' });
+    await new Promise((r) => setTimeout(r, 100));
+    const stopped = lb.runtime.shutdown(5000);
+    await goaway;
+    const reply = await inFlight;
+    assert.equal(reply.status, 200);
+    await stopped;
+  } finally {
+    session.destroy();
     for (const b of backends) await b.close();
   }
 });

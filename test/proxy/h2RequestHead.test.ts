@@ -41,7 +41,7 @@ test('pseudo headers become the request line and Host; regular fields follow as 
   assert.equal(
     upstreamRequestHead(h, from, 'x'),
     'GET /a/b?c=1 HTTP/1.1\r\nhost: Example.com:8443\r\ncookie: a=1\r\ncookie: b=2\r\nx-one: v\r\n' +
-      'x-forwarded-for: 10.0.0.9\r\nx-forwarded-proto: https\r\nx-forwarded-host: Example.com:8443\r\nvia: 1.1 fulcrum\r\n\r\n',
+      'x-forwarded-for: 10.0.0.9\r\nx-forwarded-proto: https\r\nx-forwarded-host: Example.com:8443\r\nvia: 2 fulcrum\r\n\r\n',
   );
 });
 

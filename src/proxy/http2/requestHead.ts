@@ -44,6 +44,7 @@ export function h2RequestHead(
   // HTTP/2 has no connection-specific fields: a client that sent some is out of spec.
   head.close = false;
   head.upgrade = false;
+  head.h2 = true;
   if (!hasBody) {
     head.framing = Framing.None;
     head.contentLength = 0;
