@@ -222,6 +222,33 @@ test('a large upload (no length: chunked to the server; and with content-length)
   }
 });
 
+test('sticky cookie over HTTP/2: set with Secure, and the cookie sent back pins the server', async () => {
+  const backends = await startBackends(3);
+  const lb = await startBalancer(
+    tlsYaml(
+      backends.map((b) => `{ address: "127.0.0.1:${b.port}", name: ${b.id} }`).join(', '),
+      '',
+      '    sticky: { type: cookie, cookie: srv }',
+    ),
+  );
+  const session = connectTls(lb.port);
+  try {
+    const first = await h2request(session, { ':path': '/whoami' });
+    const setCookie = first.headers['set-cookie'];
+    assert.ok(Array.isArray(setCookie) && setCookie.length === 1);
+    assert.match(setCookie[0]!, /^srv=[^;]+;.*Secure/);
+    const cookie = setCookie[0]!.split(';')[0]!;
+    for (let i = 0; i < 6; i++) {
+      const r = await h2request(session, { ':path': '/whoami', cookie });
+      assert.equal(r.headers['x-served-by'], first.headers['x-served-by']);
+    }
+  } finally {
+    session.close();
+    await lb.stop();
+    for (const b of backends) await b.close();
+  }
+});
+
 test('retries over HTTP/2: a 503 goes to the next server, the client sees the good answer', async () => {
   const bad = await fake((_req, res) => {
     res.writeHead(503, { 'content-length': 3 });
