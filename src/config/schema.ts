@@ -154,6 +154,14 @@ const ProtectionSchema = z
         maxHeaders: value(v.integer(1, 10_000)).optional(),
       })
       .optional(),
+    detect: z
+      .strictObject({
+        enabled: value(v.boolean).default(true),
+        blockFor: value(v.duration(1)).default(600_000),
+        window: value(v.duration(100)).default(10_000),
+        sustain: value(v.integer(1, 100)).default(2),
+      })
+      .optional(),
     allow: z.array(value(v.cidr)).default([]),
     deny: z.array(value(v.cidr)).default([]),
   })

@@ -107,6 +107,11 @@ export interface ProtectionConfig {
   timeouts?: { header?: number; idle?: number; bodyMinRate?: number };
   /** Request limits: body bytes (413), request-target length (414), header fields (431). */
   limits?: { maxBodySize?: number; maxUrlLength?: number; maxHeaders?: number };
+  /**
+   * Abnormal-traffic detection: a client far over its rate limit for `sustain` windows in a row,
+   * or whose answers are mostly 401/403/404, is blocked for `blockFor` ms.
+   */
+  detect?: { enabled: boolean; blockFor: number; window: number; sustain: number };
   /** Canonical CIDRs never limited. */
   allow: string[];
   /** Canonical CIDRs refused at accept. */

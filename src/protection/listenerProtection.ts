@@ -3,8 +3,11 @@
  * client), and whether a request may go on (rate limit per client key, size limits). Every
  * refusal is counted by reason for the metrics. Allow-listed addresses are never limited.
  */
+
+import { isDeepStrictEqual } from 'node:util';
 import type { ProtectionConfig, RateKey } from '../config/types.js';
 import { CidrSet } from '../core/cidr.js';
+import { DEFAULT_DETECTOR, Detector } from './detector.js';
 import { RateLimiter } from './rateLimiter.js';
 
 /** What protection reads of a request (an HTTP/1.1 head or an HTTP/2 stream's headers). */
@@ -18,7 +21,14 @@ export interface RequestFacts {
 }
 
 /** Why a connection or a request was refused. */
-export type RejectReason = 'deny' | 'connections' | 'rate' | 'body-size' | 'url-length' | 'slow-body';
+export type RejectReason =
+  | 'deny'
+  | 'blocked'
+  | 'connections'
+  | 'rate'
+  | 'body-size'
+  | 'url-length'
+  | 'slow-body';
 
 /** How often idle rate-limit entries are forgotten (ms). */
 const SWEEP_MS = 10_000;
@@ -41,6 +51,8 @@ export class ListenerProtection {
   /** Open connections per client address (carried over a reload). */
   private readonly open: Map<string, number>;
   private lastSweep = 0;
+  /** Abnormal-traffic detection, when `detect.enabled` (kept across a reload that keeps it). */
+  readonly detector: Detector | null;
   /** The tokens left after the last `checkRequest` (for the RateLimit header). */
   private readonly left = { value: 0 };
   /** ms until the client's next token, after a 429. */
@@ -59,8 +71,20 @@ export class ListenerProtection {
     this.maxHeaders = config.limits?.maxHeaders;
     this.open = previous?.open ?? new Map();
     this.bodyMinRate = config.timeouts?.bodyMinRate;
+    const d = config.detect;
+    if (d === undefined || !d.enabled) this.detector = null;
+    else if (previous?.detector != null && isDeepStrictEqual(previous.config.detect, d))
+      this.detector = previous.detector;
+    else
+      this.detector = new Detector({
+        ...DEFAULT_DETECTOR,
+        blockFor: d.blockFor,
+        window: d.window,
+        sustain: d.sustain,
+      });
     this.rejected = previous?.rejected ?? {
       deny: 0,
+      blocked: 0,
       connections: 0,
       rate: 0,
       'body-size': 0,
@@ -79,6 +103,10 @@ export class ListenerProtection {
    * `connections.perClient` open already); when admitted it counts until `release(ip)`.
    */
   admit(ip: string): boolean {
+    if (this.detector?.blockOf(ip, Date.now()) !== undefined && !this.allowed(ip)) {
+      this.rejected.blocked++;
+      return false;
+    }
     if (this.deny?.has(ip) === true && !this.allowed(ip)) {
       this.rejected.deny++;
       return false;
@@ -106,6 +134,12 @@ export class ListenerProtection {
    * `clientIp` is the client's address after trusted proxies.
    */
   checkRequest(req: RequestFacts, clientIp: string, now: number): number {
+    this.sweep(now);
+    const detector = this.detector;
+    if (detector !== null && detector.blockOf(clientIp, now) !== undefined && !this.allowed(clientIp)) {
+      this.rejected.blocked++;
+      return 403;
+    }
     if (this.maxUrlLength !== undefined && req.target.length > this.maxUrlLength) {
       this.rejected['url-length']++;
       return 414;
@@ -116,15 +150,25 @@ export class ListenerProtection {
     }
     const rate = this.rate;
     if (rate === null || this.allowed(clientIp)) return 0;
-    if (now - this.lastSweep > SWEEP_MS) {
-      this.lastSweep = now;
-      rate.sweep(now);
-    }
     const wait = rate.take(this.keyOf(req, clientIp), now, this.left);
+    detector?.onRate(clientIp, wait !== 0, now);
     if (wait === 0) return 0;
     this.retryAfterMs = wait;
     this.rejected.rate++;
     return 429;
+  }
+
+  /** `clientIp` got an answer with `status` (detection judges error ratios). */
+  onAnswer(clientIp: string, status: number, now: number): void {
+    if (this.detector !== null && !this.allowed(clientIp)) this.detector.onAnswer(clientIp, status, now);
+  }
+
+  /** Forgets idle rate buckets and detection tallies now and then. */
+  sweep(now: number): void {
+    if (now - this.lastSweep < SWEEP_MS) return;
+    this.lastSweep = now;
+    this.rate?.sweep(now);
+    this.detector?.sweep(now);
   }
 
   /** A request body grew past `limits.maxBodySize` while streaming (chunked). */

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { test } from 'node:test';
+import { startAdmin } from '../../src/admin/index.js';
 import { parseConfig } from '../../src/config/index.js';
+import { api, LOOPBACK } from '../admin/helpers.js';
 import { rawExchange, request, serverList, startBackends, startBalancer } from '../helpers/balancer.js';
 
 function balancerYaml(port: number, protection: string): string {
@@ -252,5 +254,117 @@ test('slow clients: a head slower than timeouts.header gets 408, a body below bo
   } finally {
     await lb.stop();
     await backend!.close();
+  }
+});
+
+/** A server answering 404 under /scan and 200 elsewhere. */
+async function scanTarget() {
+  const { createServer } = await import('node:http');
+  const server = createServer((req, res) => {
+    res.writeHead(req.url?.startsWith('/scan') ? 404 : 200, { 'content-length': 2 });
+    res.end('ok');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as { port: number }).port,
+    close: () => {
+      server.closeAllConnections();
+      server.close();
+    },
+  };
+}
+
+async function statuses(port: number, from: string, n: number, path = '/'): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    out.push(
+      await request(port, { path, localAddress: from }).then(
+        (r) => r.status,
+        () => 0,
+      ),
+    );
+  }
+  return out;
+}
+
+test('detection: a client far over its rate limit for two windows in a row is blocked: 403, then refused at accept', async () => {
+  const target = await scanTarget();
+  const lb = await startBalancer(
+    balancerYaml(
+      target.port,
+      `      rateLimit: { requests: 20, per: 1s, burst: 5 }
+      detect: { enabled: true, blockFor: 1m, window: 300ms, sustain: 2 }`,
+    ),
+  );
+  try {
+    const until = Date.now() + 1500;
+    const flood: number[] = [];
+    while (Date.now() < until) flood.push(...(await statuses(lb.port, '127.0.0.7', 5)));
+    assert.ok(flood.includes(429), 'rate-limited first');
+    assert.ok(flood.includes(403) || flood.includes(0), `then blocked: ${flood.length} requests`);
+    const after = await statuses(lb.port, '127.0.0.7', 3);
+    assert.ok(
+      after.every((s) => s === 403 || s === 0),
+      `still blocked: ${after}`,
+    );
+    assert.ok(lb.log.lines.some((l) => /client 127\.0\.0\.7 blocked for 60s: over its rate limit/.test(l)));
+    assert.deepEqual(await statuses(lb.port, '127.0.0.10', 3), [200, 200, 200], 'others are served');
+    assert.ok((lb.runtime.listeners.get('web')!.protection!.rejected.blocked ?? 0) > 0);
+  } finally {
+    await lb.stop();
+    target.close();
+  }
+});
+
+test('detection: a 404 scan is blocked; an allow-listed scanner never is', async () => {
+  const target = await scanTarget();
+  const lb = await startBalancer(
+    balancerYaml(
+      target.port,
+      `      detect: { enabled: true, blockFor: 1m, window: 5s }
+      allow: [127.0.0.8]`,
+    ),
+  );
+  try {
+    const scan = await statuses(lb.port, '127.0.0.9', 25, '/scan');
+    assert.deepEqual(scan.slice(0, 20), Array(20).fill(404));
+    assert.ok(
+      scan.slice(20).every((s) => s === 403 || s === 0),
+      `the scanner is blocked: ${scan}`,
+    );
+    assert.ok(
+      lb.log.lines.some((l) => /client 127\.0\.0\.9 blocked .*100% of 20 answers were 401\/403\/404/.test(l)),
+    );
+    assert.ok((await statuses(lb.port, '127.0.0.8', 30, '/scan')).every((s) => s === 404));
+    assert.deepEqual(await statuses(lb.port, '127.0.0.10', 3), [200, 200, 200]);
+
+    // The admin API lists the block and lifts it.
+    const admin = await startAdmin(lb.runtime, LOOPBACK, lb.log);
+    try {
+      const listed = await api(admin.address.port, 'GET', '/api/protection');
+      const web = (
+        listed.data.listeners as Array<{ listener: string; blocked: Array<{ ip: string; reason: string }> }>
+      )[0]!;
+      assert.equal(web.listener, 'web');
+      assert.deepEqual(
+        web.blocked.map((b) => b.ip),
+        ['127.0.0.9'],
+      );
+      assert.match(web.blocked[0]!.reason, /401\/403\/404/);
+      assert.equal(
+        (await api(admin.address.port, 'DELETE', '/api/protection/web/blocked/127.0.0.9')).status,
+        200,
+      );
+      assert.equal(
+        (await api(admin.address.port, 'DELETE', '/api/protection/web/blocked/127.0.0.9')).status,
+        404,
+      );
+      assert.deepEqual(await statuses(lb.port, '127.0.0.9', 1), [200]);
+    } finally {
+      await admin.close();
+    }
+  } finally {
+    await lb.stop();
+    target.close();
   }
 });

@@ -10,7 +10,14 @@ import type { FrontConnection } from '../frontConnection.js';
 import { clientIpOf, cookieHeader, endToEndLines, type ForwardedFor } from '../headerRules.js';
 import { http1Redirect, httpsLocation } from '../tls/httpsRedirect.js';
 import { CHUNKED_ERROR, CHUNKED_MORE, ChunkedDecoder } from './chunkedDecoder.js';
-import { Framing, findHeadEnd, newRequestHead, parseRequestHead, type ResponseHead } from './headParser.js';
+import {
+  Framing,
+  findHeadEnd,
+  newRequestHead,
+  parseRequestHead,
+  type ResponseHead,
+  setUnparsedMethod,
+} from './headParser.js';
 import type { Router } from './router.js';
 
 /** What a client connection needs from its listener. Swappable fields apply on reload. */
@@ -233,12 +240,12 @@ export class ClientConnection implements ExchangeFront, FrontConnection {
     const max = this.ctx.maxHeaderSize;
     const end = findHeadEnd(buf, this.scanFrom);
     if (end < 0) {
-      if (buf.length > max) return this.reject(431, 'request head larger than maxHeaderSize');
+      if (buf.length > max) return this.rejectUnparsed(buf);
       this.scanFrom = buf.length - 3;
       return;
     }
     this.scanFrom = 0;
-    if (end > max) return this.reject(431, 'request head larger than maxHeaderSize');
+    if (end > max) return this.rejectUnparsed(buf);
     const status = parseRequestHead(
       buf.toString('latin1', 0, end),
       this.req,
@@ -247,6 +254,12 @@ export class ClientConnection implements ExchangeFront, FrontConnection {
     if (status !== 0) return this.reject(status, this.req.error);
     this.inBuf = end + 4 < buf.length ? buf.subarray(end + 4) : null;
     this.beginRequest();
+  }
+
+  /** A head too large to parse: 431, without a body when it starts like a HEAD request. */
+  private rejectUnparsed(buf: Buffer): void {
+    setUnparsedMethod(this.req, buf);
+    this.reject(431, 'request head larger than maxHeaderSize');
   }
 
   private beginRequest(): void {
@@ -637,6 +650,8 @@ export class ClientConnection implements ExchangeFront, FrontConnection {
 
   /** Tells the traffic observer about the exchange that just ended. */
   private report(status: number): void {
+    // Detection judges the servers' answers, not the refusals of protection itself.
+    if (this.routed) this.ctx.protection?.onAnswer(this.selectCtx.clientIp, status, Date.now());
     const observer = this.ctx.observer;
     if (observer === null) return;
     const r = this.req;

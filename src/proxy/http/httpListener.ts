@@ -82,7 +82,7 @@ export class HttpListener implements ListenerContext, Listener {
     this.trusted = config.trustedProxies.length > 0 ? new CidrSet(config.trustedProxies) : null;
     this.maxHeaderSize = config.maxHeaderSize;
     this.timeouts = timeoutsOf(config);
-    this.protection = config.protection === undefined ? null : new ListenerProtection(config.protection);
+    this.protection = this.buildProtection(config);
     this.log = deps.log;
     this.throttle = new LogThrottle(deps.log);
     this.upstreams = deps.upstreams;
@@ -159,6 +159,19 @@ export class HttpListener implements ListenerContext, Listener {
     new H2Connection(session, socket, this, this.handingAdmission);
   }
 
+  /** The listener's protection, its detection's blocks logged (one line per block). */
+  private buildProtection(config: ListenerConfig, previous?: ListenerProtection): ListenerProtection | null {
+    if (config.protection === undefined) return null;
+    const p = new ListenerProtection(config.protection, previous);
+    if (p.detector !== null) {
+      p.detector.onBlock = (b) =>
+        this.log.warn(
+          `listener ${this.name}: client ${b.ip} blocked for ${Math.round((b.until - Date.now()) / 1000)}s: ${b.reason}`,
+        );
+    }
+    return p;
+  }
+
   get connectionCount(): number {
     return this.connections.size;
   }
@@ -170,9 +183,7 @@ export class HttpListener implements ListenerContext, Listener {
     this.maxHeaderSize = config.maxHeaderSize;
     this.timeouts = timeoutsOf(config);
     // Open-connection counts and refusal totals carry over; rate buckets start afresh.
-    const previous = this.protection ?? undefined;
-    this.protection =
-      config.protection === undefined ? null : new ListenerProtection(config.protection, previous);
+    this.protection = this.buildProtection(config, this.protection ?? undefined);
     this.hsts = config.hsts === undefined ? '' : `max-age=${config.hsts}`;
     this.redirectPort = config.redirectHttps === true ? this.httpsPort : null;
     this.tlsConfig = config.tls;

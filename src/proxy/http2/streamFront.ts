@@ -192,6 +192,8 @@ export class StreamFront implements ExchangeFront {
 
   /** Tells the traffic observer about the exchange that just ended. */
   private report(status: number): void {
+    // Detection judges the servers' answers, as for HTTP/1.1.
+    this.ctx.protection?.onAnswer(this.selectCtx.clientIp, status, Date.now());
     const observer = this.ctx.observer;
     if (observer === null) return;
     const tried = this.exchange.selection.tried;
