@@ -3,7 +3,9 @@
  * Config, or one ConfigError listing every problem with its line.
  */
 import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { type Document, LineCounter, parseDocument, type YAMLError } from 'yaml';
+import { checkCertificateFiles } from './certificates.js';
 import { checkConfig } from './checks.js';
 import { ConfigError, type ConfigProblem, describeValue, formatPath, type PathProblem } from './errors.js';
 import { errorMap, toProblems } from './issues.js';
@@ -53,6 +55,9 @@ export function parseConfig(text: string, file: string): Config {
 
   const result = ConfigSchema.safeParse(raw, { error: errorMap });
   const found = [...(result.success ? [] : toProblems(result.error.issues)), ...checkConfig(raw)];
+  // Files named by the config are read only once the rest of it holds together.
+  if (result.success && found.length === 0)
+    found.push(...checkCertificateFiles(result.data, dirname(resolve(file))));
   if (found.length > 0 || !result.success) {
     throw new ConfigError(file, located(found, doc, lines));
   }

@@ -29,6 +29,7 @@ import type {
   RouteConfig,
   ServerConfig,
   StickyConfig,
+  TlsConfig,
 } from './types.js';
 import * as v from './values.js';
 
@@ -107,6 +108,18 @@ const QueueSchema = z.strictObject({
   timeout: value(v.duration(1)).default(5000),
 }) satisfies z.ZodType<QueueConfig>;
 
+const TlsSchema = z.strictObject({
+  certificates: z
+    .array(z.strictObject({ cert: value(v.nonEmptyString), key: value(v.nonEmptyString) }))
+    .min(1, 'expected at least one certificate, got an empty list'),
+  minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+  alpn: z
+    .array(z.enum(['h2', 'http/1.1']))
+    .min(1, 'expected at least one protocol, got an empty list')
+    .default(['h2', 'http/1.1'])
+    .transform((alpn) => [...new Set(alpn)]),
+  clientCa: value(v.nonEmptyString).optional(),
+}) satisfies z.ZodType<TlsConfig>;
 /** `ip`, `header:NAME` or `cookie:NAME`. */
 function rateKey(input: unknown): RateKey {
   if (input === 'ip') return { from: 'ip' };
@@ -208,6 +221,11 @@ const ListenerSchema = z
         clientHello: value(v.duration(1)).optional(),
       })
       .prefault({}),
+    tls: TlsSchema.optional(),
+    hsts: value(v.integer(0)).optional(),
+    redirectHttps: value(v.boolean).optional(),
+    http2: value(v.boolean).optional(),
+    maxConcurrentStreams: value(v.integer(1, 1_000_000)).optional(),
   })
   .transform((listener, ctx): ListenerConfig => {
     // The L4 keys, by protocol (the http-only keys are checked in checks.ts).
@@ -233,6 +251,19 @@ const ListenerSchema = z
     only('zones', 'dns', protocol === 'dns');
     only('maxUdpSize', 'dns', protocol === 'dns');
     only('responseRateLimit', 'dns', protocol === 'dns');
+    for (const key of ['tls', 'hsts', 'redirectHttps', 'http2', 'maxConcurrentStreams'] as const) {
+      only(key, 'http', protocol === 'http');
+    }
+    if (protocol === 'http') {
+      const tls = listener.tls !== undefined;
+      const needs = (key: keyof typeof listener, what: string) => {
+        if (listener[key] === undefined) return;
+        ctx.issues.push({ code: 'custom', input: listener[key], path: [key], message: what });
+      };
+      if (!tls) needs('hsts', 'only allowed on a listener with tls (browsers ignore it over plain HTTP)');
+      if (tls) needs('redirectHttps', 'only allowed on a listener without tls (it redirects to a TLS one)');
+      if (tls) needs('http2', 'only allowed on a listener without tls (with tls, tls.alpn offers h2)');
+    }
     only('protection', 'http', protocol === 'http', ' (L4 limits are not available yet)');
     if (listener.acceptProxyProtocol === true && listener.trustedProxies.length === 0) {
       ctx.issues.push({
@@ -434,8 +465,24 @@ export const ConfigSchema = z
   })
   .transform((config, ctx): Config => {
     checkL4PoolKeys(config, ctx);
+    checkRedirectTarget(config, ctx);
     return config;
   }) satisfies z.ZodType<Config>;
+
+/** `redirectHttps` sends clients to the first http listener with tls: there must be one. */
+function checkRedirectTarget(config: Config, ctx: z.core.$RefinementCtx<Config>): void {
+  const target = config.listeners.some((l) => l.protocol === 'http' && l.tls !== undefined);
+  config.listeners.forEach((l, i) => {
+    if (l.redirectHttps === true && !target) {
+      ctx.issues.push({
+        code: 'custom',
+        input: true,
+        path: ['listeners', i, 'redirectHttps'],
+        message: 'expected an http listener with tls to redirect to, got none',
+      });
+    }
+  });
+}
 
 /**
  * Pool and server keys that only the L4 listeners apply: a PROXY header toward servers only

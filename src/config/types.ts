@@ -71,8 +71,37 @@ export interface ListenerConfig {
   /** dns only: response-rate limiting per client subnet over UDP. Absent: the defaults below. */
   responseRateLimit?: DnsRateLimitConfig;
   timeouts: ListenerTimeouts;
+  /** http: terminate TLS (HTTPS, and HTTP/2 by ALPN); absent: plaintext. */
+  tls?: TlsConfig;
+  /** http with tls: Strict-Transport-Security max-age in seconds, sent on every response; absent: none. */
+  hsts?: number;
+  /** http without tls: every request is answered 308 to https:// (the port of the first TLS listener). Absent: false. */
+  redirectHttps?: boolean;
+  /** http without tls: HTTP/2 with prior knowledge (h2c) next to HTTP/1.1. Absent: false. */
+  http2?: boolean;
+  /** http: most concurrent streams per HTTP/2 connection. Absent: 100. */
+  maxConcurrentStreams?: number;
   /** http: rate and connection limits, size limits, allow and deny lists. Absent: none. */
   protection?: ProtectionConfig;
+}
+
+/** TLS termination on an http listener. */
+export interface TlsConfig {
+  /** PEM files, absolute paths (relative ones are resolved against the config file's folder). The first is the default. */
+  certificates: TlsCertificateConfig[];
+  /** Oldest TLS version accepted. */
+  minVersion: 'TLSv1.2' | 'TLSv1.3';
+  /** ALPN protocols offered, in order of preference. */
+  alpn: Array<'h2' | 'http/1.1'>;
+  /** PEM file of the CAs that sign client certificates: when set, clients must present one (mTLS). */
+  clientCa?: string;
+}
+
+export interface TlsCertificateConfig {
+  /** PEM certificate (chain); SNI picks it by its subjectAltName DNS names. */
+  cert: string;
+  /** PEM private key of `cert`. */
+  key: string;
 }
 
 /** Where a rate limit's client key comes from. */

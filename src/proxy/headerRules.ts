@@ -68,7 +68,7 @@ export function upstreamRequestHead(r: RequestHead, from: ForwardedFor, serverAd
   h += `x-forwarded-for: ${xff === '' ? from.peerIp : `${xff}, ${from.peerIp}`}\r\n`;
   if (!keepProto) h += `x-forwarded-proto: ${from.proto}\r\n`;
   if (!keepHost && r.hostHeader !== '') h += `x-forwarded-host: ${r.hostHeader}\r\n`;
-  return `${h}via: 1.${r.minor} fulcrum\r\n\r\n`;
+  return `${h}via: ${r.h2 ? '2' : `1.${r.minor}`} fulcrum\r\n\r\n`;
 }
 
 /**

@@ -30,6 +30,8 @@ export interface Listener {
   readonly protection?: ListenerProtection | null;
   /** Told of every finished exchange or connection (metrics, access log); set by the runtime. */
   observer?: TrafficObserver | null;
+  /** A reload that left this listener's config unchanged: re-read what lives in files (certificates). */
+  refresh?(): void;
 }
 
 /** What the runtime gives every listener it creates. */
@@ -38,6 +40,8 @@ export interface ListenerDeps {
   log: Logger;
   /** Idle keep-alive connections to servers (HTTP), shared by the runtime's listeners. */
   upstreams: UpstreamPool;
+  /** redirectHttps: the port of the (first) http listener with tls, as bound. */
+  httpsPort?: () => number;
 }
 
 /** A bind failure in words a user can act on (same for every protocol). */

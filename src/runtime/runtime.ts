@@ -238,6 +238,9 @@ export class Runtime {
         this.listeners.set(l.name, fresh);
       } else if (diff.listeners.changed.includes(l.name)) {
         old!.update(l, lookup);
+      } else {
+        // Same settings, but the files they name may have new contents (certificates).
+        old?.refresh?.();
       }
     }
     for (const name of diff.listeners.removed) {
@@ -303,7 +306,14 @@ export class Runtime {
   }
 
   private deps(pools: PoolLookup): ListenerDeps {
-    return { pools, log: this.log, upstreams: this.upstreams };
+    return { pools, log: this.log, upstreams: this.upstreams, httpsPort: () => this.httpsPort() };
+  }
+
+  /** The bound port of the first http listener with tls (redirectHttps sends clients there). */
+  private httpsPort(): number {
+    const tls = this.config.listeners.find((l) => l.protocol === 'http' && l.tls !== undefined);
+    const running = tls === undefined ? undefined : this.listeners.get(tls.name);
+    return running?.address.port ?? tls?.listen.port ?? 443;
   }
 
   private lookup(pools: Map<string, Pool>): PoolLookup {
@@ -337,6 +347,8 @@ function sameSocket(
   next: Config['listeners'][number],
 ): boolean {
   if (before.protocol !== next.protocol || before.listen.host !== next.listen.host) return false;
+  // A plaintext socket cannot become a TLS one (nor the reverse) in place.
+  if ((before.tls === undefined) !== (next.tls === undefined)) return false;
   return before.listen.port === next.listen.port || running.address.port === next.listen.port;
 }
 

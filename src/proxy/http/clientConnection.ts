@@ -6,7 +6,9 @@ import type { SelectContext } from '../../core/selection.js';
 import type { ListenerProtection } from '../../protection/listenerProtection.js';
 import { http1ErrorResponse } from '../errorResponse.js';
 import { Exchange, type ExchangeContext, type ExchangeFront } from '../exchange.js';
+import type { FrontConnection } from '../frontConnection.js';
 import { clientIpOf, cookieHeader, endToEndLines, type ForwardedFor } from '../headerRules.js';
+import { http1Redirect, httpsLocation } from '../tls/httpsRedirect.js';
 import { CHUNKED_ERROR, CHUNKED_MORE, ChunkedDecoder } from './chunkedDecoder.js';
 import {
   Framing,
@@ -30,8 +32,19 @@ export interface ListenerContext extends ExchangeContext {
   observer: TrafficObserver | null;
   /** Rate and size limits, when the listener has `protection`. */
   protection: ListenerProtection | null;
-  readonly connections: Set<ClientConnection>;
+  readonly connections: Set<FrontConnection>;
+  /** Clients reach us over TLS (X-Forwarded-Proto: https, Secure cookies). */
+  readonly secure: boolean;
+  /** The Strict-Transport-Security value sent on every response, or ''. */
+  hsts: string;
+  /** redirectHttps: the port of the TLS listener requests are redirected to; null when off. */
+  redirectPort: (() => number) | null;
+  /** h2c with prior knowledge: takes over a connection that starts with the HTTP/2 preface; null when off. */
+  h2c: ((socket: Socket, first: Buffer, admittedBy: ListenerProtection | null) => void) | null;
 }
+
+/** The start of the HTTP/2 connection preface (RFC 9113 3.4). */
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
 enum Phase {
   /** Between requests (keep-alive), or before the first byte. */
@@ -61,7 +74,7 @@ const LINGER_MS = 2000;
  * ends and the next request starts), keep-alive, the response head's connection fields,
  * backpressure from the client, timeouts and the access log record.
  */
-export class ClientConnection implements ExchangeFront {
+export class ClientConnection implements ExchangeFront, FrontConnection {
   readonly socket: Socket;
   private readonly ctx: ListenerContext;
   private readonly exchange: Exchange;
@@ -83,6 +96,8 @@ export class ClientConnection implements ExchangeFront {
   /** The exchange (or the server, in a tunnel) cannot take more bytes right now. */
   private upBlocked = false;
   private clientEnded = false;
+  /** No request has been read yet (h2c looks at the first bytes). */
+  private firstRequest = true;
 
   private readonly req = newRequestHead();
   private reqFraming = Framing.None;
@@ -106,7 +121,11 @@ export class ClientConnection implements ExchangeFront {
     this.admittedBy = admittedBy;
     this.exchange = new Exchange(this, ctx);
     const peerIp = unmapIPv4(socket.remoteAddress ?? '');
-    this.from = { peerIp, trustedPeer: ctx.trusted?.has(peerIp) ?? false, proto: 'http' };
+    this.from = {
+      peerIp,
+      trustedPeer: ctx.trusted?.has(peerIp) ?? false,
+      proto: ctx.secure ? 'https' : 'http',
+    };
     this.selectCtx = { clientIp: peerIp, hashKey: undefined };
     // The first request must arrive within the request-head timeout, later ones within idle.
     this.deadline = Date.now() + ctx.timeouts.requestHead;
@@ -117,6 +136,29 @@ export class ClientConnection implements ExchangeFront {
     socket.on('error', () => {}); // 'close' follows; resets from clients are routine
     socket.on('close', () => this.onClose());
     ctx.connections.add(this);
+  }
+
+  /** Cut the connection (shutdown timeout). */
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  /** redirectHttps: 308 to the same host and target on the TLS listener's port. */
+  private redirect(port: number): void {
+    const req = this.req;
+    this.routed = false;
+    // A body is not read: the connection closes after the answer.
+    if (req.framing !== Framing.None) {
+      this.keepAlive = false;
+      this.reqDone = false;
+    } else {
+      this.keepAlive = !req.close && !this.ctx.closing;
+      this.reqDone = true;
+    }
+    this.phase = Phase.Exchange;
+    this.socket.write(http1Redirect(httpsLocation(req.host, port, req.target), !this.keepAlive), 'latin1');
+    this.report(308);
+    this.nextRequest();
   }
 
   /** Idle between requests: safe to close now (shutdown). */
@@ -140,10 +182,12 @@ export class ClientConnection implements ExchangeFront {
           this.phase = Phase.Head;
           this.deadline = Date.now() + this.ctx.timeouts.requestHead;
           this.hold(chunk);
+          if (this.ctx.h2c !== null && this.firstRequest && this.h2Preface()) return;
           this.parseHead();
           return;
         case Phase.Head:
           this.hold(chunk);
+          if (this.ctx.h2c !== null && this.firstRequest && this.h2Preface()) return;
           this.parseHead();
           return;
         case Phase.Closed:
@@ -152,6 +196,29 @@ export class ClientConnection implements ExchangeFront {
     } catch (err) {
       this.internalError(err);
     }
+  }
+
+  /**
+   * h2c with prior knowledge: when the first bytes are the HTTP/2 preface, the connection is
+   * handed to the HTTP/2 front (with the bytes read so far) and true returned. While they may
+   * still become it, false with nothing parsed would misread them, so a short prefix waits.
+   */
+  private h2Preface(): boolean {
+    const buf = this.inBuf!;
+    const n = Math.min(buf.length, H2_PREFACE.length);
+    if (buf.compare(H2_PREFACE, 0, n, 0, n) !== 0) {
+      this.firstRequest = false;
+      return false;
+    }
+    if (n < H2_PREFACE.length) return true; // more bytes will tell
+    const socket = this.socket;
+    for (const event of ['data', 'end', 'drain', 'close', 'error']) socket.removeAllListeners(event);
+    this.phase = Phase.Closed;
+    this.ctx.connections.delete(this);
+    this.inBuf = null;
+    // The admission goes with the connection: the HTTP/2 front gives it back on close.
+    this.ctx.h2c!(socket, buf, this.admittedBy);
+    return true;
   }
 
   /** Keeps bytes not consumable yet (a head in progress, a pipelined request). */
@@ -202,11 +269,13 @@ export class ClientConnection implements ExchangeFront {
     this.selectCtx.clientIp = this.from.trustedPeer
       ? clientIpOf(req, this.from.peerIp, ctx.trusted)
       : this.from.peerIp;
+    this.firstRequest = false;
     const protection = ctx.protection;
     if (protection !== null) {
       const refused = protection.checkRequest(req, this.selectCtx.clientIp, this.startedAt);
       if (refused !== 0) return this.refuse(refused, protection);
     }
+    if (ctx.redirectPort !== null) return this.redirect(ctx.redirectPort());
     const pool = ctx.router.select(req);
     this.routed = true;
     this.reqFraming = req.framing;
@@ -374,6 +443,7 @@ export class ClientConnection implements ExchangeFront {
     // complete (the next request's start cannot be found reliably): this connection ends.
     if (framing === Framing.UntilClose || !this.reqDone) this.keepAlive = false;
     let head = statusLine(res) + endToEndLines(res) + extra;
+    if (this.ctx.hsts !== '') head += `strict-transport-security: ${this.ctx.hsts}\r\n`;
     if (framing === Framing.Chunked) head += 'transfer-encoding: chunked\r\n';
     if (!this.keepAlive || this.ctx.closing) head += 'connection: close\r\n';
     else if (this.req.minor === 0) head += 'connection: keep-alive\r\n';

@@ -64,6 +64,8 @@ export class RequestHead extends MessageHead {
   expectContinue = false;
   /** The target was in absolute-form: its authority replaces the Host header (RFC 9112 3.2.2). */
   absoluteForm = false;
+  /** The request came over HTTP/2 (the head was built from its header block): Via says 2. */
+  h2 = false;
 }
 
 export class ResponseHead extends MessageHead {

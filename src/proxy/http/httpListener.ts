@@ -1,11 +1,16 @@
-import { createServer, type Server as NetServer } from 'node:net';
-import type { ListenerConfig } from '../../config/types.js';
+import type { Http2Server, ServerHttp2Session } from 'node:http2';
+import { createServer, type Server as NetServer, type Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { ListenerConfig, TlsConfig } from '../../config/types.js';
 import { CidrSet, unmapIPv4 } from '../../core/cidr.js';
 import type { Logger } from '../../core/log.js';
 import type { TrafficObserver } from '../../core/observer.js';
 import { ListenerProtection } from '../../protection/listenerProtection.js';
+import type { FrontConnection } from '../frontConnection.js';
+import { createH2Factory, H2Connection } from '../http2/h2Connection.js';
 import { type Listener, type ListenerDeps, listenError, type PoolLookup, sweepPeriod } from '../listener.js';
 import { LogThrottle } from '../logThrottle.js';
+import { TlsTerminator } from '../tls/tlsTerminator.js';
 import { ClientConnection, type ListenerContext } from './clientConnection.js';
 import { Router } from './router.js';
 import type { UpstreamPool } from './upstreamPool.js';
@@ -32,10 +37,14 @@ function buildRouter(config: ListenerConfig, pools: PoolLookup): Router {
  */
 const SHUTDOWN_IDLE_GRACE_MS = 1000;
 
+/** Concurrent HTTP/2 streams per connection when the config says nothing. */
+export const DEFAULT_MAX_CONCURRENT_STREAMS = 100;
+
 /**
- * An HTTP/1.1 listener: accepts connections and runs a ClientConnection on each. One coarse
- * sweep timer enforces every per-connection deadline (request head, keep-alive idle, connect,
- * response), so the hot path arms no timer per request.
+ * An HTTP listener: accepts connections (plaintext, or TLS terminated here) and runs a front on
+ * each: a ClientConnection for HTTP/1.1, an H2Connection for HTTP/2 (ALPN h2, or h2c with prior
+ * knowledge when `http2` is on). One coarse sweep timer enforces every per-connection deadline
+ * (request head, keep-alive idle, connect, response), so the hot path arms no timer per request.
  */
 export class HttpListener implements ListenerContext, Listener {
   readonly protocol = 'http';
@@ -50,8 +59,19 @@ export class HttpListener implements ListenerContext, Listener {
   readonly log: Logger;
   private readonly throttle: LogThrottle;
   readonly upstreams: UpstreamPool;
-  readonly connections = new Set<ClientConnection>();
+  readonly connections = new Set<FrontConnection>();
+  readonly secure: boolean;
+  hsts: string;
+  redirectPort: (() => number) | null;
+  h2c: ((socket: Socket, first: Buffer, admittedBy: ListenerProtection | null) => void) | null;
   private readonly server: NetServer;
+  private readonly tls: TlsTerminator | null;
+  private h2: Http2Server | null = null;
+  private tlsConfig: TlsConfig | undefined;
+  private readonly httpsPort: (() => number) | null;
+  /** The socket being handed to the HTTP/2 factory, while it makes the session. */
+  private handingOver: Socket | null = null;
+  private handingAdmission: ListenerProtection | null = null;
   private readonly host: string;
   private readonly requestedPort: number;
   private sweeper: NodeJS.Timeout | undefined;
@@ -68,21 +88,75 @@ export class HttpListener implements ListenerContext, Listener {
     this.upstreams = deps.upstreams;
     this.host = config.listen.host;
     this.requestedPort = config.listen.port;
-    // allowHalfOpen: a client may send its request and shut down its side, and still
-    // expects the whole response.
-    this.server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
-      if (this.closing) {
-        socket.destroy();
-        return;
-      }
-      // Denied addresses and clients at their connection limit are refused at accept.
-      const protection = this.protection;
-      if (protection !== null && !protection.admit(unmapIPv4(socket.remoteAddress ?? ''))) {
-        socket.destroy();
-        return;
-      }
-      new ClientConnection(socket, this, protection);
-    });
+    this.secure = config.tls !== undefined;
+    this.tlsConfig = config.tls;
+    this.hsts = config.hsts === undefined ? '' : `max-age=${config.hsts}`;
+    this.httpsPort = deps.httpsPort ?? null;
+    this.redirectPort = config.redirectHttps === true ? this.httpsPort : null;
+    const h2 = config.tls === undefined ? config.http2 === true : config.tls.alpn.includes('h2');
+    if (h2) {
+      const settings = {
+        maxConcurrentStreams: config.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS,
+        maxHeaderSize: config.maxHeaderSize,
+      };
+      this.h2 = createH2Factory(settings, (session) => this.onSession(session));
+    }
+    this.h2c =
+      config.tls === undefined && this.h2 !== null
+        ? (socket, first, admittedBy) => {
+            socket.pause();
+            socket.unshift(first);
+            this.handOver(socket, admittedBy);
+          }
+        : null;
+    if (config.tls !== undefined) {
+      this.tls = new TlsTerminator(config.tls, this.timeouts.requestHead, (socket) => this.accept(socket));
+      this.server = this.tls.server;
+    } else {
+      this.tls = null;
+      // allowHalfOpen: a client may send its request and shut down its side, and still
+      // expects the whole response.
+      this.server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(socket));
+    }
+  }
+
+  private accept(socket: Socket): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    // Denied addresses and clients at their connection limit are refused at accept (over TLS,
+    // once the handshake is done).
+    const protection = this.protection;
+    if (protection !== null && !protection.admit(unmapIPv4(socket.remoteAddress ?? ''))) {
+      socket.destroy();
+      return;
+    }
+    if (this.h2 !== null && (socket as TLSSocket).alpnProtocol === 'h2')
+      return this.handOver(socket, protection);
+    new ClientConnection(socket, this, protection);
+  }
+
+  /** An HTTP/2 connection: the factory makes its session (synchronously, see onSession). */
+  private handOver(socket: Socket, admittedBy: ListenerProtection | null): void {
+    this.handingOver = socket;
+    this.handingAdmission = admittedBy;
+    try {
+      this.h2!.emit('connection', socket);
+    } finally {
+      this.handingOver = null;
+      this.handingAdmission = null;
+    }
+  }
+
+  private onSession(session: ServerHttp2Session): void {
+    // session.socket is a guard that forbids ending the socket: the connection keeps the real one.
+    const socket = this.handingOver;
+    if (socket === null || this.closing) {
+      session.destroy();
+      return;
+    }
+    new H2Connection(session, socket, this, this.handingAdmission);
   }
 
   /** The listener's protection, its detection's blocks logged (one line per block). */
@@ -110,7 +184,17 @@ export class HttpListener implements ListenerContext, Listener {
     this.timeouts = timeoutsOf(config);
     // Open-connection counts and refusal totals carry over; rate buckets start afresh.
     this.protection = this.buildProtection(config, this.protection ?? undefined);
+    this.hsts = config.hsts === undefined ? '' : `max-age=${config.hsts}`;
+    this.redirectPort = config.redirectHttps === true ? this.httpsPort : null;
+    this.tlsConfig = config.tls;
+    if (this.tls !== null && config.tls !== undefined) this.tls.update(config.tls, this.name, this.log);
     this.startSweeper();
+  }
+
+  /** A reload that left this listener's settings as they were: certificate files may have changed. */
+  refresh(): void {
+    if (this.tls !== null && this.tlsConfig !== undefined)
+      this.tls.update(this.tlsConfig, this.name, this.log);
   }
 
   /** The bound address (the real port when 0 was asked for). */
@@ -177,7 +261,7 @@ export class HttpListener implements ListenerContext, Listener {
     while (this.connections.size > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 20));
     }
-    for (const c of this.connections) c.socket.destroy();
+    for (const c of this.connections) c.destroy();
     if (this.sweeper !== undefined) clearInterval(this.sweeper);
     await this.protection?.close();
     await closed;

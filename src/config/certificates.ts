@@ -1,0 +1,132 @@
+/**
+ * Certificate files, checked when a config is loaded (and read again by a TLS listener when it
+ * starts or reloads): readable, PEM, the key matching its certificate, the certificate in its
+ * validity period. A problem names the key path, the file and the reason, so that a reload with
+ * a bad file is refused and the running config kept.
+ */
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import type { PathProblem } from './errors.js';
+import type { Config } from './types.js';
+
+/** A certificate and its key as read from their files. */
+export interface CertificatePair {
+  cert: Buffer;
+  key: Buffer;
+  /** DNS names of the certificate (subjectAltName, else the subject CN), lowercased; may start with "*.". */
+  names: string[];
+}
+
+/** A certificate file problem: `which` says whether the cert or the key file is at fault. */
+export class CertificateError extends Error {
+  constructor(
+    readonly which: 'cert' | 'key',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Reads a PEM file; the reason in words when it cannot be read. */
+export function readPem(file: string, which: 'cert' | 'key'): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : code === 'EISDIR'
+            ? 'it is a directory'
+            : (error as Error).message;
+    throw new CertificateError(which, `cannot read ${file} (${why})`);
+  }
+}
+
+/** Reads and checks a certificate and its key; throws CertificateError saying what is wrong. */
+export function readCertificatePair(certFile: string, keyFile: string, now = Date.now()): CertificatePair {
+  const cert = readPem(certFile, 'cert');
+  const key = readPem(keyFile, 'key');
+  let x509: X509Certificate;
+  try {
+    x509 = new X509Certificate(cert);
+  } catch {
+    throw new CertificateError('cert', `${certFile} is not a PEM certificate`);
+  }
+  let privateKey: ReturnType<typeof createPrivateKey>;
+  try {
+    privateKey = createPrivateKey(key);
+  } catch {
+    throw new CertificateError('key', `${keyFile} is not a PEM private key (or it is encrypted)`);
+  }
+  if (!x509.checkPrivateKey(privateKey)) {
+    throw new CertificateError('key', `${keyFile} is not the private key of the certificate in ${certFile}`);
+  }
+  const notAfter = Date.parse(x509.validTo);
+  if (notAfter < now) throw new CertificateError('cert', `${certFile} expired on ${x509.validTo}`);
+  const notBefore = Date.parse(x509.validFrom);
+  if (notBefore > now)
+    throw new CertificateError('cert', `${certFile} is not valid before ${x509.validFrom}`);
+  return { cert, key, names: certificateNames(x509) };
+}
+
+/** The DNS names a certificate answers for: its subjectAltName DNS entries, else its CN. */
+export function certificateNames(x509: X509Certificate): string[] {
+  const names: string[] = [];
+  for (const part of (x509.subjectAltName ?? '').split(',')) {
+    const entry = part.trim();
+    if (entry.startsWith('DNS:')) names.push(entry.slice(4).toLowerCase());
+  }
+  if (names.length === 0) {
+    const cn = /(?:^|\n)CN=([^\n]+)/.exec(x509.subject);
+    if (cn !== null) names.push(cn[1]!.toLowerCase());
+  }
+  return names;
+}
+
+/** Reads and checks a CA bundle (client certificate authorities). */
+export function readCaBundle(file: string): Buffer {
+  const pem = readPem(file, 'cert');
+  try {
+    new X509Certificate(pem);
+  } catch {
+    throw new CertificateError('cert', `${file} is not a PEM certificate`);
+  }
+  return pem;
+}
+
+/**
+ * Resolves the certificate paths of every TLS listener against `baseDir` (the config file's
+ * folder) in place, and checks each file. Returns the problems found.
+ */
+export function checkCertificateFiles(config: Config, baseDir: string): PathProblem[] {
+  const problems: PathProblem[] = [];
+  config.listeners.forEach((listener, i) => {
+    const tls = listener.tls;
+    if (tls === undefined) return;
+    const at = ['listeners', i, 'tls'];
+    tls.certificates.forEach((pair, j) => {
+      pair.cert = isAbsolute(pair.cert) ? pair.cert : resolve(baseDir, pair.cert);
+      pair.key = isAbsolute(pair.key) ? pair.key : resolve(baseDir, pair.key);
+      try {
+        readCertificatePair(pair.cert, pair.key);
+      } catch (error) {
+        if (!(error instanceof CertificateError)) throw error;
+        problems.push({ path: [...at, 'certificates', j, error.which], message: error.message });
+      }
+    });
+    if (tls.clientCa !== undefined) {
+      tls.clientCa = isAbsolute(tls.clientCa) ? tls.clientCa : resolve(baseDir, tls.clientCa);
+      try {
+        readCaBundle(tls.clientCa);
+      } catch (error) {
+        if (!(error instanceof CertificateError)) throw error;
+        problems.push({ path: [...at, 'clientCa'], message: error.message });
+      }
+    }
+  });
+  return problems;
+}
