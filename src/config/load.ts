@@ -3,7 +3,7 @@
  * Config, or one ConfigError listing every problem with its line.
  */
 import { readFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { type Document, LineCounter, parseDocument, type YAMLError } from 'yaml';
 import { checkCertificateFiles } from './certificates.js';
 import { checkConfig } from './checks.js';
@@ -53,6 +53,7 @@ export function parseConfig(text: string, file: string): Config {
     throw new ConfigError(file, [{ path: '', message: `${EXPECTED_TOP}, got ${describeValue(raw)}` }]);
   }
 
+  resolvePoolTlsFiles(raw, dirname(resolve(file)));
   const result = ConfigSchema.safeParse(raw, { error: errorMap });
   const found = [...(result.success ? [] : toProblems(result.error.issues)), ...checkConfig(raw)];
   // Files named by the config are read only once the rest of it holds together.
@@ -62,6 +63,24 @@ export function parseConfig(text: string, file: string): Config {
     throw new ConfigError(file, located(found, doc, lines));
   }
   return result.data;
+}
+
+/**
+ * Pool `tls` files (`ca`, `cert`, `key`) named relative to the config file's folder, as listener
+ * certificates are: resolved in the raw config before it is read, so every check sees the file.
+ */
+function resolvePoolTlsFiles(raw: object, baseDir: string): void {
+  const pools = (raw as { pools?: unknown }).pools;
+  if (!Array.isArray(pools)) return;
+  for (const pool of pools) {
+    const tls = (pool as { tls?: unknown } | null)?.tls;
+    if (tls === null || typeof tls !== 'object') continue;
+    const t = tls as Record<string, unknown>;
+    for (const key of ['ca', 'cert', 'key']) {
+      const file = t[key];
+      if (typeof file === 'string' && file !== '' && !isAbsolute(file)) t[key] = resolve(baseDir, file);
+    }
+  }
 }
 
 function offsetOf(problem: PathProblem, doc: Document): number | undefined {
