@@ -14,6 +14,7 @@ import client, { type Metric, Registry } from 'prom-client';
 import type { ExchangeRecord, TrafficObserver } from '../core/observer.js';
 import type { Pool, TransitionListener } from '../core/pool.js';
 import type { Server, ServerState } from '../core/server.js';
+import { VERSION } from '../core/version.js';
 import { healthOf } from '../health/index.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { LiveStats } from './live.js';
@@ -446,6 +447,12 @@ export class Telemetry implements TrafficObserver {
         for (const p of self.runtime.pools.values()) this.inc({ pool: p.name }, p.reassigned);
       },
     });
+    new Gauge({
+      name: 'fulcrum_build_info',
+      help: 'Always 1; the labels say which Fulcrum and which Node.js run.',
+      labelNames: ['version', 'node'] as const,
+      registers: [registry],
+    }).set({ version: VERSION, node: process.versions.node }, 1);
     new Counter({
       name: 'fulcrum_config_reloads_total',
       help: 'Config reloads through the admin endpoint or SIGHUP, by result.',

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, formatAddress, parseDuration } from '../config/index.js';
-import { type LogLevel, log } from '../core/log.js';
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel, log } from '../core/log.js';
+import { VERSION } from '../core/version.js';
 import { type ReloadSummary, Runtime } from '../runtime/runtime.js';
 
 /** Exit status for a bad config (`check` and `start`), as the contract says. */
@@ -11,10 +12,25 @@ const program = new Command();
 program
   .name('fulcrum')
   .description('An L4/L7 load balancer: spreads HTTP requests over a pool of servers.')
-  .version(process.env.npm_package_version ?? '0.1.0')
-  .option('--log-level <level>', 'debug | info | warn | error', 'info')
+  .version(VERSION)
+  // Every command's help lists the options that apply to it all (--log-level, --log-format).
+  .configureHelp({ showGlobalOptions: true })
+  .addOption(
+    new Option('--log-level <level>', 'process log level (debug says the most)')
+      .choices(LOG_LEVELS)
+      .env('FULCRUM_LOG_LEVEL')
+      .default('info'),
+  )
+  .addOption(
+    new Option('--log-format <format>', 'process log lines: text, or one JSON object a line')
+      .choices(LOG_FORMATS)
+      .env('FULCRUM_LOG_FORMAT')
+      .default('text'),
+  )
   .hook('preAction', (cmd) => {
-    log.level = cmd.opts().logLevel as LogLevel;
+    const opts = cmd.opts<{ logLevel: LogLevel; logFormat: LogFormat }>();
+    log.level = opts.logLevel;
+    log.format = opts.logFormat;
   })
   .showHelpAfterError();
 
@@ -112,14 +128,12 @@ Example, a three-node session cluster (each backend holds and replicates the ses
       ...(opts.id === undefined ? {} : { id: opts.id }),
       ...(cluster === undefined ? {} : { cluster: { ...cluster, logger: log } }),
     });
-    // A cluster node that cannot start (its cluster port taken, ...) says why and exits 2.
-    const b =
-      cluster === undefined
-        ? await starting
-        : await starting.catch((err: Error) => {
-            process.stderr.write(`fulcrum backend: ${err.message}\n`);
-            process.exit(EXIT_CONFIG);
-          });
+    // A backend that cannot start (its port or cluster port taken, ...) says why in one line and
+    // exits 2, as `fulcrum start` does.
+    const b = await starting.catch((err: Error) => {
+      process.stderr.write(`fulcrum backend: ${err.message}\n`);
+      process.exit(EXIT_CONFIG);
+    });
     log.info(
       `backend ${b.id} listening on http://${formatAddress(b)}${
         cluster === undefined ? '' : ` (session cluster ${cluster.mode}, node ${cluster.listen})`

@@ -1,5 +1,6 @@
 /** GET /metrics after known traffic: every family, exact counts, Prometheus naming. */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { test } from 'node:test';
 import { startAdmin } from '../../src/admin/index.js';
@@ -169,6 +170,29 @@ ${serverList(backends)}
     const m = (await api(admin.address.port, 'GET', '/metrics')).body;
     assert.doesNotMatch(m, /server="b"/);
     assert.match(m, /server="a",code="2xx"\} 2/);
+  } finally {
+    await admin.close();
+    await lb.stop();
+    await Promise.all(backends.map((b) => b.close()));
+  }
+});
+
+test('fulcrum_build_info names the version and the Node.js release', TIMEOUT, async () => {
+  const backends = await startBackends(1);
+  const lb = await startBalancer(`
+listeners: [{ name: web, protocol: http, listen: "127.0.0.1:0", pool: web }]
+pools:
+  - name: web
+    servers:
+${serverList(backends)}
+`);
+  const admin = await startAdmin(lb.runtime, LOOPBACK, lb.log);
+  try {
+    const m = (await api(admin.address.port, 'GET', '/metrics')).body;
+    const { version } = JSON.parse(
+      readFileSync(new URL('../../../package.json', import.meta.url), 'utf8'),
+    ) as { version: string };
+    assert.equal(sample(m, `fulcrum_build_info{version="${version}",node="${process.versions.node}"}`), 1, m);
   } finally {
     await admin.close();
     await lb.stop();

@@ -1,0 +1,76 @@
+/**
+ * What an operator meets around the balancer (issue 19): the version, the process log's level
+ * and format, the sample backend's errors, the default config file, the config schema. Real
+ * child processes, as a user runs them.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, test } from 'node:test';
+import { occupyPort, runCli, spawnCli, tempDir } from '../helpers/processes.js';
+
+const TIMEOUT = { timeout: 30_000 };
+const dir = tempDir('fulcrum-ops-');
+after(() => dir.remove());
+
+const PACKAGE = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
+
+// --- item 2: version ------------------------------------------------------------------------------
+
+test("--version prints Fulcrum's own version, not the calling project's", TIMEOUT, async () => {
+  // What `npx fulcrum` inside another project sees: npm sets that project's version.
+  const r = await runCli(['--version'], { cwd: dir.path, env: { npm_package_version: '9.9.9' } });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, `${PACKAGE.version}\n`);
+});
+
+// --- item 8: log level and format -----------------------------------------------------------------
+
+test('--log-level is validated, naming the levels', TIMEOUT, async () => {
+  const r = await runCli(['--log-level', 'bogus', 'check', '-c', 'x.yaml'], { cwd: dir.path });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /argument 'bogus' is invalid\. Allowed choices are debug, info, warn, error\./);
+  const env = await runCli(['check', '-c', 'x.yaml'], {
+    cwd: dir.path,
+    env: { FULCRUM_LOG_LEVEL: 'loud' },
+  });
+  assert.equal(env.code, 1);
+  assert.match(env.stderr, /'loud' from env 'FULCRUM_LOG_LEVEL' is invalid/);
+});
+
+test("every command's help lists --log-level and --log-format", TIMEOUT, async () => {
+  for (const command of [['start'], ['check'], ['backend'], ['status'], ['server', 'add'], ['reload']]) {
+    const r = await runCli([...command, '--help']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /--log-level <level>/, `${command.join(' ')} --help:\n${r.stdout}`);
+    assert.match(r.stdout, /--log-format <format>/, `${command.join(' ')} --help:\n${r.stdout}`);
+  }
+});
+
+test('--log-format json writes one JSON object a line', TIMEOUT, async () => {
+  const proc = spawnCli(['backend', '--port', '0', '--id', 'j', '--log-format', 'json']);
+  try {
+    await proc.waitFor(/listening on/);
+    const line = proc.stderr.split('\n').find((l) => l.includes('listening on'))!;
+    const parsed = JSON.parse(line) as { time: string; level: string; msg: string };
+    assert.equal(parsed.level, 'info');
+    assert.match(parsed.msg, /^backend j listening on http:\/\/127\.0\.0\.1:\d+$/);
+    assert.ok(!Number.isNaN(Date.parse(parsed.time)));
+  } finally {
+    await proc.stop();
+  }
+});
+
+// --- item 9: the sample backend on a port in use --------------------------------------------------
+
+test('backend: a port in use exits 2 with one line, like the balancer', TIMEOUT, async () => {
+  const busy = await occupyPort();
+  try {
+    const r = await runCli(['backend', '--port', String(busy.port)]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stderr, `fulcrum backend: address 127.0.0.1:${busy.port} is already in use\n`);
+  } finally {
+    await busy.close();
+  }
+});
