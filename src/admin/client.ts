@@ -1,11 +1,12 @@
 /**
  * `fulcrum status` and `fulcrum server ...`: the admin API from the shell. Which balancer: the
- * `--admin URL` option, else $FULCRUM_ADMIN, else `admin.listen` of the `-c FILE` config, else
- * http://127.0.0.1:9000. The token: `--token`, else $FULCRUM_ADMIN_TOKEN, else the config's.
+ * `--admin URL` option, else $FULCRUM_ADMIN, else `admin.listen` of the `-c FILE` config (or of
+ * ./fulcrum.yaml when present), else http://127.0.0.1:9000. The token: `--token`, else $FULCRUM_ADMIN_TOKEN, else the config's.
  *
  * Exit status: 0 done, 2 bad input (rejected by the API: invalid value, unknown pool or server),
  * 1 anything else (unreachable, unauthorized, server error).
  */
+import { configOrDefault } from '../config/defaultFile.js';
 import { ConfigError } from '../config/errors.js';
 import { loadConfig } from '../config/load.js';
 import type { PoolView, ServerView, StatusView } from './snapshot.js';
@@ -29,9 +30,11 @@ export interface Target {
 export async function resolveTarget(opts: TargetOptions): Promise<Target> {
   let url = opts.admin ?? process.env.FULCRUM_ADMIN;
   let token = opts.token ?? process.env.FULCRUM_ADMIN_TOKEN;
-  if (url === undefined && opts.config !== undefined) {
-    const admin = (await loadConfig(opts.config)).admin;
-    if (admin === undefined) throw new UsageError(`${opts.config} has no admin section (add admin.listen)`);
+  // -c FILE, else ./fulcrum.yaml when present (only when no address was given otherwise).
+  const file = url === undefined ? configOrDefault(opts.config) : undefined;
+  if (file !== undefined) {
+    const admin = (await loadConfig(file)).admin;
+    if (admin === undefined) throw new UsageError(`${file} has no admin section (add admin.listen)`);
     const host =
       admin.listen.host === '0.0.0.0' ? '127.0.0.1' : admin.listen.host === '::' ? '::1' : admin.listen.host;
     url = `http://${host.includes(':') ? `[${host}]` : host}:${admin.listen.port}`;

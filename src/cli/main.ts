@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { DEFAULT_CONFIG, configOrDefault } from '../config/defaultFile.js';
 import { ConfigError, formatAddress, parseDuration } from '../config/index.js';
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel, log } from '../core/log.js';
 import { VERSION } from '../core/version.js';
@@ -39,9 +40,10 @@ program
   .description(
     'Run the balancer in the foreground. SIGHUP reloads the file in place; SIGTERM/SIGINT finish requests in flight, then exit.',
   )
-  .requiredOption('-c, --config <file>', 'YAML config file')
+  .option('-c, --config <file>', `YAML config file (default: ./${DEFAULT_CONFIG} when present)`)
   .addHelpText('after', '\nExample:\n  fulcrum start -c fulcrum.yaml')
-  .action(async (opts: { config: string }) => {
+  .action(async (given: { config?: string }) => {
+    const opts = { config: requireConfig(given.config) };
     const { runtime, reload, stop: stopAll } = await loadAndStart(opts.config);
     let stopping = false;
     const stop = async (signal: string) => {
@@ -67,8 +69,9 @@ program
 program
   .command('check')
   .description('Validate a config file: exit 0 when valid, 2 with every problem listed when not.')
-  .requiredOption('-c, --config <file>', 'YAML config file')
-  .action(async (opts: { config: string }) => {
+  .option('-c, --config <file>', `YAML config file (default: ./${DEFAULT_CONFIG} when present)`)
+  .action(async (given: { config?: string }) => {
+    const opts = { config: requireConfig(given.config) };
     try {
       // What start loads: the file with its state file on top, so check refuses what start would.
       const { loadWithState } = await import('../admin/state.js');
@@ -266,13 +269,16 @@ function adminTarget(cmd: Command): Command {
   return cmd
     .option(
       '--admin <url>',
-      'admin API URL (default: $FULCRUM_ADMIN, admin.listen of -c FILE, http://127.0.0.1:9000)',
+      'admin API URL (default: $FULCRUM_ADMIN, admin.listen of the config file, http://127.0.0.1:9000)',
     )
     .option(
       '--token <token>',
       'admin bearer token (default: $FULCRUM_ADMIN_TOKEN, or admin.token of -c FILE)',
     )
-    .option('-c, --config <file>', 'take the admin address and token from this config file')
+    .option(
+      '-c, --config <file>',
+      `take the admin address and token from this config file (default: ./${DEFAULT_CONFIG} when present)`,
+    )
     .option('--json', 'print the API answer as JSON');
 }
 
@@ -398,6 +404,14 @@ function describeReload(s: ReloadSummary): string {
   say('servers added:', s.servers.added);
   say('servers removed:', s.servers.removed);
   return parts.length > 0 ? parts.join('; ') : 'no change';
+}
+
+/** The `-c` file, else ./fulcrum.yaml; without either, says so and exits 2. */
+function requireConfig(given: string | undefined): string {
+  const file = configOrDefault(given);
+  if (file !== undefined) return file;
+  process.stderr.write(`fulcrum: no config file: give -c FILE, or run where ./${DEFAULT_CONFIG} is\n`);
+  process.exit(EXIT_CONFIG);
 }
 
 function exitWithConfigError(err: unknown): never {

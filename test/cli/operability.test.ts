@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, test } from 'node:test';
-import { occupyPort, runCli, spawnCli, tempDir } from '../helpers/processes.js';
+import { freePort, occupyPort, runCli, spawnCli, tempDir } from '../helpers/processes.js';
 
 const TIMEOUT = { timeout: 30_000 };
 const dir = tempDir('fulcrum-ops-');
@@ -72,5 +72,49 @@ test('backend: a port in use exits 2 with one line, like the balancer', TIMEOUT,
     assert.equal(r.stderr, `fulcrum backend: address 127.0.0.1:${busy.port} is already in use\n`);
   } finally {
     await busy.close();
+  }
+});
+
+// --- item 12: -c defaults to ./fulcrum.yaml ---------------------------------------------------------
+
+test('-c defaults to ./fulcrum.yaml for check, start and the admin commands', TIMEOUT, async () => {
+  const here = tempDir('fulcrum-default-');
+  const empty = tempDir('fulcrum-nofile-');
+  const [listen, admin] = [await freePort(), await freePort()];
+  here.write(
+    'fulcrum.yaml',
+    `admin: { listen: "127.0.0.1:${admin}" }
+listeners: [{ name: web, listen: "127.0.0.1:${listen}", pool: web }]
+pools: [{ name: web, servers: [{ address: "127.0.0.1:1" }] }]
+`,
+  );
+  try {
+    const check = await runCli(['check'], { cwd: here.path });
+    assert.equal(check.code, 0, check.stderr);
+    assert.equal(check.stdout, 'fulcrum.yaml: OK (1 listener(s), 1 pool(s), 1 server(s))\n');
+    // The admin address comes from the file: nothing listens there yet.
+    const down = await runCli(['status'], { cwd: here.path });
+    assert.equal(down.code, 1);
+    assert.equal(
+      down.stderr,
+      `fulcrum: cannot reach the admin API at http://127.0.0.1:${admin}: ECONNREFUSED\n`,
+    );
+    const proc = spawnCli(['start'], { cwd: here.path });
+    try {
+      await proc.waitForPort(listen);
+      const up = await runCli(['status'], { cwd: here.path });
+      assert.equal(up.code, 0, up.stderr);
+      assert.match(up.stdout, /^listener web /);
+    } finally {
+      assert.equal((await proc.stop()).code, 0, proc.output);
+    }
+    for (const command of [['check'], ['start']]) {
+      const none = await runCli(command, { cwd: empty.path });
+      assert.equal(none.code, 2);
+      assert.equal(none.stderr, 'fulcrum: no config file: give -c FILE, or run where ./fulcrum.yaml is\n');
+    }
+  } finally {
+    here.remove();
+    empty.remove();
   }
 });
