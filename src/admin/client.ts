@@ -9,6 +9,8 @@
 import { configOrDefault } from '../config/defaultFile.js';
 import { ConfigError } from '../config/errors.js';
 import { loadConfig } from '../config/load.js';
+import { describeReload } from '../runtime/describeReload.js';
+import type { ReloadResult } from './control.js';
 import type { PoolView, ServerView, StatusView } from './snapshot.js';
 
 export const EXIT_OK = 0;
@@ -114,7 +116,13 @@ export function status(opts: TargetOptions): Promise<number> {
 }
 
 export function reload(opts: TargetOptions): Promise<number> {
-  return run(opts, 'POST', '/api/reload', undefined, (b) => `reloaded: ${JSON.stringify(b.summary ?? b)}`);
+  return run(
+    opts,
+    'POST',
+    '/api/reload',
+    undefined,
+    (b) => `reloaded: ${describeReload(b as unknown as ReloadResult)}`,
+  );
 }
 
 export type ServerAction = 'add' | 'drain' | 'ready' | 'maintenance' | 'weight' | 'remove';

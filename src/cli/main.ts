@@ -4,6 +4,7 @@ import { DEFAULT_CONFIG, configOrDefault } from '../config/defaultFile.js';
 import { ConfigError, formatAddress, parseDuration } from '../config/index.js';
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel, log } from '../core/log.js';
 import { VERSION } from '../core/version.js';
+import { describeReload } from '../runtime/describeReload.js';
 import { type ReloadSummary, Runtime } from '../runtime/runtime.js';
 
 /** Exit status for a bad config (`check` and `start`), as the contract says. */
@@ -389,21 +390,6 @@ async function loadAndStart(file: string): Promise<Running> {
   } catch (err) {
     return exitWithConfigError(err);
   }
-}
-
-function describeReload(s: ReloadSummary): string {
-  const parts: string[] = [];
-  const say = (what: string, names: string[]) => {
-    if (names.length > 0) parts.push(`${what} ${names.join(', ')}`);
-  };
-  say('listeners added:', s.listeners.added);
-  say('listeners removed:', s.listeners.removed);
-  say('pools added:', s.pools.added);
-  say('pools removed:', s.pools.removed);
-  say('pools changed:', s.pools.updated);
-  say('servers added:', s.servers.added);
-  say('servers removed:', s.servers.removed);
-  return parts.length > 0 ? parts.join('; ') : 'no change';
 }
 
 /** The `-c` file, else ./fulcrum.yaml; without either, says so and exits 2. */

@@ -118,3 +118,42 @@ pools: [{ name: web, servers: [{ address: "127.0.0.1:1" }] }]
     empty.remove();
   }
 });
+
+// --- item 10: fulcrum reload in words ---------------------------------------------------------------
+
+test('fulcrum reload says what changed in words, and "nothing changed" when so', TIMEOUT, async () => {
+  const here = tempDir('fulcrum-reload-');
+  const [listen, admin] = [await freePort(), await freePort()];
+  const config = (servers: string, extra = '') =>
+    `admin: { listen: "127.0.0.1:${admin}" }
+listeners: [{ name: web, listen: "127.0.0.1:${listen}", pool: web }]
+pools: [{ name: web, servers: [${servers}] }]
+${extra}`;
+  here.write('fulcrum.yaml', config('{ address: "127.0.0.1:1", name: a }'));
+  const proc = spawnCli(['start'], { cwd: here.path });
+  try {
+    await proc.waitForPort(listen);
+    let r = await runCli(['reload'], { cwd: here.path });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'reloaded: nothing changed\n');
+    here.write(
+      'fulcrum.yaml',
+      config(
+        '{ address: "127.0.0.1:1", name: a }, { address: "127.0.0.1:2", name: b }',
+        'shutdownTimeout: 5s\n',
+      ),
+    );
+    r = await runCli(['reload'], { cwd: here.path });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(
+      r.stdout,
+      'reloaded: pools changed: web; servers added: web/b; settings changed: shutdownTimeout\n',
+    );
+    // --json keeps the API's answer.
+    r = await runCli(['reload', '--json'], { cwd: here.path });
+    assert.deepEqual(JSON.parse(r.stdout).servers, { added: [], removed: [] });
+  } finally {
+    await proc.stop();
+    here.remove();
+  }
+});
