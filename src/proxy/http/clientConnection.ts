@@ -7,7 +7,14 @@ import { http1ErrorResponse } from '../errorResponse.js';
 import { Exchange, type ExchangeContext, type ExchangeFront } from '../exchange.js';
 import { clientIpOf, cookieHeader, endToEndLines, type ForwardedFor } from '../headerRules.js';
 import { CHUNKED_ERROR, CHUNKED_MORE, ChunkedDecoder } from './chunkedDecoder.js';
-import { Framing, findHeadEnd, newRequestHead, parseRequestHead, type ResponseHead } from './headParser.js';
+import {
+  Framing,
+  findHeadEnd,
+  headerValue,
+  newRequestHead,
+  parseRequestHead,
+  type ResponseHead,
+} from './headParser.js';
 import type { Router } from './router.js';
 
 /** What a client connection needs from its listener. Swappable fields apply on reload. */
@@ -80,6 +87,8 @@ export class ClientConnection implements ExchangeFront {
   private reportStart = -1;
   /** performance.now() when an observed exchange began: sub-millisecond durations. */
   private reportAt = 0;
+  /** `socket.bytesRead` at the last report. */
+  private reportRead = 0;
   private startedAt = 0;
 
   constructor(socket: Socket, ctx: ListenerContext) {
@@ -494,6 +503,11 @@ export class ClientConnection implements ExchangeFront {
     const r = this.req;
     const tried = this.exchange.selection.tried;
     const now = Date.now();
+    // Bytes read since the last report: this request's head and body (and any pipelined bytes).
+    const read = this.socket.bytesRead;
+    const bytesIn = read - this.reportRead;
+    this.reportRead = read;
+    const q = r.target.indexOf('?');
     observer.onExchange({
       listener: this.ctx.name,
       protocol: 'http',
@@ -502,8 +516,13 @@ export class ClientConnection implements ExchangeFront {
       clientIp: this.selectCtx.clientIp,
       method: r.method,
       path: r.path,
+      query: q < 0 ? '' : r.target.slice(q + 1),
+      host: r.hostHeader,
+      userAgent: headerValue(r, 'user-agent') ?? '',
+      requestId: r.requestId,
       status,
       bytesOut: this.reportStart >= 0 ? this.socket.bytesWritten - this.reportStart : 0,
+      bytesIn,
       durationMs: this.reportStart >= 0 ? performance.now() - this.reportAt : now - this.startedAt,
       retries: this.routed ? Math.max(0, tried.length - 1) : 0,
       at: now,

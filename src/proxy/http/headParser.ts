@@ -64,6 +64,8 @@ export class RequestHead extends MessageHead {
   expectContinue = false;
   /** The target was in absolute-form: its authority replaces the Host header (RFC 9112 3.2.2). */
   absoluteForm = false;
+  /** X-Request-Id as received, or the one generated for the server (set by upstreamRequestHead). */
+  requestId = '';
 }
 
 export class ResponseHead extends MessageHead {
@@ -339,6 +341,7 @@ function interpretFields(m: MessageHead, isRequest: boolean): number {
  */
 export function parseRequestHead(s: string, head: RequestHead, maxHeaders = 100): number {
   head.error = '';
+  head.requestId = '';
   let pos = 0;
   // RFC 9112 2.2: ignore at least one empty line before the request line.
   while (s.startsWith('\r\n', pos)) pos += 2;
