@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_CONFIG, configOrDefault } from '../config/defaultFile.js';
+import { configOrDefault, DEFAULT_CONFIG } from '../config/defaultFile.js';
 import { ConfigError, formatAddress, parseDuration } from '../config/index.js';
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel, log } from '../core/log.js';
 import { VERSION } from '../core/version.js';
@@ -259,6 +259,18 @@ program
     const stop = () => void lab.stop().then(() => process.exit(0));
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
+  });
+
+program
+  .command('schema')
+  .description("Print the config file's JSON Schema (for editors: completion and checking of fulcrum.yaml).")
+  .addHelpText(
+    'after',
+    '\nExample:\n  fulcrum schema > fulcrum.schema.json\n  # then, as the first line of fulcrum.yaml:\n  # yaml-language-server: $schema=fulcrum.schema.json',
+  )
+  .action(async () => {
+    const { configJsonSchemaText } = await import('../config/jsonSchema.js');
+    process.stdout.write(configJsonSchemaText());
   });
 
 // ---------------------------------------------------------------------------------------------
