@@ -102,7 +102,7 @@ ${serverList([a!, b!])}
         undefined,
         'no checks, no series',
       );
-      assert.equal(sample(m, 'fulcrum_server_active_connections{pool="p",server="a"}'), 0);
+      assert.equal(sample(m, 'fulcrum_server_in_flight{pool="p",server="a"}'), 0);
       assert.equal(sample(m, 'fulcrum_server_weight{pool="p",server="a"}'), 1);
       assert.equal(sample(m, 'fulcrum_listener_connections{listener="web",protocol="http"}'), 0);
       assert.equal(sample(m, 'fulcrum_sticky_reassignments_total{pool="p"}'), 0);
@@ -122,6 +122,11 @@ ${serverList([a!, b!])}
       assert.equal(sample(m, 'fulcrum_requests_total{listener="web",pool="p",server="",code="5xx"}'), 1);
       assert.equal(sample(m, 'fulcrum_requests_total{listener="web",pool="p",server="b",code="2xx"}'), 6);
       assert.equal(sample(m, 'fulcrum_server_state{pool="p",server="a",state="maintenance"}'), 1);
+      // Bytes both ways per listener and server; the keep-alive connection b answered on stays open.
+      assert.ok(sample(m, 'fulcrum_sent_bytes_total{listener="web",pool="p",server="b"}')! > 6 * 100);
+      assert.ok(sample(m, 'fulcrum_received_bytes_total{listener="web",pool="p",server="b"}')! > 6 * 30);
+      assert.ok(sample(m, 'fulcrum_server_idle_connections{pool="p",server="b"}')! >= 1, m);
+      assert.equal(sample(m, 'fulcrum_server_idle_connections{pool="q",server="dead"}'), 0);
 
       // Every family has HELP and TYPE, and names follow the conventions.
       for (const line of m.split('\n')) {
@@ -136,7 +141,10 @@ ${serverList([a!, b!])}
         'fulcrum_requests_total counter',
         'fulcrum_request_duration_seconds histogram',
         'fulcrum_retries_total counter',
-        'fulcrum_server_active_connections gauge',
+        'fulcrum_server_in_flight gauge',
+        'fulcrum_server_idle_connections gauge',
+        'fulcrum_received_bytes_total counter',
+        'fulcrum_sent_bytes_total counter',
         'fulcrum_server_up gauge',
         'fulcrum_server_ejections_total counter',
         'fulcrum_health_checks_total counter',
