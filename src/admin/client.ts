@@ -182,8 +182,9 @@ function numberOrText(text: string): number | string {
 export function formatStatus(s: StatusView): string {
   const out: string[] = [];
   for (const l of s.listeners) {
+    const t = l.totals;
     out.push(
-      `listener ${l.name}  ${l.protocol}  ${l.listen}  → pool ${l.pool}  ${l.connections} connection(s), ${l.requests} request(s)`,
+      `listener ${l.name}  ${l.protocol}  ${l.listen}  → pool ${l.pool}  ${l.connections} connection(s), ${l.requests} request(s), ${t.errors4xx} 4xx, ${t.errors5xx} 5xx, ${t.retries} retries, in ${formatBytes(t.bytesIn)}, out ${formatBytes(t.bytesOut)}`,
     );
   }
   for (const p of s.pools) out.push('', ...formatPool(p));
@@ -224,15 +225,44 @@ function formatPool(p: PoolView): string[] {
       t ? `${t.from}→${t.to}: ${t.reason}` : '-',
     ]);
   }
+  // Totals since the admin endpoint started, in a second table to keep lines readable.
+  const traffic = [['SERVER', 'TOTAL', '4XX', '5XX', 'RETRIES', 'IN', 'OUT', 'IDLE CONNS']];
+  for (const s of p.servers) {
+    const t = s.totals;
+    traffic.push([
+      s.id,
+      String(t.requests),
+      String(t.errors4xx),
+      String(t.errors5xx),
+      String(t.retries),
+      formatBytes(t.bytesIn),
+      formatBytes(t.bytesOut),
+      String(s.idleConnections),
+    ]);
+  }
+  return [head, ...table(rows), ...table(traffic)];
+}
+
+/** Rows as columns padded to their widest cell, indented by two spaces. */
+function table(rows: string[][]): string[] {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return [
-    head,
-    ...rows.map(
-      (r) =>
-        `  ${r
-          .map((c, i) => c.padEnd(widths[i]!))
-          .join('  ')
-          .trimEnd()}`,
-    ),
-  ];
+  return rows.map(
+    (r) =>
+      `  ${r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd()}`,
+  );
+}
+
+/** 1536 → "1.5 KiB". */
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
 }

@@ -9,7 +9,7 @@ import type { Server } from '../core/server.js';
 import { healthOf } from '../health/index.js';
 import type { Runtime } from '../runtime/runtime.js';
 import type { Percentiles } from './live.js';
-import type { Telemetry } from './metrics.js';
+import type { Telemetry, Totals } from './metrics.js';
 
 export interface ServerView {
   id: string;
@@ -25,8 +25,12 @@ export interface ServerView {
   ejectedUntil: string | null;
   ejections: number;
   active: number;
+  /** Idle keep-alive connections to the server (http). */
+  idleConnections: number;
   total: number;
   failures: number;
+  /** Requests, errors, retries and bytes since the admin endpoint started. */
+  totals: Totals;
   /** Requests (or connections) per second over the last second. */
   requestRate: number;
   /** This server's part of the pool's request rate, 0..1. */
@@ -63,6 +67,8 @@ export interface ListenerView {
   routes: Array<{ match: Record<string, unknown>; pool: string }>;
   connections: number;
   requests: number;
+  /** Requests, errors, retries and bytes since the admin endpoint started. */
+  totals: Totals;
 }
 
 export interface StatusView {
@@ -108,8 +114,10 @@ export function serverView(
     ejectedUntil: s.ejectedUntil > now ? iso(s.ejectedUntil) : null,
     ejections: ctx.telemetry.ejectionsOf(pool.name, s.id),
     active: s.active,
+    idleConnections: ctx.runtime.upstreams.idleCount(s),
     total: s.total,
     failures: s.failures,
+    totals: ctx.telemetry.serverTotals(pool.name, s.id),
     requestRate: round2(live.rate),
     share: total > 0 ? round2(live.rate / total) : 0,
     latencyMs: live.percentiles(),
@@ -166,6 +174,7 @@ export function listenerViews(ctx: ViewContext): ListenerView[] {
       routes: (c?.routes ?? []).map((r) => ({ match: { ...r.match }, pool: r.pool })),
       connections: l.connectionCount,
       requests: ctx.telemetry.requestsOf(l.name),
+      totals: ctx.telemetry.listenerTotals(l.name),
     });
   }
   return out;

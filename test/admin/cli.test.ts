@@ -20,7 +20,7 @@ test(
       const lines = r.stdout.split('\n');
       assert.match(
         lines[0]!,
-        /^listener web {2}http {2}127\.0\.0\.1:0 {2}→ pool web {2}\d+ connection\(s\), 4 request\(s\)$/,
+        /^listener web {2}http {2}127\.0\.0\.1:0 {2}→ pool web {2}\d+ connection\(s\), 4 request\(s\), 0 4xx, 0 5xx, 0 retries, in \d+ B, out \d+(\.\d)? (B|KiB)$/,
       );
       assert.ok(
         lines.some((l) => /^pool web {2}round-robin {2}[\d.]+ req\/s$/.test(l)),
@@ -36,6 +36,15 @@ test(
       );
       assert.ok(
         lines.some((l) => /^ {2}a +127\.0\.0\.1:\d+ +up +1 +0 /.test(l)),
+        r.stdout,
+      );
+      // Totals per server: requests, errors, retries, bytes, idle upstream connections.
+      assert.ok(
+        lines.some((l) => /^ {2}SERVER +TOTAL +4XX +5XX +RETRIES +IN +OUT +IDLE CONNS$/.test(l)),
+        r.stdout,
+      );
+      assert.ok(
+        lines.some((l) => /^ {2}a +2 +0 +0 +0 +\d+ B +\d+(\.\d)? (B|KiB) +\d+$/.test(l)),
         r.stdout,
       );
       const json = await runCli(['status', '--json', ...admin]);
