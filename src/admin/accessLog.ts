@@ -102,20 +102,11 @@ export async function createAccessLog(config: AccessLogConfig): Promise<AccessLo
       if (err) failed = true;
     });
   }, FLUSH_INTERVAL_MS);
+  // (process.exit() without close: pino.destination registers its own exit flush.)
   flushSoon.unref();
-  // process.exit() without close (a fatal error): what is buffered still reaches the file.
-  const onExit = () => {
-    try {
-      if (pending) dest.flushSync();
-    } catch {
-      // not open yet, or a write in progress: nothing more to do at exit
-    }
-  };
-  process.once('exit', onExit);
   const stop = () => {
     closed = true;
     clearInterval(flushSoon);
-    process.off('exit', onExit);
   };
   return {
     path: config.path,

@@ -162,6 +162,31 @@ ${serverList(backends)}
   },
 );
 
+// pino.destination flushes at exit by itself: this guards it (it passed before issue 19 too).
+test('process.exit without close still writes the buffered lines', TIMEOUT, async () => {
+  const dir = tempDir('fulcrum-access-');
+  try {
+    const file = join(dir.path, 'exit.log');
+    const module = new URL('../../src/admin/accessLog.js', import.meta.url).href;
+    // One line, then an immediate exit: no timer tick, no close().
+    const script = `const { createAccessLog } = await import(${JSON.stringify(module)});
+const log = await createAccessLog({ path: ${JSON.stringify(file)} });
+log.onExchange({ listener: 'web', protocol: 'http', pool: 'web', server: 'a', clientIp: '127.0.0.1',
+  method: 'GET', path: '/', status: 200, bytesOut: 10, durationMs: 1, retries: 0, at: Date.now() });
+process.exit(0);`;
+    const code = await new Promise<number | null>((resolve) => {
+      const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: 'inherit' });
+      child.on('exit', resolve);
+    });
+    assert.equal(code, 0);
+    const lines = readFileSync(file, 'utf8').trim().split('\n');
+    assert.equal(lines.length, 1);
+    assert.equal(JSON.parse(lines[0]!).server, 'a');
+  } finally {
+    dir.remove();
+  }
+});
+
 test('an access log that cannot be opened is an error naming accessLog.path', TIMEOUT, async () => {
   const dir = tempDir('fulcrum-access-');
   try {
