@@ -527,6 +527,20 @@ export class Telemetry implements TrafficObserver {
       registers: [registry],
     }).set({ version: VERSION, node: process.versions.node }, 1);
     new Counter({
+      name: 'fulcrum_protection_rejected_total',
+      help: "Connections and requests refused by a listener's protection, by reason (deny, connections, rate, body-size, url-length).",
+      labelNames: ['listener', 'reason'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const l of self.runtime.listeners.values()) {
+          const rejected = l.protection?.rejected;
+          if (rejected === undefined) continue;
+          for (const [reason, n] of Object.entries(rejected)) this.inc({ listener: l.name, reason }, n);
+        }
+      },
+    });
+    new Counter({
       name: 'fulcrum_config_reloads_total',
       help: 'Config reloads through the admin endpoint or SIGHUP, by result.',
       labelNames: ['result'] as const,

@@ -19,12 +19,11 @@ import { parseDuration } from '../config/duration.js';
 import { ConfigError } from '../config/errors.js';
 import type { Logger } from '../core/log.js';
 import { type Auth, loginPage, SESSION_COOKIE } from './auth.js';
+import { answerAfterBody, BodyTooLarge, readBody, readJson } from './body.js';
 import { AdminError, type Control, DEFAULT_REMOVE_TIMEOUT_MS, noPool, noServer } from './control.js';
 import type { EventStream } from './events.js';
 import type { Telemetry } from './metrics.js';
 import { listenerViews, poolView, serverView, statusView, type ViewContext } from './snapshot.js';
-
-const MAX_BODY = 64 * 1024;
 
 export interface AdminDeps {
   /** Who may use the endpoint: read per request, so a reload's new token applies at once. */
@@ -70,6 +69,8 @@ export const ROUTES: ReadonlyArray<[string, string, string]> = [
     'drain, then remove (?wait=true to answer once removed; ?timeout=30s)',
   ],
   ['POST', '/api/reload', 'reload the config file (and the state file)'],
+  ['GET', '/api/protection', 'per listener: refusals by reason, blocked clients, top talkers'],
+  ['DELETE', '/api/protection/:listener/blocked/:ip', 'unblock a client blocked by detection'],
   ['GET', '/api/events', 'server-sent events: snapshot (every second), transition'],
   ['GET', '/metrics', 'Prometheus metrics'],
   ['GET', '/', 'the dashboard'],
@@ -87,6 +88,30 @@ export function createAdminHandler(deps: AdminDeps): RequestListener {
     sendJson(res, 200, { routes: ROUTES.map(([method, path, what]) => ({ method, path, what })) }),
   );
   route('GET', '/api/status', (_req, res) => sendJson(res, 200, statusView(view())));
+  route('GET', '/api/protection', (_req, res) => {
+    const now = Date.now();
+    const listeners = [];
+    for (const l of view().runtime.listeners.values()) {
+      const p = l.protection;
+      if (p == null) continue;
+      const d = p.detector;
+      listeners.push({
+        listener: l.name,
+        rejected: p.rejected,
+        blocked:
+          d === null ? [] : d.blocks(now).map((b) => ({ ...b, until: new Date(b.until).toISOString() })),
+        top: d === null ? [] : d.top(10),
+      });
+    }
+    sendJson(res, 200, { listeners });
+  });
+  route('DELETE', '/api/protection/:listener/blocked/:ip', (_req, res, [listener, ip]) => {
+    const l = view().runtime.listeners.get(listener!);
+    if (l?.protection == null) throw new AdminError(404, `no listener "${listener}" with protection`);
+    if (l.protection.detector?.unblock(ip!) !== true)
+      throw new AdminError(404, `client ${ip} is not blocked on ${listener}`);
+    sendJson(res, 200, { listener, ip, unblocked: true });
+  });
   route('GET', '/api/listeners', (_req, res) => sendJson(res, 200, { listeners: listenerViews(view()) }));
   route('GET', '/api/pools', (_req, res) => {
     const ctx = view();
@@ -158,7 +183,10 @@ export function createAdminHandler(deps: AdminDeps): RequestListener {
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://admin');
+    if (req.headers.host === undefined && req.httpVersion === '1.1') {
+      throw new AdminError(400, 'missing Host header (RFC 9112 3.2)');
+    }
+    const url = requestUrl(req.url ?? '/');
     if (req.method === 'POST' && url.pathname === '/login') return login(req, res);
     const verdict = deps.auth().check(req);
     if (verdict === 'cross-origin') {
@@ -187,7 +215,8 @@ export function createAdminHandler(deps: AdminDeps): RequestListener {
     } catch {
       throw new AdminError(400, `invalid percent-encoding in ${url.pathname}`);
     }
-    if (segments.length > 1 && segments.at(-1) === '') segments.pop(); // trailing slash
+    // One trailing slash is ignored ("/api/pools/"); "//" is no route, not the dashboard.
+    if (segments.length > 1 && segments.at(-1) === '' && segments.at(-2) !== '') segments.pop();
     const allowed: string[] = [];
     for (const r of routes) {
       const params = match(r.pattern, segments);
@@ -239,7 +268,10 @@ export function createAdminHandler(deps: AdminDeps): RequestListener {
           res.destroy();
           return;
         }
-        if (err instanceof AdminError) {
+        if (err instanceof BodyTooLarge) {
+          const text = jsonText({ error: err.message });
+          answerAfterBody(req, res, 413, jsonHeaders(text), text);
+        } else if (err instanceof AdminError) {
           const body: Record<string, unknown> = { error: err.message };
           if (err.problems.length > 0)
             body.problems = err.problems.map(({ path, message }) => ({ path, message }));
@@ -254,12 +286,49 @@ export function createAdminHandler(deps: AdminDeps): RequestListener {
 
 /** One HTTP server for the admin handler; not listening yet. */
 export function createAdminServer(handler: RequestListener): HttpServer {
-  const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, handler);
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
-    else socket.destroy();
+  // requireHostHeader off: Node would answer a missing Host with an empty 400; handle() answers it
+  // in JSON like every other bad request.
+  const server = createServer(
+    { requestTimeout: 30_000, headersTimeout: 10_000, requireHostHeader: false },
+    handler,
+  );
+  // A client that half-closes after its request still gets the answer: by default Node's server
+  // ends the connection at the client's FIN, before an answer that takes a tick is written.
+  // The property is undocumented (but there since Node 0.x); test/admin/hostile.test.ts notices
+  // if it stops working.
+  (server as HttpServer & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
+  // Requests Node's parser refuses get a JSON error too, like every other bad request.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable || err.code === 'ECONNRESET') {
+      socket.destroy();
+      return;
+    }
+    const [status, reason, what] =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'Request Header Fields Too Large', 'request head too large']
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'Request Timeout', 'request not received in time']
+          : [400, 'Bad Request', `malformed HTTP request (${err.code ?? err.message})`];
+    const text = jsonText({ error: what });
+    const head = Object.entries({ ...jsonHeaders(text), connection: 'close' })
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join('');
+    socket.end(`HTTP/1.1 ${status} ${reason}\r\n${head}\r\n${text}`);
   });
   return server;
+}
+
+/**
+ * The request target as a URL. Origin-form targets are appended to the base rather than
+ * resolved against it, so that "//x" is the path "//x" and not a URL of host x; an absolute-form
+ * target that is no valid URL is a 400.
+ */
+function requestUrl(target: string): URL {
+  try {
+    return target.startsWith('/') ? new URL(`http://admin${target}`) : new URL(target, 'http://admin');
+  } catch {
+    throw new AdminError(400, 'invalid request target');
+  }
 }
 
 function match(pattern: string[], segments: string[]): Params | undefined {
@@ -277,42 +346,21 @@ function match(pattern: string[], segments: string[]): Params | undefined {
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = `${JSON.stringify(body, null, 2)}\n`;
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(text),
-    'cache-control': 'no-store',
-  });
+  const text = jsonText(body);
+  res.writeHead(status, jsonHeaders(text));
   res.end(text);
 }
 
-function readBody(req: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_BODY) {
-        reject(new AdminError(413, `request body larger than ${MAX_BODY} bytes`));
-        req.destroy();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
+function jsonText(body: unknown): string {
+  return `${JSON.stringify(body, null, 2)}\n`;
 }
 
-/** The body as JSON; an empty body is `undefined`. */
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  const text = (await readBody(req)).toString('utf8');
-  if (text.trim() === '') return undefined;
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new AdminError(400, `expected a JSON body: ${(err as Error).message}`);
-  }
+function jsonHeaders(text: string): Record<string, string | number> {
+  return {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+  };
 }
 
 // ------------------------------------------------------------------------------ dashboard files

@@ -17,7 +17,9 @@ import type {
   ListenerConfig,
   OutlierDetectionConfig,
   PoolConfig,
+  ProtectionConfig,
   QueueConfig,
+  RateKey,
   RetriesConfig,
   RetryOn,
   RouteConfig,
@@ -106,6 +108,59 @@ const QueueSchema = z.strictObject({
   timeout: value(h.duration(1)).default(5000),
 }) satisfies z.ZodType<QueueConfig>;
 
+/** `ip`, `header:NAME` or `cookie:NAME`. */
+function rateKey(input: unknown): RateKey {
+  if (input === 'ip') return { from: 'ip' };
+  if (typeof input === 'string') {
+    const m = /^(header|cookie):([!#$%&'*+.^_`|~0-9A-Za-z-]+)$/.exec(input);
+    if (m !== null) {
+      return m[1] === 'header'
+        ? { from: 'header', name: m[2]!.toLowerCase() }
+        : { from: 'cookie', name: m[2]! };
+    }
+  }
+  throw new ValueError('ip, header:NAME or cookie:NAME', input);
+}
+
+const ProtectionSchema = z
+  .strictObject({
+    rateLimit: z
+      .strictObject({
+        requests: value(positive),
+        per: value(v.duration(1)),
+        burst: value(positive).optional(),
+        key: value(rateKey).default({ from: 'ip' }),
+      })
+      .transform((r) => ({ ...r, burst: r.burst ?? r.requests }))
+      .optional(),
+    connections: z.strictObject({ perClient: value(positive) }).optional(),
+    timeouts: z
+      .strictObject({
+        header: value(v.duration(1)).optional(),
+        idle: value(v.duration(1)).optional(),
+        bodyMinRate: value(v.byteRate).optional(),
+      })
+      .optional(),
+    limits: z
+      .strictObject({
+        maxBodySize: value(v.byteSize(0)).optional(),
+        maxUrlLength: value(v.byteSize(1)).optional(),
+        maxHeaders: value(v.integer(1, 10_000)).optional(),
+      })
+      .optional(),
+    detect: z
+      .strictObject({
+        enabled: value(v.boolean).default(true),
+        blockFor: value(v.duration(1)).default(600_000),
+        window: value(v.duration(100)).default(10_000),
+        sustain: value(v.integer(1, 100)).default(2),
+      })
+      .optional(),
+    allow: z.array(value(v.cidr)).default([]),
+    deny: z.array(value(v.cidr)).default([]),
+  })
+  .transform((p): ProtectionConfig => p);
+
 const ListenerSchema = z
   .strictObject({
     name: value(v.name),
@@ -119,6 +174,7 @@ const ListenerSchema = z
     acceptProxyProtocol: value(v.boolean).optional(),
     queue: QueueSchema.optional(),
     maxFlows: value(positive).optional(),
+    protection: ProtectionSchema.optional(),
     timeouts: z
       .strictObject({
         requestHead: value(h.duration(1)).default(10_000),
@@ -142,6 +198,7 @@ const ListenerSchema = z
     only('queue', 'tcp', protocol === 'tcp');
     only('maxFlows', 'udp', protocol === 'udp');
     only('maxConnections', 'http or tcp', protocol !== 'udp', ' (a udp listener limits flows with maxFlows)');
+    only('protection', 'http', protocol === 'http', ' (L4 limits are not available yet)');
     if (listener.acceptProxyProtocol === true && listener.trustedProxies.length === 0) {
       ctx.issues.push({
         code: 'custom',

@@ -59,6 +59,34 @@ export interface ListenerConfig {
   /** udp: most client flows at once; datagrams from new clients are dropped beyond. Absent: 10000. */
   maxFlows?: number;
   timeouts: ListenerTimeouts;
+  /** http: rate and connection limits, size limits, allow and deny lists. Absent: none. */
+  protection?: ProtectionConfig;
+}
+
+/** Where a rate limit's client key comes from. */
+export type RateKey = { from: 'ip' } | { from: 'header'; name: string } | { from: 'cookie'; name: string };
+
+export interface ProtectionConfig {
+  /** Requests per client key: `burst` at once at most, refilled at `requests` per `per` ms. */
+  rateLimit?: { requests: number; per: number; burst: number; key: RateKey };
+  /** Concurrent connections per client address. */
+  connections?: { perClient: number };
+  /**
+   * Slow clients: `header` and `idle` (ms) override the listener's `timeouts.requestHead` and
+   * `timeouts.idle`; `bodyMinRate` (bytes/s): a request body arriving slower is cut with 408.
+   */
+  timeouts?: { header?: number; idle?: number; bodyMinRate?: number };
+  /** Request limits: body bytes (413), request-target length (414), header fields (431). */
+  limits?: { maxBodySize?: number; maxUrlLength?: number; maxHeaders?: number };
+  /**
+   * Abnormal-traffic detection: a client far over its rate limit for `sustain` windows in a row,
+   * or whose answers are mostly 401/403/404, is blocked for `blockFor` ms.
+   */
+  detect?: { enabled: boolean; blockFor: number; window: number; sustain: number };
+  /** Canonical CIDRs never limited. */
+  allow: string[];
+  /** Canonical CIDRs refused at accept. */
+  deny: string[];
 }
 
 export interface QueueConfig {

@@ -63,6 +63,35 @@ export function boolean(input: unknown): boolean {
   return input;
 }
 
+const SIZE_UNITS: Record<string, number> = { b: 1, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
+
+/** A size in bytes: a whole number, or a number with B, KiB, MiB or GiB ("10MiB", "8 KiB"). */
+export function byteSize(min: number): ValueParser<number> {
+  const expected = `a size of at least ${min} bytes, such as 8KiB or 10MiB`;
+  return (input) => {
+    let bytes = Number.NaN;
+    if (typeof input === 'number') bytes = input;
+    else if (typeof input === 'string') {
+      const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(input);
+      const unit = m === null ? undefined : SIZE_UNITS[(m[2] || 'b').toLowerCase()];
+      if (m !== null && unit !== undefined) bytes = Math.round(Number(m[1]) * unit);
+    }
+    if (!Number.isSafeInteger(bytes) || bytes < min) throw new ValueError(expected, input);
+    return bytes;
+  };
+}
+
+/** A rate in bytes per second: "1KiB/s", "500B/s" or a number of bytes per second. */
+export function byteRate(input: unknown): number {
+  const text = typeof input === 'string' ? input.replace(/\/s\s*$/i, '') : input;
+  if (typeof input === 'string' && text === input) throw new ValueError('a rate such as 1KiB/s', input);
+  try {
+    return byteSize(1)(text);
+  } catch {
+    throw new ValueError('a rate such as 1KiB/s', input);
+  }
+}
+
 /** A duration in ms; `min` 1 means it must be positive. */
 export function duration(min: number, max = MAX_TIMER_MS): ValueParser<number> {
   return (input) => {

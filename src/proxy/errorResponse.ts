@@ -65,12 +65,14 @@ export function errorBody(status: number): string {
 
 /**
  * A complete HTTP/1.1 error response. `head`: the request was HEAD (no body, same length);
- * `close`: the connection closes after it.
+ * `close`: the connection closes after it; `extra`: header lines of the caller's (each ending in
+ * CRLF), such as a 429's Retry-After.
  */
-export function http1ErrorResponse(status: number, head: boolean, close: boolean): string {
+export function http1ErrorResponse(status: number, head: boolean, close: boolean, extra = ''): string {
   const body = head ? '' : errorBody(status);
   let h = `HTTP/1.1 ${status} ${reasonOf(status)}\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\n`;
   if (status === 503) h += `retry-after: ${RETRY_AFTER_S}\r\n`;
+  h += extra;
   if (close) h += 'connection: close\r\n';
   return `${h}\r\n${body}`;
 }

@@ -70,6 +70,11 @@ export interface ExchangeContext {
   readonly name: string;
   readonly log: Logger;
   readonly upstreams: UpstreamPool;
+  /**
+   * Logs a kind of event at most once a second, the rest counted into a summary (a dead server
+   * fails every request sent to it: its lines must not flood the log).
+   */
+  note(key: string, line: string, warn?: boolean): void;
 }
 
 enum Step {
@@ -437,7 +442,11 @@ export class Exchange implements UpstreamOwner {
     this.ttfb = Date.now() - this.startedAt;
     this.server = failed;
     this.releaseLease(Outcome.Success, status);
-    this.ctx.log.info(this.line(`${status} from server ${failed.id}, retrying`));
+    this.ctx.note(
+      `retry ${pool.name} ${failed.id}`,
+      this.line(`${status} from server ${failed.id}, retrying`),
+      false,
+    );
     this.server = next;
     this.unsent = 0;
     const list = this.ctx.upstreams.listFor(next, pool.options);
@@ -628,7 +637,11 @@ export class Exchange implements UpstreamOwner {
       this.selection.tried.length <= retries.attempts &&
       retries.on.includes(condition)
     ) {
-      this.ctx.log.info(this.line(`${this.lastError}, retrying`));
+      this.ctx.note(
+        `retry ${this.pool!.name} ${server?.id}`,
+        this.line(`${this.lastError}, retrying`),
+        false,
+      );
       this.unsent = 0;
       return this.dispatch();
     }
@@ -710,14 +723,14 @@ export class Exchange implements UpstreamOwner {
     this.up = null;
     up?.destroy();
     this.end();
-    this.ctx.log.warn(this.line(`${status}: ${why}`));
+    this.ctx.note(`fail ${this.pool?.name} ${status}`, this.line(`${status}: ${why}`));
     this.front.onFailure(status, why);
   }
 
   /** The server failed after the response began: logged, and the client's side is cut. */
   private abort(why: string): void {
     this.end();
-    this.ctx.log.warn(this.line(why));
+    this.ctx.note(`abort ${this.pool?.name}`, this.line(why));
     this.front.onAbort(why);
   }
 

@@ -3,6 +3,7 @@ import type { ListenerConfig } from '../config/types.js';
 import type { Logger } from '../core/log.js';
 import type { TrafficObserver } from '../core/observer.js';
 import type { Pool } from '../core/pool.js';
+import type { ListenerProtection } from '../protection/listenerProtection.js';
 import type { UpstreamPool } from './http/upstreamPool.js';
 
 /** Looks up a pool by name (the config loader has already checked that it exists). */
@@ -25,6 +26,8 @@ export interface Listener {
   shutdown(timeoutMs: number): Promise<void>;
   /** Open client connections (or UDP flows). */
   readonly connectionCount: number;
+  /** Refusals by protection so far, by reason, when the listener has `protection`. */
+  readonly protection?: ListenerProtection | null;
   /** Told of every finished exchange or connection (metrics, access log); set by the runtime. */
   observer?: TrafficObserver | null;
 }

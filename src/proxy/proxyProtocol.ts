@@ -136,13 +136,15 @@ function parseV1(buf: Buffer): ProxyParse {
   for (let i = 0; i < n; i++) {
     if (buf[i] !== V1_PREFIX[i]) return invalid('not a PROXY protocol header');
   }
-  const limit = Math.min(buf.length, V1_MAX_LENGTH);
+  // The CR of a line of V1_MAX_LENGTH bytes sits at index V1_MAX_LENGTH - 2: a CR may be found
+  // at indexes below V1_MAX_LENGTH - 1 only, so that CRLF included the line never exceeds 107.
+  const crLimit = V1_MAX_LENGTH - 1;
+  const limit = Math.min(buf.length, crLimit);
   let end = -1;
   for (let i = V1_PREFIX.length; i < limit; i++) {
     const c = buf[i]!;
     if (c === 0x0d) {
-      if (i + 1 >= buf.length)
-        return buf.length >= V1_MAX_LENGTH ? invalid('v1 line longer than 107 bytes') : INCOMPLETE;
+      if (i + 1 >= buf.length) return INCOMPLETE;
       if (buf[i + 1] !== 0x0a) return invalid('v1 line: CR not followed by LF');
       end = i;
       break;
@@ -150,7 +152,7 @@ function parseV1(buf: Buffer): ProxyParse {
     // Only printable US-ASCII and spaces before the CRLF; a lone LF is not a line end.
     if (c < 0x20 || c > 0x7e) return invalid('v1 line: unexpected control or non-ASCII byte');
   }
-  if (end < 0) return buf.length >= V1_MAX_LENGTH ? invalid('v1 line longer than 107 bytes') : INCOMPLETE;
+  if (end < 0) return buf.length >= crLimit ? invalid('v1 line longer than 107 bytes') : INCOMPLETE;
   const line = buf.toString('latin1', V1_PREFIX.length, end);
   const length = end + 2;
   if (line === 'UNKNOWN' || line.startsWith('UNKNOWN ')) {

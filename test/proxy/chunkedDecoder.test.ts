@@ -210,6 +210,44 @@ test('trailers: field lines only, checked like header lines', () => {
   }
 });
 
+test('trailers: fields only a header section may carry are refused, whatever their case; look-alikes pass (issue 22, item 4)', () => {
+  for (const trailers of [
+    'Content-Length: 4\r\n',
+    'content-length: 4\r\n',
+    'CONTENT-LENGTH:4\r\n',
+    'X: 1\r\nTransfer-Encoding: chunked\r\n',
+    'transfer-encoding:\r\n',
+    'Connection: close\r\n', // Node's parser honours it: the next request would be refused
+    'host: x\r\n',
+  ]) {
+    const body = `4\r\nabcd\r\n0\r\n${trailers}\r\n`;
+    for (const r of everySplit(body)) {
+      assert.equal(r.end, CHUNKED_ERROR, JSON.stringify(trailers));
+      assert.match(
+        r.error,
+        /(content-length|transfer-encoding|connection|host) in trailers/,
+        JSON.stringify(trailers),
+      );
+    }
+  }
+  for (const trailers of [
+    'Content-Lengths: 4\r\n',
+    'Content-Lengt: 4\r\n',
+    'X-Content-Length: 4\r\n',
+    'Transfer-Encodin: x\r\n',
+    'Content-Type: text/plain\r\n',
+    'Content-length0: 1\r\n',
+    'Content_Length: 1\r\n', // "_" | 0x20 is no "-"
+    'Connections: x\r\n',
+    'Hos: x\r\n',
+    'Keep-Alive: x\r\n',
+  ]) {
+    const body = `4\r\nabcd\r\n0\r\n${trailers}\r\n`;
+    for (const r of everySplit(body))
+      assert.equal(r.end, body.length, `${JSON.stringify(trailers)}: ${r.error}`);
+  }
+});
+
 test('after the end or an error, feed keeps its answer', () => {
   const d = new ChunkedDecoder();
   assert.equal(d.feed(Buffer.from('0\r\n\r\nNEXT'), 0), 5);

@@ -9,6 +9,7 @@ import {
   parseRequestHead,
   parseResponseHead,
   rawLines,
+  setUnparsedMethod,
 } from '../../src/proxy/http/headParser.js';
 
 function req(text: string) {
@@ -43,8 +44,8 @@ test('Content-Length and chunked framing', () => {
   assert.equal(req('POST / HTTP/1.1\nHost: a\nContent-Length: 12').head.contentLength, 12);
   assert.equal(req('POST / HTTP/1.1\nHost: a\nTransfer-Encoding: chunked').head.framing, Framing.Chunked);
   assert.equal(req('POST / HTTP/1.1\nHost: a\nTransfer-Encoding: Chunked').head.framing, Framing.Chunked);
-  // OWS around the number is fine (RFC 9110 5.5).
-  assert.equal(rawReq('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \t7\t ').head.contentLength, 7);
+  // OWS around the number is fine (RFC 9110 5.5), but for an HTAB after it (see below).
+  assert.equal(rawReq('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \t7  ').head.contentLength, 7);
   // Identical repeated lengths are refused in requests (as Node does: a server behind could read
   // "5, 5" as invalid), and collapse to one in responses.
   for (const text of [
@@ -94,12 +95,36 @@ test('smuggling vectors are refused with 400 (or 501 for unknown codings)', () =
     ['POST / HTTP/1.1\nHost: a\nContent-Length: 1234567890123456', 400, /invalid Content-Length/],
     ['POST / HTTP/1.1\nHost: a\nContent-Length: 1 2', 400, /invalid Content-Length/],
     ['POST / HTTP/1.1\nHost: a\nContent-Length:', 400, /invalid Content-Length/],
+    // Node refuses an HTAB after the digits (found by the fuzz test); the line is forwarded as is.
+    ['POST / HTTP/1.1\nHost: a\nContent-Length: 5\t', 400, /HTAB after the Content-Length/],
+    ['POST / HTTP/1.1\nHost: a\nContent-Length: 5 \t \nX: 1', 400, /HTAB after the Content-Length/],
   ];
   for (const [text, status, why] of cases) {
     const r = req(text);
     assert.equal(r.status, status, `${JSON.stringify(text)} → ${r.status} ${r.head.error}`);
     assert.match(r.head.error, why, JSON.stringify(text));
   }
+});
+
+test('Connection may not list Content-Length (any message) or Host (requests): never stripped, refused', () => {
+  // Found by the fuzz test: the field was stripped as a connection option while the body still
+  // went out, so the server read the body as the next request.
+  for (const [text, status] of [
+    ['POST / HTTP/1.1\nHost: a\nConnection: content-length\nContent-Length: 2', 400],
+    ['POST / HTTP/1.1\nHost: a\nConnection: keep-alive, Content-Length\nContent-Length: 2', 400],
+    ['POST / HTTP/1.1\nHost: a\nConnection: x\nConnection: content-length\nContent-Length: 2', 400],
+    ['GET / HTTP/1.1\nHost: a\nConnection: host', 400],
+    ['GET / HTTP/1.1\nHost: a\nConnection: close,\tHOST', 400],
+  ] as const) {
+    const r = req(text);
+    assert.equal(r.status, status, JSON.stringify(text));
+    assert.match(r.head.error, /Connection lists (content-length|host)/, JSON.stringify(text));
+  }
+  const ok = req('GET / HTTP/1.1\nHost: a\nConnection: x-content-length, hosts, close');
+  assert.equal(ok.status, 0, ok.head.error);
+  assert.deepEqual(ok.head.connectionTokens, ['x-content-length', 'hosts']);
+  assert.equal(res('HTTP/1.1 200 OK\nConnection: content-length\nContent-Length: 2').status, 502);
+  assert.equal(res('HTTP/1.1 200 OK\nConnection: host\nContent-Length: 2').status, 0);
 });
 
 test('bare LF and bare CR are refused', () => {
@@ -126,6 +151,14 @@ test('absolute-form target becomes origin-form with its authority as host', () =
   assert.equal(head.target, '/x?y');
   assert.equal(head.host, 'api.example.com');
   assert.equal(req('GET http://a.example.com HTTP/1.1\nHost: a').head.target, '/');
+  // The Host it replaces must still be valid (RFC 9112 3.2; issue 22, item 5); an empty one is.
+  for (const host of ['exa}ple test', 'a b', 'a/b', '[::1', 'a:b:c']) {
+    const r = req(`GET http://example.test/abs HTTP/1.1\nHost: ${host}`);
+    assert.equal(r.status, 400, host);
+    assert.match(r.head.error, /invalid Host/, host);
+  }
+  assert.equal(req('GET http://example.test/abs HTTP/1.1\nHost:').status, 0);
+  assert.equal(req('GET http://example.test/abs HTTP/1.1\nHost: other.internal:8080').status, 0);
 });
 
 test('Expect: 100-continue is recognised', () => {
@@ -150,6 +183,42 @@ function res(text: string) {
   const head = newResponseHead();
   return { status: parseResponseHead(text.replaceAll('\n', '\r\n'), head), head };
 }
+
+test('a refused request never keeps the previous method: HEAD known from its first bytes (issue 22, item 6)', () => {
+  const head = newRequestHead();
+  // Refused before or while the request line is read: HEAD when it starts so, else unknown.
+  for (const [text, method] of [
+    ['HEAD /a b HTTP/1.1\r\nHost: a', 'HEAD'],
+    ['\r\nHEAD / HTTP/9.9\r\nHost: a', 'HEAD'],
+    ['HEADX / HTTP/1.1\r\nHost: a b', 'HEADX'], // the method was read: its own
+    ['GET /a b HTTP/1.1\r\nHost: a', ''],
+    ['HEA', ''],
+  ] as const) {
+    head.method = 'HEAD'; // a stale HEAD must not survive, nor a stale GET below
+    assert.notEqual(parseRequestHead(text, head), 0, text);
+    assert.equal(head.method, method, JSON.stringify(text));
+    head.method = 'GET';
+    parseRequestHead(text, head);
+    assert.equal(head.method, method, JSON.stringify(text));
+  }
+  // A head too large to parse: only its first bytes are looked at.
+  for (const [text, method] of [
+    ['HEAD / HTTP/1.1\r\nX: aaaa', 'HEAD'],
+    ['\r\n\r\nHEAD / HTTP/1.1\r\n', 'HEAD'],
+    ['HEAD ', 'HEAD'],
+    ['HEAD', ''],
+    ['HEADER / HTTP/1.1', ''],
+    ['head / HTTP/1.1', ''],
+    ['GET / HTTP/1.1\r\n', ''],
+    ['', ''],
+  ] as const) {
+    for (const stale of ['GET', 'HEAD']) {
+      head.method = stale;
+      setUnparsedMethod(head, Buffer.from(text, 'latin1'));
+      assert.equal(head.method, method, `${JSON.stringify(text)} after ${stale}`);
+    }
+  }
+});
 
 test('response heads: status, reason, framing', () => {
   const ok = res('HTTP/1.1 200 OK\nContent-Length: 3');

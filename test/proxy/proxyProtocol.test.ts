@@ -148,6 +148,33 @@ test('v1: strict — anything that does not exactly match is invalid', () => {
   assert.match(reason(parseProxyHeader(Buffer.from(`PROXY UNKNOWN ${'x'.repeat(100)}`))), /longer than 107/);
 });
 
+test('v1: 107 bytes is the limit, CRLF included; a 108-byte line is refused (issue 22, item 8)', () => {
+  const ffff = 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff';
+  const cases: { line: string; length: number; verdict: 'ok' | 'invalid' }[] = [
+    // The specification's worst case, exactly 107 bytes.
+    { line: `PROXY UNKNOWN ${ffff} ${ffff} 65535 65535\r\n`, length: 107, verdict: 'ok' },
+    // The fuzzer's case: the same with a trailing space, 108 bytes.
+    { line: `PROXY UNKNOWN ${ffff} ${ffff} 65535 65535 \r\n`, length: 108, verdict: 'invalid' },
+    { line: `PROXY UNKNOWN ${'x'.repeat(91)}\r\n`, length: 107, verdict: 'ok' },
+    { line: `PROXY UNKNOWN ${'x'.repeat(92)}\r\n`, length: 108, verdict: 'invalid' },
+  ];
+  for (const { line, length, verdict } of cases) {
+    const bytes = Buffer.from(line, 'latin1');
+    assert.equal(bytes.length, length);
+    const whole = parseProxyHeader(bytes);
+    assert.equal(whole.kind, verdict, `${length} bytes: ${JSON.stringify(whole)}`);
+    if (verdict === 'ok') assert.equal(ok(whole).length, length);
+    else assert.match(reason(whole), /longer than 107/);
+    // Cut anywhere: never "ok" early, and a line that cannot fit is refused as soon as 106 bytes
+    // without a CR are in (the CR of a 107-byte line is its 106th byte).
+    for (let i = 1; i < length; i++) {
+      const part = parseProxyHeader(bytes.subarray(0, i));
+      const expected = verdict === 'invalid' && i >= V1_MAX_LENGTH - 1 ? 'invalid' : 'incomplete';
+      assert.equal(part.kind, expected, `${length}-byte line cut at ${i}`);
+    }
+  }
+});
+
 // ---------------------------------------------------------------------------------------------
 // Version 2, against the layout of proxy-protocol.txt section 2.2
 

@@ -1,7 +1,8 @@
 /**
  * Follows a chunked body (RFC 9112 7.1) byte by byte to find where it ends, refusing anything
  * malformed: non-hex or oversized chunk sizes, whitespace around sizes, chunk extensions outside
- * their grammar, trailer lines that are not field lines, missing CRLFs. The proxy forwards the
+ * their grammar, trailer lines that are not field lines, trailers that only the header section
+ * may carry (framing, Connection, Host), missing CRLFs. The proxy forwards the
  * bytes unchanged (the receiver sees exactly the framing we validated), or, for HTTP/1.0
  * clients, only the data (`onData`).
  *
@@ -15,6 +16,11 @@
  *     quoted-string  = DQUOTE *( qdtext / quoted-pair ) DQUOTE
  *     last-chunk     = 1*"0" [ chunk-ext ] CRLF
  *     trailer-section = *( field-name ":" OWS field-value OWS CRLF )
+ *
+ * A trailer may not carry message framing or routing (RFC 9110 6.5.1), nor connection options:
+ * one that tries is refused rather than forwarded, since a recipient that acts on it would frame
+ * or route differently, or, for a `Connection: close` trailer (Node's parser honours it), refuse
+ * the next request on a connection the proxy believes reusable.
  *
  * RFC 9112 allows BWS around ";" and "=" in extensions (and so after the size). It is refused
  * here, as llhttp does in strict mode (Node's parser answers 400): no client sends it, and a
@@ -88,6 +94,13 @@ for (let c = 0; c < 256; c++) {
   if (text) CLASS[c]! |= C_TEXT;
   if (text && c !== 0x22 /* " */ && c !== 0x5c /* \ */) CLASS[c]! |= C_QDTEXT;
 }
+/** Trailer field names refused (lower case): fields only the header section may carry. */
+const HEADER_ONLY: readonly Buffer[] = ['content-length', 'transfer-encoding', 'connection', 'host'].map(
+  (n) => Buffer.from(n),
+);
+/** Every bit of HEADER_ONLY set: a name that could still be any of them. */
+const ALL_HEADER_ONLY = (1 << HEADER_ONLY.length) - 1;
+
 /** Hex digit values, -1 for anything else. */
 const HEX = new Int8Array(256).fill(-1);
 for (let c = 0; c < 10; c++) HEX[0x30 + c] = c;
@@ -102,6 +115,10 @@ export class ChunkedDecoder {
   private remaining = 0;
   private digits = 0;
   private meta = 0;
+  /** Length of the trailer name read so far, and which HEADER_ONLY names it still matches (bits). */
+  private nameLen = 0;
+  private headerOnly = 0;
+  private matched = 0;
   /** Why the body was refused (for the log), once `feed` returned CHUNKED_ERROR. */
   error = '';
 
@@ -216,14 +233,24 @@ export class ChunkedDecoder {
           if (c === 0x0d) this.st = St.EndLf;
           else if ((CLASS[c]! & C_TCHAR) !== 0) {
             if (++this.meta > MAX_META_BYTES) return this.fail('trailers too long');
+            this.nameLen = 0;
+            this.headerOnly = ALL_HEADER_ONLY;
+            this.nameByte(c);
             this.st = St.TrailerName;
           } else if (c === 0x20 || c === 0x09) return this.fail('obs-fold in trailer');
           else return this.fail('invalid trailer line');
           break;
         case St.TrailerName:
-          if ((CLASS[c]! & C_TCHAR) !== 0) break;
-          if (c === 0x3a /* : */) this.st = St.TrailerValue;
-          else if (c === 0x20 || c === 0x09) return this.fail('whitespace in trailer name');
+          if ((CLASS[c]! & C_TCHAR) !== 0) {
+            if (this.headerOnly !== 0) this.nameByte(c);
+            break;
+          }
+          if (c === 0x3a /* : */) {
+            if (this.headerOnly !== 0 && this.isHeaderOnlyName()) {
+              return this.fail(`${HEADER_ONLY[this.matched]} in trailers`);
+            }
+            this.st = St.TrailerValue;
+          } else if (c === 0x20 || c === 0x09) return this.fail('whitespace in trailer name');
           else return this.fail('invalid character in trailer name');
           break;
         case St.TrailerValue:
@@ -247,6 +274,27 @@ export class ChunkedDecoder {
       i++;
     }
     return this.st === St.Error ? CHUNKED_ERROR : this.st === St.Done ? i : CHUNKED_MORE;
+  }
+
+  /** Narrows `headerOnly` to the names with tchar `c` at this position (ASCII case-insensitive). */
+  private nameByte(c: number): void {
+    // Setting 0x20 lower-cases letters; no other tchar becomes a letter or "-" by it.
+    const lower = c | 0x20;
+    for (let k = 0; k < HEADER_ONLY.length; k++) {
+      if (HEADER_ONLY[k]![this.nameLen] !== lower) this.headerOnly &= ~(1 << k);
+    }
+    this.nameLen++;
+  }
+
+  /** The whole trailer name read is one of HEADER_ONLY (then `matched` says which). */
+  private isHeaderOnlyName(): boolean {
+    for (let k = 0; k < HEADER_ONLY.length; k++) {
+      if ((this.headerOnly & (1 << k)) !== 0 && HEADER_ONLY[k]!.length === this.nameLen) {
+        this.matched = k;
+        return true;
+      }
+    }
+    return false;
   }
 
   private fail(why: string): number {

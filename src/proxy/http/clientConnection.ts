@@ -3,6 +3,7 @@ import type { CidrSet } from '../../core/cidr.js';
 import { unmapIPv4 } from '../../core/cidr.js';
 import type { TrafficObserver } from '../../core/observer.js';
 import type { SelectContext } from '../../core/selection.js';
+import type { ListenerProtection } from '../../protection/listenerProtection.js';
 import { http1ErrorResponse } from '../errorResponse.js';
 import { Exchange, type ExchangeContext, type ExchangeFront } from '../exchange.js';
 import { clientIpOf, cookieHeader, endToEndLines, type ForwardedFor } from '../headerRules.js';
@@ -14,6 +15,7 @@ import {
   newRequestHead,
   parseRequestHead,
   type ResponseHead,
+  setUnparsedMethod,
 } from './headParser.js';
 import type { Router } from './router.js';
 
@@ -27,6 +29,8 @@ export interface ListenerContext extends ExchangeContext {
   closing: boolean;
   /** Told of every finished exchange (metrics, access log), when set. */
   observer: TrafficObserver | null;
+  /** Rate and size limits, when the listener has `protection`. */
+  protection: ListenerProtection | null;
   readonly connections: Set<ClientConnection>;
 }
 
@@ -46,6 +50,8 @@ enum Phase {
 const MAX_PIPELINE_BUFFER = 64 * 1024;
 /** Response bodies up to this size that arrive with their head go out in the same write. */
 const SMALL_BODY = 4096;
+/** How often a streaming request body's rate is checked against `timeouts.bodyMinRate`. */
+const BODY_CHECK_MS = 1000;
 /** A closed-but-lingering client socket is destroyed after this long. */
 const LINGER_MS = 2000;
 
@@ -62,6 +68,12 @@ export class ClientConnection implements ExchangeFront {
   private readonly exchange: Exchange;
   private readonly from: ForwardedFor;
   private readonly selectCtx: SelectContext;
+  /** The protection that admitted this connection (it is released there on close). */
+  private readonly admittedBy: ListenerProtection | null;
+  /** Body bytes of the current request so far (for `limits.maxBodySize`). */
+  private bodyBytes = 0;
+  /** When the current request's body rate is checked next (`timeouts.bodyMinRate`); Infinity: never. */
+  bodyCheckAt = Number.POSITIVE_INFINITY;
 
   private phase = Phase.Idle;
   /** When the current phase times out (ms since epoch); checked by the listener's sweep. */
@@ -91,9 +103,10 @@ export class ClientConnection implements ExchangeFront {
   private reportRead = 0;
   private startedAt = 0;
 
-  constructor(socket: Socket, ctx: ListenerContext) {
+  constructor(socket: Socket, ctx: ListenerContext, admittedBy: ListenerProtection | null = null) {
     this.socket = socket;
     this.ctx = ctx;
+    this.admittedBy = admittedBy;
     this.exchange = new Exchange(this, ctx);
     const peerIp = unmapIPv4(socket.remoteAddress ?? '');
     this.from = { peerIp, trustedPeer: ctx.trusted?.has(peerIp) ?? false, proto: 'http' };
@@ -163,16 +176,26 @@ export class ClientConnection implements ExchangeFront {
     const max = this.ctx.maxHeaderSize;
     const end = findHeadEnd(buf, this.scanFrom);
     if (end < 0) {
-      if (buf.length > max) return this.reject(431, 'request head larger than maxHeaderSize');
+      if (buf.length > max) return this.rejectUnparsed(buf);
       this.scanFrom = buf.length - 3;
       return;
     }
     this.scanFrom = 0;
-    if (end > max) return this.reject(431, 'request head larger than maxHeaderSize');
-    const status = parseRequestHead(buf.toString('latin1', 0, end), this.req);
+    if (end > max) return this.rejectUnparsed(buf);
+    const status = parseRequestHead(
+      buf.toString('latin1', 0, end),
+      this.req,
+      this.ctx.protection?.maxHeaders,
+    );
     if (status !== 0) return this.reject(status, this.req.error);
     this.inBuf = end + 4 < buf.length ? buf.subarray(end + 4) : null;
     this.beginRequest();
+  }
+
+  /** A head too large to parse: 431, without a body when it starts like a HEAD request. */
+  private rejectUnparsed(buf: Buffer): void {
+    setUnparsedMethod(this.req, buf);
+    this.reject(431, 'request head larger than maxHeaderSize');
   }
 
   private beginRequest(): void {
@@ -182,11 +205,21 @@ export class ClientConnection implements ExchangeFront {
     this.selectCtx.clientIp = this.from.trustedPeer
       ? clientIpOf(req, this.from.peerIp, ctx.trusted)
       : this.from.peerIp;
+    const protection = ctx.protection;
+    if (protection !== null) {
+      const refused = protection.checkRequest(req, this.selectCtx.clientIp, this.startedAt);
+      if (refused !== 0) return this.refuse(refused, protection);
+    }
     const pool = ctx.router.select(req);
     this.routed = true;
     this.reqFraming = req.framing;
     this.reqRemaining = req.contentLength;
     this.reqDone = req.framing === Framing.None;
+    this.bodyBytes = 0;
+    this.bodyCheckAt =
+      this.reqDone || protection?.bodyMinRate === undefined
+        ? Number.POSITIVE_INFINITY
+        : this.startedAt + BODY_CHECK_MS;
     if (req.framing === Framing.Chunked) this.reqChunked.reset();
     this.keepAlive = !req.close && !ctx.closing;
     this.upBlocked = false;
@@ -234,6 +267,13 @@ export class ClientConnection implements ExchangeFront {
         this.reqDone = true;
       }
     }
+    this.bodyBytes += used;
+    const max = this.ctx.protection?.maxBodySize;
+    if (max !== undefined && this.bodyBytes > max) {
+      this.ctx.protection!.bodyTooLarge();
+      this.abortRequestBody('request body larger than limits.maxBodySize', false, 413);
+      return null;
+    }
     if (used === buf.length) return buf;
     const rest = buf.subarray(used);
     this.inBuf = this.inBuf === null ? rest : Buffer.concat([this.inBuf, rest]);
@@ -276,6 +316,7 @@ export class ClientConnection implements ExchangeFront {
   }
 
   private onClose(): void {
+    this.admittedBy?.release(this.from.peerIp);
     this.phase = Phase.Closed;
     this.ctx.connections.delete(this);
     if (this.exchange.busy) this.exchange.cancel();
@@ -428,6 +469,19 @@ export class ClientConnection implements ExchangeFront {
     this.socket.end();
   }
 
+  /** Called by the listener's sweep when `bodyCheckAt` has passed: a slow body is cut with 408. */
+  checkBodyRate(now: number): void {
+    if (this.reqDone || this.phase !== Phase.Exchange) {
+      this.bodyCheckAt = Number.POSITIVE_INFINITY;
+      return;
+    }
+    this.bodyCheckAt = now + BODY_CHECK_MS;
+    if (this.ctx.protection?.bodyTooSlow(this.bodyBytes, now - this.startedAt) === true) {
+      this.bodyCheckAt = Number.POSITIVE_INFINITY;
+      this.abortRequestBody('request body slower than timeouts.bodyMinRate', false, 408);
+    }
+  }
+
   /** Called by the listener's sweep when `deadline` has passed. */
   onTimeout(): void {
     try {
@@ -449,16 +503,25 @@ export class ClientConnection implements ExchangeFront {
     }
   }
 
-  /** Shutdown: close now if idle, else after the exchange in flight. */
-  shutdown(): void {
-    if (this.idle) this.close();
+  /**
+   * Shutdown: an exchange in flight finishes and its connection closes after it. An idle
+   * keep-alive connection is read from for `graceMs` more, since the client's next request may
+   * already be on the wire (closing at once would reset it); what arrives is answered with
+   * `Connection: close`, and the connection closes when the grace ends unused.
+   */
+  shutdown(graceMs: number): void {
+    if (this.idle) this.deadline = Math.min(this.deadline, Date.now() + graceMs);
   }
 
   // ---- errors ----
 
   /** A malformed or unacceptable request: answer and close (the stream can't be trusted). */
   private reject(status: number, why: string): void {
-    this.ctx.log.info(`${this.ctx.name}: ${status} for client ${this.from.peerIp}: ${why}`);
+    this.ctx.note(
+      `reject ${status}`,
+      `${this.ctx.name}: ${status} for client ${this.from.peerIp}: ${why}`,
+      false,
+    );
     this.routed = false;
     this.keepAlive = false;
     this.reqDone = true;
@@ -468,23 +531,45 @@ export class ClientConnection implements ExchangeFront {
     this.close();
   }
 
-  private abortRequestBody(why: string, clientGone = false): void {
+  private abortRequestBody(why: string, clientGone = false, status = 400): void {
     const responded = this.exchange.responded;
     if (this.exchange.busy) this.exchange.cancel();
-    this.ctx.log.info(`${this.ctx.name}: client ${this.from.peerIp}: ${why}`);
+    this.ctx.note(`bad body: ${why}`, `${this.ctx.name}: client ${this.from.peerIp}: ${why}`, false);
     if (clientGone || responded) {
       this.socket.destroy();
       this.phase = Phase.Closed;
       return;
     }
     this.reqDone = true;
-    this.writeError(400, true);
-    this.report(400);
+    this.writeError(status, true);
+    this.report(status);
     this.close();
   }
 
-  private writeError(status: number, close: boolean): void {
-    this.socket.write(http1ErrorResponse(status, this.req.method === 'HEAD', close), 'latin1');
+  private writeError(status: number, close: boolean, extra = ''): void {
+    this.socket.write(http1ErrorResponse(status, this.req.method === 'HEAD', close, extra), 'latin1');
+  }
+
+  /**
+   * A well-formed request that protection refuses (429 over the rate, 413, 414): answered
+   * without reaching a server. A request with a body closes the connection: its body is not read.
+   */
+  private refuse(status: number, protection: ListenerProtection): void {
+    const req = this.req;
+    this.routed = false;
+    this.ctx.note(
+      `refuse ${status}`,
+      `${this.ctx.name}: ${status} for client ${this.selectCtx.clientIp}: ${req.method} ${req.path} refused by protection`,
+      false,
+    );
+    this.keepAlive = req.framing === Framing.None && !req.close && !this.ctx.closing;
+    this.reqDone = true;
+    const close = !this.keepAlive;
+    this.phase = Phase.Exchange;
+    this.writeError(status, close, status === 429 ? protection.rateHeaders() : '');
+    this.report(status);
+    if (close) this.inBuf = null;
+    this.nextRequest();
   }
 
   private internalError(err: unknown): void {
@@ -498,6 +583,8 @@ export class ClientConnection implements ExchangeFront {
 
   /** Tells the traffic observer about the exchange that just ended. */
   private report(status: number): void {
+    // Detection judges the servers' answers, not the refusals of protection itself.
+    if (this.routed) this.ctx.protection?.onAnswer(this.selectCtx.clientIp, status, Date.now());
     const observer = this.ctx.observer;
     if (observer === null) return;
     const r = this.req;

@@ -95,6 +95,20 @@ export function headerValue(head: MessageHead, name: string): string | undefined
   return i < 0 ? undefined : head.values[i];
 }
 
+const HEAD_SP = Buffer.from('HEAD ', 'latin1');
+
+/**
+ * For a request refused before its head could be parsed (too large): sets `head.method` from the
+ * first bytes of `buf` (after empty lines), "HEAD" when they are "HEAD ", else "" (never the
+ * previous request's), so that the error answer to a HEAD has no body. Allocates nothing.
+ */
+export function setUnparsedMethod(head: RequestHead, buf: Buffer): void {
+  let at = 0;
+  while (at + 1 < buf.length && buf[at] === 13 && buf[at + 1] === 10) at += 2; // RFC 9112 2.2
+  const isHead = buf.length - at >= 5 && buf.compare(HEAD_SP, 0, 5, at, at + 5) === 0;
+  head.method = isHead ? 'HEAD' : '';
+}
+
 /** Finds the end of a head (index of CRLFCRLF) in `buf` starting the search at `from`. */
 export function findHeadEnd(buf: Buffer, from: number): number {
   return buf.indexOf('\r\n\r\n', Math.max(from, 0), 'latin1');
@@ -211,6 +225,16 @@ function trimOws(s: string): string {
   return from === 0 && to === s.length ? s : s.slice(from, to);
 }
 
+/** Field line `i` of `m` ends in OWS that holds an HTAB (its value is trimmed already). */
+function htabAfterValue(m: MessageHead, i: number): boolean {
+  let at = i + 1 < m.count ? m.lineStarts[i + 1]! - 2 : m.source.length;
+  for (;;) {
+    const c = m.source.charCodeAt(--at);
+    if (c === 9) return true;
+    if (c !== 32) return false;
+  }
+}
+
 /** The decimal in `s` from `from` to `to`, OWS around it allowed; -1 if empty, not digits or over 15 digits. */
 function decimal(s: string, from: number, to: number): number {
   while (from < to && (s.charCodeAt(from) === 32 || s.charCodeAt(from) === 9)) from++;
@@ -248,6 +272,9 @@ function interpretFields(m: MessageHead, isRequest: boolean): number {
     const value = m.values[i]!;
     switch (name) {
       case 'content-length': {
+        // The line is forwarded as received, and Node's parser refuses one with an HTAB after
+        // the digits (though it is OWS): refused here too, so that no server reads it otherwise.
+        if (isRequest && htabAfterValue(m, i)) return fail(m, 'HTAB after the Content-Length value');
         // Values in a list or in repeated fields must agree (requests refuse repeats, below).
         let start = 0;
         for (;;) {
@@ -323,7 +350,12 @@ function interpretFields(m: MessageHead, isRequest: boolean): number {
       if (token === 'close') sawClose = true;
       else if (token === 'keep-alive') sawKeepAlive = true;
       else if (token === 'upgrade') m.upgrade = hasUpgradeHeader;
-      else if (token !== '') {
+      else if (token === 'content-length' || (isRequest && token === 'host')) {
+        // Connection options are stripped before forwarding (RFC 9110 7.6.1), but these fields
+        // must reach the next hop: without Content-Length the body would be read as the next
+        // message. RFC 9110 forbids sending them as options; refused rather than forwarded.
+        return fail(m, `Connection lists ${token}, which every recipient needs`, isRequest ? 400 : 502);
+      } else if (token !== '') {
         if (m.connectionTokens === null) m.connectionTokens = [];
         m.connectionTokens.push(token);
       }
@@ -345,6 +377,9 @@ export function parseRequestHead(s: string, head: RequestHead, maxHeaders = 100)
   let pos = 0;
   // RFC 9112 2.2: ignore at least one empty line before the request line.
   while (s.startsWith('\r\n', pos)) pos += 2;
+  // Until the method is read and checked, the previous request's must not answer for this one:
+  // a refusal of a request that starts like a HEAD gets no body (RFC 9110 9.3.2).
+  head.method = s.startsWith('HEAD ', pos) ? 'HEAD' : '';
   const lineEnd = s.indexOf('\r\n', pos);
   const line = lineEnd < 0 ? s.slice(pos) : s.slice(pos, lineEnd);
   if (line.indexOf('\r') >= 0 || line.indexOf('\n') >= 0) return fail(head, 'bare CR or LF in request line');
@@ -400,6 +435,11 @@ export function parseRequestHead(s: string, head: RequestHead, maxHeaders = 100)
   } else {
     const m = /^https?:\/\/([^/?#]*)(.*)$/i.exec(target);
     if (m === null) return fail(head, 'invalid request target form');
+    // The target's authority replaces Host, but a Host with an invalid value is still refused
+    // (RFC 9112 3.2), and never forwarded (as X-Forwarded-Host or otherwise).
+    if (head.hostHeader !== '' && !validAuthority(head.hostHeader)) {
+      return fail(head, `invalid Host "${head.hostHeader}"`);
+    }
     authority = m[1]!;
     head.absoluteForm = true;
     head.hostHeader = authority;

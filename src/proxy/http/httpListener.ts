@@ -1,12 +1,23 @@
 import { createServer, type Server as NetServer } from 'node:net';
 import type { ListenerConfig } from '../../config/types.js';
-import { CidrSet } from '../../core/cidr.js';
+import { CidrSet, unmapIPv4 } from '../../core/cidr.js';
 import type { Logger } from '../../core/log.js';
 import type { TrafficObserver } from '../../core/observer.js';
+import { ListenerProtection } from '../../protection/listenerProtection.js';
 import { type Listener, type ListenerDeps, listenError, type PoolLookup, sweepPeriod } from '../listener.js';
+import { LogThrottle } from '../logThrottle.js';
 import { ClientConnection, type ListenerContext } from './clientConnection.js';
 import { Router } from './router.js';
 import type { UpstreamPool } from './upstreamPool.js';
+
+/** The listener's timeouts, with the slow-client ones of `protection.timeouts` over them. */
+function timeoutsOf(config: ListenerConfig): { requestHead: number; idle: number } {
+  const t = config.protection?.timeouts;
+  return {
+    requestHead: t?.header ?? config.timeouts.requestHead,
+    idle: t?.idle ?? config.timeouts.idle,
+  };
+}
 
 function buildRouter(config: ListenerConfig, pools: PoolLookup): Router {
   return new Router(
@@ -14,6 +25,12 @@ function buildRouter(config: ListenerConfig, pools: PoolLookup): Router {
     pools(config.pool),
   );
 }
+
+/**
+ * How long an idle keep-alive connection is still read from once a shutdown begins: a request
+ * already on its way gets an answer (with Connection: close) instead of a reset.
+ */
+const SHUTDOWN_IDLE_GRACE_MS = 1000;
 
 /**
  * An HTTP/1.1 listener: accepts connections and runs a ClientConnection on each. One coarse
@@ -29,7 +46,9 @@ export class HttpListener implements ListenerContext, Listener {
   timeouts: { requestHead: number; idle: number };
   closing = false;
   observer: TrafficObserver | null = null;
+  protection: ListenerProtection | null;
   readonly log: Logger;
+  private readonly throttle: LogThrottle;
   readonly upstreams: UpstreamPool;
   readonly connections = new Set<ClientConnection>();
   private readonly server: NetServer;
@@ -42,8 +61,10 @@ export class HttpListener implements ListenerContext, Listener {
     this.router = buildRouter(config, deps.pools);
     this.trusted = config.trustedProxies.length > 0 ? new CidrSet(config.trustedProxies) : null;
     this.maxHeaderSize = config.maxHeaderSize;
-    this.timeouts = config.timeouts;
+    this.timeouts = timeoutsOf(config);
+    this.protection = this.buildProtection(config);
     this.log = deps.log;
+    this.throttle = new LogThrottle(deps.log);
     this.upstreams = deps.upstreams;
     this.host = config.listen.host;
     this.requestedPort = config.listen.port;
@@ -54,8 +75,27 @@ export class HttpListener implements ListenerContext, Listener {
         socket.destroy();
         return;
       }
-      new ClientConnection(socket, this);
+      // Denied addresses and clients at their connection limit are refused at accept.
+      const protection = this.protection;
+      if (protection !== null && !protection.admit(unmapIPv4(socket.remoteAddress ?? ''))) {
+        socket.destroy();
+        return;
+      }
+      new ClientConnection(socket, this, protection);
     });
+  }
+
+  /** The listener's protection, its detection's blocks logged (one line per block). */
+  private buildProtection(config: ListenerConfig, previous?: ListenerProtection): ListenerProtection | null {
+    if (config.protection === undefined) return null;
+    const p = new ListenerProtection(config.protection, previous);
+    if (p.detector !== null) {
+      p.detector.onBlock = (b) =>
+        this.log.warn(
+          `listener ${this.name}: client ${b.ip} blocked for ${Math.round((b.until - Date.now()) / 1000)}s: ${b.reason}`,
+        );
+    }
+    return p;
   }
 
   get connectionCount(): number {
@@ -67,7 +107,9 @@ export class HttpListener implements ListenerContext, Listener {
     this.router = buildRouter(config, pools);
     this.trusted = config.trustedProxies.length > 0 ? new CidrSet(config.trustedProxies) : null;
     this.maxHeaderSize = config.maxHeaderSize;
-    this.timeouts = config.timeouts;
+    this.timeouts = timeoutsOf(config);
+    // Open-connection counts and refusal totals carry over; rate buckets start afresh.
+    this.protection = this.buildProtection(config, this.protection ?? undefined);
     this.startSweeper();
   }
 
@@ -102,7 +144,15 @@ export class HttpListener implements ListenerContext, Listener {
 
   private sweep(): void {
     const now = Date.now();
-    for (const c of this.connections) if (c.deadline <= now) c.onTimeout();
+    for (const c of this.connections) {
+      if (c.deadline <= now) c.onTimeout();
+      if (c.bodyCheckAt <= now) c.checkBodyRate(now);
+    }
+    this.throttle.flush(now);
+  }
+
+  note(key: string, line: string, warn = true): void {
+    this.throttle.note(key, line, warn);
   }
 
   /** Stops accepting; open connections go on. */
@@ -114,14 +164,15 @@ export class HttpListener implements ListenerContext, Listener {
   }
 
   /**
-   * Graceful stop: no new connections, idle keep-alive connections closed now, requests in
-   * flight finish (their connections close after the response), then after `timeoutMs`
-   * whatever is left is cut.
+   * Graceful stop: no new connections, idle keep-alive connections closed after a short grace
+   * (a request arriving meanwhile is answered), requests in flight finish (their connections
+   * close after the response), then after `timeoutMs` whatever is left is cut.
    */
   async shutdown(timeoutMs: number): Promise<void> {
     this.closing = true;
     const closed = this.stopAccepting();
-    for (const c of this.connections) c.shutdown();
+    const grace = Math.min(SHUTDOWN_IDLE_GRACE_MS, timeoutMs);
+    for (const c of this.connections) c.shutdown(grace);
     const deadline = Date.now() + timeoutMs;
     while (this.connections.size > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 20));

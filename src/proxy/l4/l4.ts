@@ -1,12 +1,13 @@
 /**
  * What the tcp and udp listeners share: the L4 settings of pools and servers (with their
  * defaults), whether a server is at its connection limit, when a connection or flow to a
- * draining server must end, and a log throttle for events that can come in floods.
+ * draining server must end.
  */
-import type { Logger } from '../../core/log.js';
 import type { Pool, PoolOptions } from '../../core/pool.js';
 import type { Server } from '../../core/server.js';
 import type { ProxyVersion } from '../proxyProtocol.js';
+
+export { LogThrottle } from '../logThrottle.js';
 
 /** Default of a pool's `drainTimeout` (ms): how long a draining server keeps its L4 connections. */
 export const DEFAULT_DRAIN_TIMEOUT = 300_000;
@@ -79,46 +80,6 @@ export function drainDeadline(pool: Pool, server: Server, noticed: number): numb
 /** Draining (by state or because a reload removed it from its pool): takes no new work. */
 export function isDraining(pool: Pool, server: Server): boolean {
   return server.state === 'draining' || !pool.servers.includes(server);
-}
-
-/**
- * Logs a kind of event at most once a second: the first at once, the rest counted and reported
- * together ("… (and 41 more in the last 1.0s)"). For refusals and floods of bad headers.
- */
-export class LogThrottle {
-  private readonly last = new Map<string, { at: number; suppressed: number; line: string; warn: boolean }>();
-
-  constructor(private readonly log: Logger) {}
-
-  note(key: string, line: string, warn = true, now = Date.now()): void {
-    const e = this.last.get(key);
-    if (e !== undefined && now - e.at < 1000) {
-      e.suppressed++;
-      e.line = line;
-      return;
-    }
-    const more =
-      e !== undefined && e.suppressed > 0 ? ` (and ${e.suppressed} more since the last report)` : '';
-    this.last.set(key, { at: now, suppressed: 0, line, warn });
-    if (warn) this.log.warn(line + more);
-    else this.log.info(line + more);
-  }
-
-  /** Reports what was held back for more than a second (called from a sweep). */
-  flush(now = Date.now()): void {
-    for (const [key, e] of this.last) {
-      if (now - e.at < 1000) continue;
-      if (e.suppressed === 0) {
-        this.last.delete(key);
-        continue;
-      }
-      const line = `${e.line} (and ${e.suppressed - 1} more like it)`;
-      if (e.warn) this.log.warn(e.suppressed === 1 ? e.line : line);
-      else this.log.info(e.suppressed === 1 ? e.line : line);
-      e.at = now;
-      e.suppressed = 0;
-    }
-  }
 }
 
 /** "1.2.3.4:5" / "[::1]:5" */

@@ -1,0 +1,230 @@
+/**
+ * A listener's protection, as its front asks for it: who may connect (deny list, connections per
+ * client), and whether a request may go on (rate limit per client key, size limits). Every
+ * refusal is counted by reason for the metrics. Allow-listed addresses are never limited.
+ */
+
+import { isDeepStrictEqual } from 'node:util';
+import type { ProtectionConfig, RateKey } from '../config/types.js';
+import { CidrSet } from '../core/cidr.js';
+import { DEFAULT_DETECTOR, Detector } from './detector.js';
+import { RateLimiter } from './rateLimiter.js';
+
+/** What protection reads of a request (an HTTP/1.1 head or an HTTP/2 stream's headers). */
+export interface RequestFacts {
+  readonly target: string;
+  readonly contentLength: number;
+  /** Header fields: lowercase names and their values, `count` of them. */
+  readonly count: number;
+  readonly names: readonly string[];
+  readonly values: readonly string[];
+}
+
+/** Why a connection or a request was refused. */
+export type RejectReason =
+  | 'deny'
+  | 'blocked'
+  | 'connections'
+  | 'rate'
+  | 'body-size'
+  | 'url-length'
+  | 'slow-body';
+
+/** How often idle rate-limit entries are forgotten (ms). */
+const SWEEP_MS = 10_000;
+
+export class ListenerProtection {
+  readonly config: ProtectionConfig;
+  /** Refusals so far, by reason (carried over a reload). */
+  readonly rejected: Record<RejectReason, number>;
+  /** Most header fields a request may have (431 beyond), when limited. */
+  readonly maxHeaders: number | undefined;
+  readonly maxBodySize: number | undefined;
+  /** Bytes per second a request body must keep up (408 below), when set. */
+  readonly bodyMinRate: number | undefined;
+  private readonly allow: CidrSet | null;
+  private readonly deny: CidrSet | null;
+  private readonly perClient: number | undefined;
+  private readonly rate: RateLimiter | null;
+  private readonly rateKey: RateKey;
+  private readonly maxUrlLength: number | undefined;
+  /** Open connections per client address (carried over a reload). */
+  private readonly open: Map<string, number>;
+  private lastSweep = 0;
+  /** Abnormal-traffic detection, when `detect.enabled` (kept across a reload that keeps it). */
+  readonly detector: Detector | null;
+  /** The tokens left after the last `checkRequest` (for the RateLimit header). */
+  private readonly left = { value: 0 };
+  /** ms until the client's next token, after a 429. */
+  retryAfterMs = 0;
+
+  constructor(config: ProtectionConfig, previous?: ListenerProtection) {
+    this.config = config;
+    this.allow = config.allow.length > 0 ? new CidrSet(config.allow) : null;
+    this.deny = config.deny.length > 0 ? new CidrSet(config.deny) : null;
+    this.perClient = config.connections?.perClient;
+    const r = config.rateLimit;
+    this.rate = r === undefined ? null : new RateLimiter(r.requests, r.per, r.burst);
+    this.rateKey = r?.key ?? { from: 'ip' };
+    this.maxBodySize = config.limits?.maxBodySize;
+    this.maxUrlLength = config.limits?.maxUrlLength;
+    this.maxHeaders = config.limits?.maxHeaders;
+    this.open = previous?.open ?? new Map();
+    this.bodyMinRate = config.timeouts?.bodyMinRate;
+    const d = config.detect;
+    if (d === undefined || !d.enabled) this.detector = null;
+    else if (previous?.detector != null && isDeepStrictEqual(previous.config.detect, d))
+      this.detector = previous.detector;
+    else
+      this.detector = new Detector({
+        ...DEFAULT_DETECTOR,
+        blockFor: d.blockFor,
+        window: d.window,
+        sustain: d.sustain,
+      });
+    this.rejected = previous?.rejected ?? {
+      deny: 0,
+      blocked: 0,
+      connections: 0,
+      rate: 0,
+      'body-size': 0,
+      'url-length': 0,
+      'slow-body': 0,
+    };
+  }
+
+  /** The address is on the allow list: never limited. */
+  allowed(ip: string): boolean {
+    return this.allow?.has(ip) === true;
+  }
+
+  /**
+   * A new connection from `ip`: false when it must be refused (denied, or the client has its
+   * `connections.perClient` open already); when admitted it counts until `release(ip)`.
+   */
+  admit(ip: string): boolean {
+    if (this.detector?.blockOf(ip, Date.now()) !== undefined && !this.allowed(ip)) {
+      this.rejected.blocked++;
+      return false;
+    }
+    if (this.deny?.has(ip) === true && !this.allowed(ip)) {
+      this.rejected.deny++;
+      return false;
+    }
+    const n = this.open.get(ip) ?? 0;
+    if (this.perClient !== undefined && n >= this.perClient && !this.allowed(ip)) {
+      this.rejected.connections++;
+      return false;
+    }
+    this.open.set(ip, n + 1);
+    return true;
+  }
+
+  /** A connection admitted by `admit(ip)` closed. */
+  release(ip: string): void {
+    const n = this.open.get(ip);
+    if (n === undefined) return;
+    if (n <= 1) this.open.delete(ip);
+    else this.open.set(ip, n - 1);
+  }
+
+  /**
+   * Whether a parsed request may go on: 0, or the status to answer (414 target too long, 413
+   * body too large by its Content-Length, 429 over the rate, with `retryAfterMs` set).
+   * `clientIp` is the client's address after trusted proxies.
+   */
+  checkRequest(req: RequestFacts, clientIp: string, now: number): number {
+    this.sweep(now);
+    const detector = this.detector;
+    if (detector !== null && detector.blockOf(clientIp, now) !== undefined && !this.allowed(clientIp)) {
+      this.rejected.blocked++;
+      return 403;
+    }
+    if (this.maxUrlLength !== undefined && req.target.length > this.maxUrlLength) {
+      this.rejected['url-length']++;
+      return 414;
+    }
+    if (this.maxBodySize !== undefined && req.contentLength > this.maxBodySize) {
+      this.rejected['body-size']++;
+      return 413;
+    }
+    const rate = this.rate;
+    if (rate === null || this.allowed(clientIp)) return 0;
+    const wait = rate.take(this.keyOf(req, clientIp), now, this.left);
+    detector?.onRate(clientIp, wait !== 0, now);
+    if (wait === 0) return 0;
+    this.retryAfterMs = wait;
+    this.rejected.rate++;
+    return 429;
+  }
+
+  /** `clientIp` got an answer with `status` (detection judges error ratios). */
+  onAnswer(clientIp: string, status: number, now: number): void {
+    if (this.detector !== null && !this.allowed(clientIp)) this.detector.onAnswer(clientIp, status, now);
+  }
+
+  /** Forgets idle rate buckets and detection tallies now and then. */
+  sweep(now: number): void {
+    if (now - this.lastSweep < SWEEP_MS) return;
+    this.lastSweep = now;
+    this.rate?.sweep(now);
+    this.detector?.sweep(now);
+  }
+
+  /** A request body grew past `limits.maxBodySize` while streaming (chunked). */
+  bodyTooLarge(): void {
+    this.rejected['body-size']++;
+  }
+
+  /**
+   * Whether a body of `bytes` after `elapsedMs` is too slow: below `bodyMinRate`, with the first
+   * second's worth allowed as slack (a client starts, a window fills).
+   */
+  bodyTooSlow(bytes: number, elapsedMs: number): boolean {
+    const rate = this.bodyMinRate;
+    if (rate === undefined || bytes >= (rate * (elapsedMs - 1000)) / 1000) return false;
+    this.rejected['slow-body']++;
+    return true;
+  }
+
+  /**
+   * The header lines of a 429 (each ending in CRLF): Retry-After, and the quota in the form of
+   * the IETF RateLimit fields draft (`RateLimit-Policy` and `RateLimit`).
+   */
+  rateHeaders(): string {
+    const r = this.rate!;
+    const seconds = Math.max(1, Math.ceil(this.retryAfterMs / 1000));
+    const window = Math.max(1, Math.round(r.perMs / 1000));
+    return (
+      `retry-after: ${seconds}\r\n` +
+      `ratelimit-policy: "default";q=${r.requests};w=${window}\r\n` +
+      `ratelimit: "default";r=${this.left.value};t=${seconds}\r\n`
+    );
+  }
+
+  /** The key a request is counted under: its client address, a header, or a cookie. */
+  private keyOf(req: RequestFacts, clientIp: string): string {
+    const k = this.rateKey;
+    if (k.from === 'ip') return clientIp;
+    for (let i = 0; i < req.count; i++) {
+      const name = req.names[i]!;
+      if (k.from === 'header') {
+        if (name === k.name) return `h:${req.values[i]}`;
+      } else if (name === 'cookie') {
+        const value = cookieValue(req.values[i]!, k.name);
+        if (value !== undefined) return `c:${value}`;
+      }
+    }
+    // Without the header or cookie, the client is counted by its address.
+    return clientIp;
+  }
+}
+
+/** The value of cookie `name` in a Cookie header, if present. */
+function cookieValue(header: string, name: string): string | undefined {
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
