@@ -27,6 +27,7 @@ for (const [parse, hint] of [
   [v.hostHeader, text('a Host header value like "example.com"')],
   [v.cookieName, text('a cookie name')],
   [v.store, text('"memory" or a URL like "redis://127.0.0.1:6379/0"')],
+  [v.byteRate, { type: ['string', 'number'], description: 'a rate such as "1KiB/s", or bytes per second' }],
   [
     v.statusRange,
     { type: ['integer', 'string'], description: 'a status like 200 or a range like "200-399"' },
@@ -40,7 +41,8 @@ export function hintOf(parse: v.ValueParser<unknown>): JsonHint {
   return hints.get(parse) ?? {};
 }
 
-function hinted<T>(parse: v.ValueParser<T>, hint: JsonHint): v.ValueParser<T> {
+/** Remembers the JSON Schema of what `parse` accepts, and returns it. */
+export function hinted<T>(parse: v.ValueParser<T>, hint: JsonHint): v.ValueParser<T> {
   hints.set(parse as v.ValueParser<unknown>, hint);
   return parse;
 }
@@ -59,6 +61,14 @@ export function duration(min: number, max = v.MAX_TIMER_MS): v.ValueParser<numbe
   return hinted(v.duration(min, max), {
     type: ['string', 'number'],
     description: 'a duration like "250ms", "5s", "1m", "1h30m", or a number of milliseconds',
+  });
+}
+
+/** v.byteSize: a number of bytes or a size like "10MiB". */
+export function byteSize(min: number): v.ValueParser<number> {
+  return hinted(v.byteSize(min), {
+    type: ['string', 'number'],
+    description: `a size of at least ${min} bytes: a number, or with B, KiB, MiB, GiB ("8KiB", "10MiB")`,
   });
 }
 

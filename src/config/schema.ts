@@ -122,38 +122,44 @@ function rateKey(input: unknown): RateKey {
   throw new ValueError('ip, header:NAME or cookie:NAME', input);
 }
 
+const RATE_KEY = h.hinted(rateKey, {
+  type: 'string',
+  pattern: "^(ip|(header|cookie):[!#$%&'*+.^_`|~0-9A-Za-z-]+)$",
+  description: 'ip, header:NAME or cookie:NAME',
+});
+
 const ProtectionSchema = z
   .strictObject({
     rateLimit: z
       .strictObject({
         requests: value(positive),
-        per: value(v.duration(1)),
+        per: value(h.duration(1)),
         burst: value(positive).optional(),
-        key: value(rateKey).default({ from: 'ip' }),
+        key: value(RATE_KEY).default({ from: 'ip' }),
       })
       .transform((r) => ({ ...r, burst: r.burst ?? r.requests }))
       .optional(),
     connections: z.strictObject({ perClient: value(positive) }).optional(),
     timeouts: z
       .strictObject({
-        header: value(v.duration(1)).optional(),
-        idle: value(v.duration(1)).optional(),
+        header: value(h.duration(1)).optional(),
+        idle: value(h.duration(1)).optional(),
         bodyMinRate: value(v.byteRate).optional(),
       })
       .optional(),
     limits: z
       .strictObject({
-        maxBodySize: value(v.byteSize(0)).optional(),
-        maxUrlLength: value(v.byteSize(1)).optional(),
-        maxHeaders: value(v.integer(1, 10_000)).optional(),
+        maxBodySize: value(h.byteSize(0)).optional(),
+        maxUrlLength: value(h.byteSize(1)).optional(),
+        maxHeaders: value(h.integer(1, 10_000)).optional(),
       })
       .optional(),
     detect: z
       .strictObject({
         enabled: value(v.boolean).default(true),
-        blockFor: value(v.duration(1)).default(600_000),
-        window: value(v.duration(100)).default(10_000),
-        sustain: value(v.integer(1, 100)).default(2),
+        blockFor: value(h.duration(1)).default(600_000),
+        window: value(h.duration(100)).default(10_000),
+        sustain: value(h.integer(1, 100)).default(2),
       })
       .optional(),
     allow: z.array(value(v.cidr)).default([]),

@@ -19,6 +19,19 @@ test('fulcrum.schema.json is the generated schema (run `fulcrum schema > fulcrum
   assert.equal(readFileSync(new URL('fulcrum.schema.json', ROOT), 'utf8'), configJsonSchemaText());
 });
 
+test('every key of the schema says what it takes (a value parser without a hint shows as {})', () => {
+  const untyped: string[] = [];
+  const walk = (node: unknown, path: string): void => {
+    if (node === null || typeof node !== 'object' || Array.isArray(node)) return;
+    const entries = Object.entries(node);
+    const key = path.slice(path.lastIndexOf('.') + 1);
+    if (entries.length === 0 && key !== 'default' && key !== 'additionalProperties') untyped.push(path);
+    for (const [k, v] of entries) walk(v, `${path}.${k}`);
+  };
+  walk(configJsonSchema(), '');
+  assert.deepEqual(untyped, [], 'add a hint in src/config/jsonHints.ts');
+});
+
 test('fulcrum schema prints it', { timeout: 30_000 }, async () => {
   const r = await runCli(['schema']);
   assert.equal(r.code, 0, r.stderr);
