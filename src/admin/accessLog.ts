@@ -1,14 +1,17 @@
 /**
  * The optional JSON access log (`accessLog: { path: stdout | FILE }`), written with pino through
  * an asynchronous, buffered destination (sonic-boom: lines gather in memory and reach the file in
- * writes of at least 4 KiB, off the request path). One line per HTTP request or L4 connection:
+ * writes of at least 4 KiB, off the request path, and at least once a second). One line per HTTP
+ * request or L4 connection:
  *
  *   {"time":"2025-01-01T12:00:00.000Z","client":"127.0.0.1","listener":"web","method":"GET",
- *    "path":"/whoami","status":200,"bytes":161,"pool":"web","server":"a","duration":0.81,"retries":0}
+ *    "host":"example.test","path":"/whoami","query":"a=1","status":200,"bytesIn":78,
+ *    "bytesOut":161,"pool":"web","server":"a","duration":0.81,"retries":0,
+ *    "requestId":"5b0c…","userAgent":"curl/8.5.0"}
  *
- * `duration` is in milliseconds. Lines still buffered are written on close (graceful stop); a
- * crash may lose the last few KiB. The process log stays on stderr, so stdout carries only the
- * access log.
+ * `duration` is in milliseconds; L4 lines have no host, query, request id, user agent or bytesIn.
+ * Lines still buffered are written on close (graceful stop) and on process exit; a crash may lose
+ * the last second. The process log stays on stderr, so stdout carries only the access log.
  */
 import { mkdir, open } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -17,6 +20,9 @@ import type { AccessLogConfig } from '../config/types.js';
 import type { ExchangeRecord, TrafficObserver } from '../core/observer.js';
 
 type Destination = ReturnType<typeof pino.destination>;
+
+/** Buffered lines reach the file at least this often. */
+const FLUSH_INTERVAL_MS = 1000;
 
 export interface AccessLog extends TrafficObserver {
   readonly path: string;
@@ -87,21 +93,42 @@ export async function createAccessLog(config: AccessLogConfig): Promise<AccessLo
     { write: (line: string) => dest.write(Buffer.from(line) as unknown as string) },
   );
   let closed = false;
+  // Lines written since the last flush: a quiet log costs no write a second.
+  let pending = false;
+  const flushSoon = setInterval(() => {
+    if (!pending || closed) return;
+    pending = false;
+    dest.flush((err) => {
+      if (err) failed = true;
+    });
+  }, FLUSH_INTERVAL_MS);
+  // (process.exit() without close: pino.destination registers its own exit flush.)
+  flushSoon.unref();
+  const stop = () => {
+    closed = true;
+    clearInterval(flushSoon);
+  };
   return {
     path: config.path,
     onExchange(r: ExchangeRecord): void {
       if (closed) return;
+      pending = true;
       logger.info({
         client: r.clientIp,
         listener: r.listener,
         method: r.method,
+        host: r.host,
         path: r.path,
+        query: r.query,
         status: r.status,
-        bytes: r.bytesOut,
+        bytesIn: r.bytesIn,
+        bytesOut: r.bytesOut,
         pool: r.pool,
         server: r.server,
         duration: Math.round(r.durationMs * 100) / 100,
         retries: r.retries,
+        requestId: r.requestId,
+        userAgent: r.userAgent,
       });
     },
     flush: () =>
@@ -116,7 +143,7 @@ export async function createAccessLog(config: AccessLogConfig): Promise<AccessLo
     close: () =>
       new Promise<void>((resolve) => {
         if (closed) return resolve();
-        closed = true;
+        stop();
         if (toStdout) {
           dest.flush(() => resolve());
           return;

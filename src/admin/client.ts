@@ -1,13 +1,16 @@
 /**
  * `fulcrum status` and `fulcrum server ...`: the admin API from the shell. Which balancer: the
- * `--admin URL` option, else $FULCRUM_ADMIN, else `admin.listen` of the `-c FILE` config, else
- * http://127.0.0.1:9000. The token: `--token`, else $FULCRUM_ADMIN_TOKEN, else the config's.
+ * `--admin URL` option, else $FULCRUM_ADMIN, else `admin.listen` of the `-c FILE` config (or of
+ * ./fulcrum.yaml when present), else http://127.0.0.1:9000. The token: `--token`, else $FULCRUM_ADMIN_TOKEN, else the config's.
  *
  * Exit status: 0 done, 2 bad input (rejected by the API: invalid value, unknown pool or server),
  * 1 anything else (unreachable, unauthorized, server error).
  */
+import { configOrDefault } from '../config/defaultFile.js';
 import { ConfigError } from '../config/errors.js';
 import { loadConfig } from '../config/load.js';
+import { describeReload } from '../runtime/describeReload.js';
+import type { ReloadResult } from './control.js';
 import type { PoolView, ServerView, StatusView } from './snapshot.js';
 
 export const EXIT_OK = 0;
@@ -29,9 +32,11 @@ export interface Target {
 export async function resolveTarget(opts: TargetOptions): Promise<Target> {
   let url = opts.admin ?? process.env.FULCRUM_ADMIN;
   let token = opts.token ?? process.env.FULCRUM_ADMIN_TOKEN;
-  if (url === undefined && opts.config !== undefined) {
-    const admin = (await loadConfig(opts.config)).admin;
-    if (admin === undefined) throw new UsageError(`${opts.config} has no admin section (add admin.listen)`);
+  // -c FILE, else ./fulcrum.yaml when present (only when no address was given otherwise).
+  const file = url === undefined ? configOrDefault(opts.config) : undefined;
+  if (file !== undefined) {
+    const admin = (await loadConfig(file)).admin;
+    if (admin === undefined) throw new UsageError(`${file} has no admin section (add admin.listen)`);
     const host =
       admin.listen.host === '0.0.0.0' ? '127.0.0.1' : admin.listen.host === '::' ? '::1' : admin.listen.host;
     url = `http://${host.includes(':') ? `[${host}]` : host}:${admin.listen.port}`;
@@ -111,7 +116,13 @@ export function status(opts: TargetOptions): Promise<number> {
 }
 
 export function reload(opts: TargetOptions): Promise<number> {
-  return run(opts, 'POST', '/api/reload', undefined, (b) => `reloaded: ${JSON.stringify(b.summary ?? b)}`);
+  return run(
+    opts,
+    'POST',
+    '/api/reload',
+    undefined,
+    (b) => `reloaded: ${describeReload(b as unknown as ReloadResult)}`,
+  );
 }
 
 export type ServerAction = 'add' | 'drain' | 'ready' | 'maintenance' | 'weight' | 'remove';
@@ -178,8 +189,9 @@ export function formatStatus(s: StatusView): string {
       );
       continue;
     }
+    const t = l.totals;
     out.push(
-      `listener ${l.name}  ${l.protocol}  ${l.listen}  → pool ${l.pool}  ${l.connections} connection(s), ${l.requests} request(s)`,
+      `listener ${l.name}  ${l.protocol}  ${l.listen}  → pool ${l.pool}  ${l.connections} connection(s), ${l.requests} request(s), ${t.errors4xx} 4xx, ${t.errors5xx} 5xx, ${t.retries} retries, in ${formatBytes(t.bytesIn)}, out ${formatBytes(t.bytesOut)}`,
     );
   }
   for (const p of s.pools) out.push('', ...formatPool(p));
@@ -220,15 +232,44 @@ function formatPool(p: PoolView): string[] {
       t ? `${t.from}→${t.to}: ${t.reason}` : '-',
     ]);
   }
+  // Totals since the admin endpoint started, in a second table to keep lines readable.
+  const traffic = [['SERVER', 'TOTAL', '4XX', '5XX', 'RETRIES', 'IN', 'OUT', 'IDLE CONNS']];
+  for (const s of p.servers) {
+    const t = s.totals;
+    traffic.push([
+      s.id,
+      String(t.requests),
+      String(t.errors4xx),
+      String(t.errors5xx),
+      String(t.retries),
+      formatBytes(t.bytesIn),
+      formatBytes(t.bytesOut),
+      String(s.idleConnections),
+    ]);
+  }
+  return [head, ...table(rows), ...table(traffic)];
+}
+
+/** Rows as columns padded to their widest cell, indented by two spaces. */
+function table(rows: string[][]): string[] {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return [
-    head,
-    ...rows.map(
-      (r) =>
-        `  ${r
-          .map((c, i) => c.padEnd(widths[i]!))
-          .join('  ')
-          .trimEnd()}`,
-    ),
-  ];
+  return rows.map(
+    (r) =>
+      `  ${r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd()}`,
+  );
+}
+
+/** 1536 → "1.5 KiB". */
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
 }

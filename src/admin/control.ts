@@ -13,6 +13,7 @@ import type { Logger } from '../core/log.js';
 import type { Pool } from '../core/pool.js';
 import type { Server } from '../core/server.js';
 import type { ReloadSummary, Runtime } from '../runtime/runtime.js';
+import { type Focus, inRequestTerms, problemText } from './requestProblems.js';
 import {
   ADMIN_STATES,
   type AdminState,
@@ -144,8 +145,9 @@ export class Control {
       }
       const raw = toRaw(this.runtime.config);
       const index = rawPools(raw).findIndex((p) => p.name === poolName);
-      rawServers(rawPools(raw)[index]!).push(body);
-      const next = this.check(raw);
+      const servers = rawServers(rawPools(raw)[index]!);
+      servers.push(body);
+      const next = this.check(raw, { pool: index, server: servers.length - 1 });
       const added = next.pools[index]!.servers.at(-1)!;
       await this.runtime.apply(next);
       const ps = this.poolState(poolName);
@@ -192,7 +194,7 @@ export class Control {
           message: `expected one of ${ADMIN_STATES.join(', ')}, got ${describeValue(state)}${hint}`,
         });
       }
-      if (problems.length > 0) throw AdminError.invalid(new ConfigError(REQUEST, problems));
+      if (problems.length > 0) throw new AdminError(400, problemText(problems), problems);
       const key = `${poolName}\0${id}`;
       if (state !== undefined && this.removals.has(key)) {
         throw new AdminError(409, `server ${id} of pool ${poolName} is being removed`);
@@ -202,9 +204,10 @@ export class Control {
       if ('weight' in body) {
         const raw = toRaw(this.runtime.config);
         const index = rawPools(raw).findIndex((p) => p.name === poolName);
-        const entry = rawServers(rawPools(raw)[index]!).find((s) => rawIdentity(s) === id)!;
-        entry.weight = body.weight;
-        const next = this.check(raw);
+        const servers = rawServers(rawPools(raw)[index]!);
+        const at = servers.findIndex((s) => rawIdentity(s) === id);
+        servers[at]!.weight = body.weight;
+        const next = this.check(raw, { pool: index, server: at });
         const weight = next.pools[index]!.servers.find((s) => s.name === id)!.weight;
         if (weight !== server.weight) {
           await this.runtime.apply(next);
@@ -259,7 +262,7 @@ export class Control {
       const pending = this.removals.get(key);
       if (pending !== undefined) return { server, done: pending.done };
       // Would the pool still be valid without it? (Not the last server, ...)
-      this.check(this.without(poolName, id));
+      this.check(this.without(poolName, id), this.focusOn(poolName), `cannot remove server ${id}`);
 
       pool.setState(server, 'draining', 'admin: remove (draining first)');
       const ps = this.poolState(poolName);
@@ -293,7 +296,9 @@ export class Control {
           if (this.closed) return;
           const current = this.runtime.pools.get(poolName);
           if (current?.find(id) === undefined) return; // a reload removed it already
-          await this.runtime.apply(this.check(this.without(poolName, id)));
+          await this.runtime.apply(
+            this.check(this.without(poolName, id), this.focusOn(poolName), `cannot remove server ${id}`),
+          );
           this.log.info(`admin: pool ${poolName}: server ${id} removed`);
         }),
       );
@@ -343,7 +348,11 @@ export class Control {
     return run;
   }
 
-  private check(raw: Raw): Config {
+  /**
+   * Validates the config with a change in it; its problems are re-said in the request's terms
+   * (`focus`: what the change is about; `lead`: what the answer starts with).
+   */
+  private check(raw: Raw, focus: Focus, lead?: string): Config {
     try {
       return validate(raw, REQUEST);
     } catch (err) {
@@ -354,8 +363,13 @@ export class Control {
       } catch (inner) {
         throw new AdminError(500, `the running config does not validate again: ${(inner as Error).message}`);
       }
-      throw AdminError.invalid(err);
+      const problems = inRequestTerms(err.problems, raw, focus);
+      throw new AdminError(400, problemText(problems, lead), problems);
     }
+  }
+
+  private focusOn(poolName: string): Focus {
+    return { pool: rawPools(toRaw(this.runtime.config)).findIndex((p) => p.name === poolName) };
   }
 
   private without(poolName: string, id: string): Raw {

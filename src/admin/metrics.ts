@@ -14,6 +14,7 @@ import client, { type Metric, Registry } from 'prom-client';
 import type { ExchangeRecord, TrafficObserver } from '../core/observer.js';
 import type { Pool, TransitionListener } from '../core/pool.js';
 import type { Server, ServerState } from '../core/server.js';
+import { VERSION } from '../core/version.js';
 import { healthOf } from '../health/index.js';
 import { DnsListener } from '../proxy/dns/dnsListener.js';
 import type { DnsStats } from '../proxy/dns/dnsStats.js';
@@ -45,7 +46,23 @@ interface Entry {
   sum: number;
   count: number;
   retries: number;
+  /** Bytes received from and sent to clients. */
+  bytesIn: number;
+  bytesOut: number;
   live: LiveStats | undefined;
+}
+
+/** Counts since the admin endpoint started, for the status view and the dashboard. */
+export interface Totals {
+  /** Requests (http) or connections and flows (tcp, udp) finished. */
+  requests: number;
+  /** Answers with a 4xx and 5xx status (http). */
+  errors4xx: number;
+  errors5xx: number;
+  /** Tries beyond the first. */
+  retries: number;
+  bytesIn: number;
+  bytesOut: number;
 }
 
 /** What is tracked per server between samples (health checks and ejections are polled). */
@@ -95,6 +112,8 @@ export class Telemetry implements TrafficObserver {
     e.sum += ms;
     e.count++;
     if (r.retries > 0) e.retries += r.retries;
+    e.bytesIn += r.bytesIn ?? 0;
+    e.bytesOut += r.bytesOut;
     e.live?.record(ms);
   }
 
@@ -110,6 +129,8 @@ export class Telemetry implements TrafficObserver {
         sum: 0,
         count: 0,
         retries: 0,
+        bytesIn: 0,
+        bytesOut: 0,
         live: server === '' ? undefined : this.liveOf(pool, server),
       };
       byServer.set(server, e);
@@ -145,6 +166,25 @@ export class Telemetry implements TrafficObserver {
       for (const e of byServer.values()) n += e.count;
     }
     return n;
+  }
+
+  /** Totals of a listener (over its pools and servers). */
+  listenerTotals(listener: string): Totals {
+    const t = emptyTotals();
+    for (const byServer of this.entries.get(listener)?.values() ?? []) {
+      for (const e of byServer.values()) addTo(t, e);
+    }
+    return t;
+  }
+
+  /** Totals of a server (over the listeners that sent it traffic). */
+  serverTotals(pool: string, server: string): Totals {
+    const t = emptyTotals();
+    for (const byPool of this.entries.values()) {
+      const e = byPool.get(pool)?.get(server);
+      if (e !== undefined) addTo(t, e);
+    }
+    return t;
   }
 
   ejectionsOf(pool: string, server: string): number {
@@ -380,8 +420,8 @@ export class Telemetry implements TrafficObserver {
       },
     });
     new Gauge({
-      name: 'fulcrum_server_active_connections',
-      help: 'Requests in flight (http) or open connections (tcp, udp flows) per server.',
+      name: 'fulcrum_server_in_flight',
+      help: 'Requests in flight (http), open connections (tcp) or flows (udp) per server: what least-connections counts.',
       labelNames: serverLabels,
       registers: [registry],
       collect() {
@@ -389,6 +429,40 @@ export class Telemetry implements TrafficObserver {
         self.eachServer((p, s) => this.set({ pool: p.name, server: s.id }, s.active));
       },
     });
+    new Gauge({
+      name: 'fulcrum_server_idle_connections',
+      help: 'Idle keep-alive connections to the server, kept for the next http request (open upstream connections: this plus the requests in flight).',
+      labelNames: serverLabels,
+      registers: [registry],
+      collect() {
+        this.reset();
+        const upstreams = self.runtime.upstreams;
+        self.eachServer((p, s) => this.set({ pool: p.name, server: s.id }, upstreams.idleCount(s)));
+      },
+    });
+    for (const [name, help, field] of [
+      [
+        'fulcrum_received_bytes_total',
+        'Bytes received from clients (http: request heads and bodies; tcp: the stream; udp: not counted), by listener, pool and server.',
+        'bytesIn',
+      ],
+      [
+        'fulcrum_sent_bytes_total',
+        'Bytes sent to clients (http: response heads and bodies), by listener, pool and server.',
+        'bytesOut',
+      ],
+    ] as const) {
+      new Counter({
+        name,
+        help,
+        labelNames: ['listener', 'pool', 'server'] as const,
+        registers: [registry],
+        collect() {
+          this.reset();
+          for (const e of self.allEntries()) if (e[field] > 0) this.inc(e.labels, e[field]);
+        },
+      });
+    }
     new Gauge({
       name: 'fulcrum_server_up',
       help: '1 when the server is up (health checks pass and no operator took it out), else 0.',
@@ -509,6 +583,12 @@ export class Telemetry implements TrafficObserver {
         for (const p of self.runtime.pools.values()) this.inc({ pool: p.name }, p.reassigned);
       },
     });
+    new Gauge({
+      name: 'fulcrum_build_info',
+      help: 'Always 1; the labels say which Fulcrum and which Node.js run.',
+      labelNames: ['version', 'node'] as const,
+      registers: [registry],
+    }).set({ version: VERSION, node: process.versions.node }, 1);
     new Counter({
       name: 'fulcrum_protection_rejected_total',
       help: "Connections and requests refused by a listener's protection, by reason (deny, connections, rate, body-size, url-length).",
@@ -535,6 +615,19 @@ export class Telemetry implements TrafficObserver {
       },
     });
   }
+}
+
+function emptyTotals(): Totals {
+  return { requests: 0, errors4xx: 0, errors5xx: 0, retries: 0, bytesIn: 0, bytesOut: 0 };
+}
+
+function addTo(t: Totals, e: Entry): void {
+  t.requests += e.count;
+  t.errors4xx += e.codes[4]!;
+  t.errors5xx += e.codes[5]!;
+  t.retries += e.retries;
+  t.bytesIn += e.bytesIn;
+  t.bytesOut += e.bytesOut;
 }
 
 /** The inner map of `outer` at `key`, created when missing. */

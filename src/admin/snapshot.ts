@@ -10,7 +10,7 @@ import { healthOf } from '../health/index.js';
 import { DnsListener } from '../proxy/dns/dnsListener.js';
 import type { Runtime } from '../runtime/runtime.js';
 import type { Percentiles } from './live.js';
-import type { Telemetry } from './metrics.js';
+import type { Telemetry, Totals } from './metrics.js';
 
 export interface ServerView {
   id: string;
@@ -26,8 +26,12 @@ export interface ServerView {
   ejectedUntil: string | null;
   ejections: number;
   active: number;
+  /** Idle keep-alive connections to the server (http). */
+  idleConnections: number;
   total: number;
   failures: number;
+  /** Requests, errors, retries and bytes since the admin endpoint started. */
+  totals: Totals;
   /** Requests (or connections) per second over the last second. */
   requestRate: number;
   /** This server's part of the pool's request rate, 0..1. */
@@ -67,6 +71,8 @@ export interface ListenerView {
   connections: number;
   /** Requests (http), connections (tcp), flows (udp), queries answered (dns). */
   requests: number;
+  /** Requests, errors, retries and bytes since the admin endpoint started. */
+  totals: Totals;
 }
 
 export interface StatusView {
@@ -112,8 +118,10 @@ export function serverView(
     ejectedUntil: s.ejectedUntil > now ? iso(s.ejectedUntil) : null,
     ejections: ctx.telemetry.ejectionsOf(pool.name, s.id),
     active: s.active,
+    idleConnections: ctx.runtime.upstreams.idleCount(s),
     total: s.total,
     failures: s.failures,
+    totals: ctx.telemetry.serverTotals(pool.name, s.id),
     requestRate: round2(live.rate),
     share: total > 0 ? round2(live.rate / total) : 0,
     latencyMs: live.percentiles(),
@@ -176,6 +184,7 @@ export function listenerViews(ctx: ViewContext): ListenerView[] {
       connections: l.connectionCount,
       // A dns listener's "requests" are the queries it answered.
       requests: l instanceof DnsListener ? l.stats.queries : ctx.telemetry.requestsOf(l.name),
+      totals: ctx.telemetry.listenerTotals(l.name),
     });
   }
   return out;

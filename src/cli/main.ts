@@ -1,7 +1,10 @@
 #!/usr/bin/env node
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { configOrDefault, DEFAULT_CONFIG } from '../config/defaultFile.js';
 import { ConfigError, formatAddress, parseDuration } from '../config/index.js';
-import { type LogLevel, log } from '../core/log.js';
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel, log } from '../core/log.js';
+import { VERSION } from '../core/version.js';
+import { describeReload } from '../runtime/describeReload.js';
 import { type ReloadSummary, Runtime } from '../runtime/runtime.js';
 
 /** Exit status for a bad config (`check` and `start`), as the contract says. */
@@ -11,10 +14,25 @@ const program = new Command();
 program
   .name('fulcrum')
   .description('An L4/L7 load balancer: spreads HTTP requests over a pool of servers.')
-  .version(process.env.npm_package_version ?? '0.1.0')
-  .option('--log-level <level>', 'debug | info | warn | error', 'info')
+  .version(VERSION)
+  // Every command's help lists the options that apply to it all (--log-level, --log-format).
+  .configureHelp({ showGlobalOptions: true })
+  .addOption(
+    new Option('--log-level <level>', 'process log level (debug says the most)')
+      .choices(LOG_LEVELS)
+      .env('FULCRUM_LOG_LEVEL')
+      .default('info'),
+  )
+  .addOption(
+    new Option('--log-format <format>', 'process log lines: text, or one JSON object a line')
+      .choices(LOG_FORMATS)
+      .env('FULCRUM_LOG_FORMAT')
+      .default('text'),
+  )
   .hook('preAction', (cmd) => {
-    log.level = cmd.opts().logLevel as LogLevel;
+    const opts = cmd.opts<{ logLevel: LogLevel; logFormat: LogFormat }>();
+    log.level = opts.logLevel;
+    log.format = opts.logFormat;
   })
   .showHelpAfterError();
 
@@ -23,9 +41,10 @@ program
   .description(
     'Run the balancer in the foreground. SIGHUP reloads the file in place; SIGTERM/SIGINT finish requests in flight, then exit.',
   )
-  .requiredOption('-c, --config <file>', 'YAML config file')
+  .option('-c, --config <file>', `YAML config file (default: ./${DEFAULT_CONFIG} when present)`)
   .addHelpText('after', '\nExample:\n  fulcrum start -c fulcrum.yaml')
-  .action(async (opts: { config: string }) => {
+  .action(async (given: { config?: string }) => {
+    const opts = { config: requireConfig(given.config) };
     const { runtime, reload, stop: stopAll } = await loadAndStart(opts.config);
     let stopping = false;
     const stop = async (signal: string) => {
@@ -51,8 +70,9 @@ program
 program
   .command('check')
   .description('Validate a config file: exit 0 when valid, 2 with every problem listed when not.')
-  .requiredOption('-c, --config <file>', 'YAML config file')
-  .action(async (opts: { config: string }) => {
+  .option('-c, --config <file>', `YAML config file (default: ./${DEFAULT_CONFIG} when present)`)
+  .action(async (given: { config?: string }) => {
+    const opts = { config: requireConfig(given.config) };
     try {
       // What start loads: the file with its state file on top, so check refuses what start would.
       const { loadWithState } = await import('../admin/state.js');
@@ -112,14 +132,12 @@ Example, a three-node session cluster (each backend holds and replicates the ses
       ...(opts.id === undefined ? {} : { id: opts.id }),
       ...(cluster === undefined ? {} : { cluster: { ...cluster, logger: log } }),
     });
-    // A cluster node that cannot start (its cluster port taken, ...) says why and exits 2.
-    const b =
-      cluster === undefined
-        ? await starting
-        : await starting.catch((err: Error) => {
-            process.stderr.write(`fulcrum backend: ${err.message}\n`);
-            process.exit(EXIT_CONFIG);
-          });
+    // A backend that cannot start (its port or cluster port taken, ...) says why in one line and
+    // exits 2, as `fulcrum start` does.
+    const b = await starting.catch((err: Error) => {
+      process.stderr.write(`fulcrum backend: ${err.message}\n`);
+      process.exit(EXIT_CONFIG);
+    });
     log.info(
       `backend ${b.id} listening on http://${formatAddress(b)}${
         cluster === undefined ? '' : ` (session cluster ${cluster.mode}, node ${cluster.listen})`
@@ -243,6 +261,18 @@ program
     process.on('SIGINT', stop);
   });
 
+program
+  .command('schema')
+  .description("Print the config file's JSON Schema (for editors: completion and checking of fulcrum.yaml).")
+  .addHelpText(
+    'after',
+    '\nExample:\n  fulcrum schema > fulcrum.schema.json\n  # then, as the first line of fulcrum.yaml:\n  # yaml-language-server: $schema=fulcrum.schema.json',
+  )
+  .action(async () => {
+    const { configJsonSchemaText } = await import('../config/jsonSchema.js');
+    process.stdout.write(configJsonSchemaText());
+  });
+
 // ---------------------------------------------------------------------------------------------
 // Admin API client: `fulcrum status`, `fulcrum server add|drain|ready|maintenance|weight|remove`.
 // The requests, output and exit codes (0 ok, 2 bad input, 1 other failures) live in
@@ -252,13 +282,16 @@ function adminTarget(cmd: Command): Command {
   return cmd
     .option(
       '--admin <url>',
-      'admin API URL (default: $FULCRUM_ADMIN, admin.listen of -c FILE, http://127.0.0.1:9000)',
+      'admin API URL (default: $FULCRUM_ADMIN, admin.listen of the config file, http://127.0.0.1:9000)',
     )
     .option(
       '--token <token>',
       'admin bearer token (default: $FULCRUM_ADMIN_TOKEN, or admin.token of -c FILE)',
     )
-    .option('-c, --config <file>', 'take the admin address and token from this config file')
+    .option(
+      '-c, --config <file>',
+      `take the admin address and token from this config file (default: ./${DEFAULT_CONFIG} when present)`,
+    )
     .option('--json', 'print the API answer as JSON');
 }
 
@@ -371,19 +404,12 @@ async function loadAndStart(file: string): Promise<Running> {
   }
 }
 
-function describeReload(s: ReloadSummary): string {
-  const parts: string[] = [];
-  const say = (what: string, names: string[]) => {
-    if (names.length > 0) parts.push(`${what} ${names.join(', ')}`);
-  };
-  say('listeners added:', s.listeners.added);
-  say('listeners removed:', s.listeners.removed);
-  say('pools added:', s.pools.added);
-  say('pools removed:', s.pools.removed);
-  say('pools changed:', s.pools.updated);
-  say('servers added:', s.servers.added);
-  say('servers removed:', s.servers.removed);
-  return parts.length > 0 ? parts.join('; ') : 'no change';
+/** The `-c` file, else ./fulcrum.yaml; without either, says so and exits 2. */
+function requireConfig(given: string | undefined): string {
+  const file = configOrDefault(given);
+  if (file !== undefined) return file;
+  process.stderr.write(`fulcrum: no config file: give -c FILE, or run where ./${DEFAULT_CONFIG} is\n`);
+  process.exit(EXIT_CONFIG);
 }
 
 function exitWithConfigError(err: unknown): never {

@@ -37,6 +37,8 @@ export interface ConfigDiff {
   /** `accessLog` added, removed or moved to another path. */
   accessLog: boolean;
   shutdownTimeout: boolean;
+  /** The top-level settings other than listeners and pools that changed (`admin`, `accessLog`, ...). */
+  settings: string[];
   /** Nothing changed at all. */
   unchanged: boolean;
 }
@@ -65,8 +67,17 @@ export function diffConfig(before: Config, after: Config): ConfigDiff {
     },
     accessLog: before.accessLog?.path !== after.accessLog?.path,
     shutdownTimeout: before.shutdownTimeout !== after.shutdownTimeout,
+    settings: changedSettings(before, after),
     unchanged: isDeepStrictEqual(before, after) && pools.changed.length === 0,
   };
+}
+
+function changedSettings(before: Config, after: Config): string[] {
+  const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
+  keys.delete('listeners');
+  keys.delete('pools');
+  const value = (c: Config, key: string) => (c as unknown as Record<string, unknown>)[key];
+  return [...keys].filter((key) => !isDeepStrictEqual(value(before, key), value(after, key)));
 }
 
 function diffNamed<T extends { name: string }>(before: readonly T[], after: readonly T[]): NamedChanges {

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { ALGORITHMS } from '../balancing/registry.js';
 import { formatDuration } from './duration.js';
 import { ValueError } from './errors.js';
+import * as h from './jsonHints.js';
 import { loadServerTls, serverNameValue } from './serverTls.js';
 import type {
   AccessLogConfig,
@@ -38,20 +39,26 @@ import * as v from './values.js';
  * undefined and is reported by the loader as `missing required key`, so wrap optional keys.
  */
 function value<T>(parse: v.ValueParser<T>) {
-  return z.unknown().transform((input, ctx): T => {
-    if (input === undefined) {
-      // No message: the loader's error map words a missing key.
-      ctx.issues.push({ code: 'custom', input });
-      return z.NEVER;
-    }
-    try {
-      return parse(input);
-    } catch (error) {
-      if (!(error instanceof ValueError)) throw error;
-      ctx.issues.push({ code: 'custom', input, message: error.message });
-      return z.NEVER;
-    }
-  });
+  return (
+    z
+      .unknown()
+      .transform((input, ctx): T => {
+        if (input === undefined) {
+          // No message: the loader's error map words a missing key.
+          ctx.issues.push({ code: 'custom', input });
+          return z.NEVER;
+        }
+        try {
+          return parse(input);
+        } catch (error) {
+          if (!(error instanceof ValueError)) throw error;
+          ctx.issues.push({ code: 'custom', input, message: error.message });
+          return z.NEVER;
+        }
+      })
+      // What the parser accepts, for the JSON Schema (jsonSchema.ts).
+      .meta(h.hintOf(parse as v.ValueParser<unknown>))
+  );
 }
 
 export const PROTOCOLS = ['http', 'tcp', 'udp', 'dns'] as const;
@@ -59,11 +66,11 @@ export { ALGORITHMS };
 export const RETRY_ON = ['connect-failure', 'reset', 'timeout', '5xx'] as const;
 const DEFAULT_RETRY_ON: RetryOn[] = ['connect-failure', 'reset'];
 
-const positive = v.integer(1);
+const positive = h.integer(1);
 
 const AdminSchema = z.strictObject({
   listen: value(v.listenAddress),
-  token: value(v.secret(1)).optional(),
+  token: value(h.secret(1)).optional(),
 }) satisfies z.ZodType<AdminConfig>;
 
 const AccessLogSchema = z.strictObject({
@@ -104,8 +111,8 @@ const RouteSchema = z.strictObject({
 }) satisfies z.ZodType<RouteConfig>;
 
 const QueueSchema = z.strictObject({
-  size: value(v.integer(0)).default(1000),
-  timeout: value(v.duration(1)).default(5000),
+  size: value(h.integer(0)).default(1000),
+  timeout: value(h.duration(1)).default(5000),
 }) satisfies z.ZodType<QueueConfig>;
 
 const TlsSchema = z.strictObject({
@@ -134,38 +141,44 @@ function rateKey(input: unknown): RateKey {
   throw new ValueError('ip, header:NAME or cookie:NAME', input);
 }
 
+const RATE_KEY = h.hinted(rateKey, {
+  type: 'string',
+  pattern: "^(ip|(header|cookie):[!#$%&'*+.^_`|~0-9A-Za-z-]+)$",
+  description: 'ip, header:NAME or cookie:NAME',
+});
+
 const ProtectionSchema = z
   .strictObject({
     rateLimit: z
       .strictObject({
         requests: value(positive),
-        per: value(v.duration(1)),
+        per: value(h.duration(1)),
         burst: value(positive).optional(),
-        key: value(rateKey).default({ from: 'ip' }),
+        key: value(RATE_KEY).default({ from: 'ip' }),
       })
       .transform((r) => ({ ...r, burst: r.burst ?? r.requests }))
       .optional(),
     connections: z.strictObject({ perClient: value(positive) }).optional(),
     timeouts: z
       .strictObject({
-        header: value(v.duration(1)).optional(),
-        idle: value(v.duration(1)).optional(),
+        header: value(h.duration(1)).optional(),
+        idle: value(h.duration(1)).optional(),
         bodyMinRate: value(v.byteRate).optional(),
       })
       .optional(),
     limits: z
       .strictObject({
-        maxBodySize: value(v.byteSize(0)).optional(),
-        maxUrlLength: value(v.byteSize(1)).optional(),
-        maxHeaders: value(v.integer(1, 10_000)).optional(),
+        maxBodySize: value(h.byteSize(0)).optional(),
+        maxUrlLength: value(h.byteSize(1)).optional(),
+        maxHeaders: value(h.integer(1, 10_000)).optional(),
       })
       .optional(),
     detect: z
       .strictObject({
         enabled: value(v.boolean).default(true),
-        blockFor: value(v.duration(1)).default(600_000),
-        window: value(v.duration(100)).default(10_000),
-        sustain: value(v.integer(1, 100)).default(2),
+        blockFor: value(h.duration(1)).default(600_000),
+        window: value(h.duration(100)).default(10_000),
+        sustain: value(h.integer(1, 100)).default(2),
       })
       .optional(),
     shared: value(v.redisUrl).optional(),
@@ -180,20 +193,20 @@ const DnsRecordSchema = z.strictObject({
   pool: value(v.nonEmptyString).optional(),
   type: z.enum(['address', 'A', 'AAAA', 'SRV']).default('address'),
   answers: value(positive).optional(),
-  ttl: value(v.duration(0, 2_147_483_647_000)).optional(),
+  ttl: value(h.duration(0, 2_147_483_647_000)).optional(),
 });
 
 const DnsZoneSchema = z.strictObject({
   name: value(v.dnsZoneName),
-  ttl: value(v.duration(0, 2_147_483_647_000)).default(30_000),
+  ttl: value(h.duration(0, 2_147_483_647_000)).default(30_000),
   records: z.array(DnsRecordSchema).default([]),
 });
 
 const DnsRateLimitSchema = z.strictObject({
-  responses: value(v.integer(0)).default(100),
-  per: value(v.duration(1)).default(1000),
-  ipv4Prefix: value(v.integer(0, 32)).default(24),
-  ipv6Prefix: value(v.integer(0, 128)).default(56),
+  responses: value(h.integer(0)).default(100),
+  per: value(h.duration(1)).default(1000),
+  ipv4Prefix: value(h.integer(0, 32)).default(24),
+  ipv6Prefix: value(h.integer(0, 128)).default(56),
 }) satisfies z.ZodType<DnsRateLimitConfig>;
 
 const ListenerSchema = z
@@ -205,27 +218,27 @@ const ListenerSchema = z
     pool: value(v.nonEmptyString).optional(),
     routes: z.array(RouteSchema).default([]),
     trustedProxies: z.array(value(v.cidr)).default([]),
-    maxHeaderSize: value(v.integer(1024, 1024 * 1024)).default(16384),
+    maxHeaderSize: value(h.integer(1024, 1024 * 1024)).default(16384),
     maxConnections: value(positive).optional(),
     acceptProxyProtocol: value(v.boolean).optional(),
     queue: QueueSchema.optional(),
     maxFlows: value(positive).optional(),
     protection: ProtectionSchema.optional(),
     zones: z.array(DnsZoneSchema).optional(),
-    maxUdpSize: value(v.integer(512, 65535)).optional(),
+    maxUdpSize: value(h.integer(512, 65535)).optional(),
     responseRateLimit: DnsRateLimitSchema.optional(),
     timeouts: z
       .strictObject({
-        requestHead: value(v.duration(1)).default(10_000),
-        idle: value(v.duration(1)).default(60_000),
-        clientHello: value(v.duration(1)).optional(),
+        requestHead: value(h.duration(1)).default(10_000),
+        idle: value(h.duration(1)).default(60_000),
+        clientHello: value(h.duration(1)).optional(),
       })
       .prefault({}),
     tls: TlsSchema.optional(),
-    hsts: value(v.integer(0)).optional(),
+    hsts: value(h.integer(0)).optional(),
     redirectHttps: value(v.boolean).optional(),
     http2: value(v.boolean).optional(),
-    maxConcurrentStreams: value(v.integer(1, 1_000_000)).optional(),
+    maxConcurrentStreams: value(h.integer(1, 1_000_000)).optional(),
   })
   .transform((listener, ctx): ListenerConfig => {
     // The L4 keys, by protocol (the http-only keys are checked in checks.ts).
@@ -342,7 +355,7 @@ const ServerSchema = z
   .strictObject({
     address: value(v.serverAddress),
     name: value(v.serverName).optional(),
-    weight: value(v.integer(0, 256)).default(1),
+    weight: value(h.integer(0, 256)).default(1),
     backup: value(v.boolean).default(false),
     maxConnections: value(positive).optional(),
     sendProxyProtocol: z.enum(['v1', 'v2', 'none']).optional(),
@@ -367,8 +380,8 @@ const HealthCheckSchema = z.strictObject({
   expectStatus: value(v.statusRange).default([200, 399]),
   expectBody: value(v.nonEmptyString).optional(),
   host: value(v.hostHeader).optional(),
-  interval: value(v.duration(1)).default(2000),
-  timeout: value(v.duration(1)).default(1000),
+  interval: value(h.duration(1)).default(2000),
+  timeout: value(h.duration(1)).default(1000),
   rise: value(positive).default(2),
   fall: value(positive).default(3),
   startDown: value(v.boolean).default(false),
@@ -380,9 +393,9 @@ const OutlierDetectionSchema = z
   .strictObject({
     consecutiveFailures: value(positive).default(5),
     on5xx: value(v.boolean).default(false),
-    ejectFor: value(v.duration(1)).default(30_000),
-    maxEjectFor: value(v.duration(1)).optional(),
-    maxEjectedPercent: value(v.integer(0, 100)).default(50),
+    ejectFor: value(h.duration(1)).default(30_000),
+    maxEjectFor: value(h.duration(1)).optional(),
+    maxEjectedPercent: value(h.integer(0, 100)).default(50),
   })
   .transform((outlier, ctx): OutlierDetectionConfig => {
     const { maxEjectFor } = outlier;
@@ -399,7 +412,7 @@ const OutlierDetectionSchema = z
   });
 
 const RetriesSchema = z.strictObject({
-  attempts: value(v.integer(0, 100)).default(1),
+  attempts: value(h.integer(0, 100)).default(1),
   on: z
     .array(z.enum(RETRY_ON))
     .default(DEFAULT_RETRY_ON)
@@ -411,10 +424,10 @@ const StickySchema = z.strictObject({
   mode: z.enum(['insert', 'learn']).default('insert'),
   cookie: value(v.cookieName).default('fulcrum_srv'),
   // Not timers (cookie Max-Age, store expiry), so longer than the 24-day timer cap is fine.
-  ttl: value(v.duration(1, Number.MAX_SAFE_INTEGER)).optional(),
-  idle: value(v.duration(1, Number.MAX_SAFE_INTEGER)).optional(),
+  ttl: value(h.duration(1, Number.MAX_SAFE_INTEGER)).optional(),
+  idle: value(h.duration(1, Number.MAX_SAFE_INTEGER)).optional(),
   store: value(v.store).default('memory'),
-  secret: value(v.secret(16)).optional(),
+  secret: value(h.secret(16)).optional(),
   maxEntries: value(positive).default(100_000),
 }) satisfies z.ZodType<StickyConfig>;
 
@@ -441,16 +454,16 @@ const PoolSchema = z.strictObject({
   outlierDetection: OutlierDetectionSchema.optional(),
   retries: RetriesSchema.prefault({}),
   sticky: StickySchema.optional(),
-  slowStart: value(v.duration(0)).default(0),
+  slowStart: value(h.duration(0)).default(0),
   timeouts: z
     .strictObject({
-      connect: value(v.duration(1)).default(5000),
-      response: value(v.duration(1)).default(60_000),
-      idle: value(v.duration(1)).default(30_000),
+      connect: value(h.duration(1)).default(5000),
+      response: value(h.duration(1)).default(60_000),
+      idle: value(h.duration(1)).default(30_000),
     })
     .prefault({}),
-  maxIdlePerServer: value(v.integer(0)).default(64),
-  drainTimeout: value(v.duration(0)).optional(),
+  maxIdlePerServer: value(h.integer(0)).default(64),
+  drainTimeout: value(h.duration(0)).optional(),
   sendProxyProtocol: z.enum(['v1', 'v2']).optional(),
   tls: PoolTlsSchema.optional(),
 }) satisfies z.ZodType<PoolConfig>;
@@ -459,7 +472,7 @@ export const ConfigSchema = z
   .strictObject({
     admin: AdminSchema.optional(),
     accessLog: AccessLogSchema.optional(),
-    shutdownTimeout: value(v.duration(0)).default(30_000),
+    shutdownTimeout: value(h.duration(0)).default(30_000),
     listeners: z.array(ListenerSchema).min(1, 'expected at least one listener, got an empty list'),
     pools: z.array(PoolSchema).min(1, 'expected at least one pool, got an empty list'),
   })

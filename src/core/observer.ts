@@ -13,10 +13,17 @@ export interface ExchangeRecord {
   /** HTTP only ('' for L4). */
   method: string;
   path: string;
+  /** HTTP only: the query string without '?', the Host header, User-Agent, X-Request-Id. */
+  query?: string;
+  host?: string;
+  userAgent?: string;
+  requestId?: string;
   /** HTTP status sent to the client; 0 for L4 or when the client went away first. */
   status: number;
   /** Bytes sent to the client (response body and head for HTTP). */
   bytesOut: number;
+  /** Bytes received from the client (request head and body for HTTP), when the front counts them. */
+  bytesIn?: number;
   /** Time from the request head (or connection) to the end of the response (or connection). */
   durationMs: number;
   /** Tries beyond the first. */

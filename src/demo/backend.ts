@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { formatAddress } from '../config/address.js';
+import { listenError } from '../proxy/listener.js';
 import {
   getSession,
   type Logger,
@@ -82,9 +83,10 @@ export async function startBackend(options: BackendOptions): Promise<RunningBack
     else socket.destroy();
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    // In the balancer's words ("address 127.0.0.1:3001 is already in use"), not a raw errno.
+    server.once('error', (err: NodeJS.ErrnoException) => reject(listenError(host, options.port, err)));
     server.listen({ host, port: options.port }, () => {
-      server.off('error', reject);
+      server.removeAllListeners('error');
       resolve();
     });
   }).catch(async (err: unknown) => {

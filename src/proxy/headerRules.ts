@@ -3,6 +3,7 @@
  * connection-specific (hop-by-hop, never forwarded), what a proxy adds (X-Forwarded-For, -Proto,
  * -Host, Via), and whose X-Forwarded-* to believe (trusted proxies only).
  */
+import { randomUUID } from 'node:crypto';
 import type { CidrSet } from '../core/cidr.js';
 import { Framing, isHopByHop, type MessageHead, type RequestHead, rawLines } from './http/headParser.js';
 
@@ -20,6 +21,7 @@ export interface ForwardedFor {
  * The HTTP/1.1 head sent to the server: unchanged header lines forwarded as raw runs, hop-by-hop
  * fields and those named in Connection dropped, X-Forwarded-* and Via added. `serverAddress`
  * names the server for a request without Host (HTTP/1.0), since HTTP/1.1 servers require one.
+ * A request without X-Request-Id gets one (kept in `r.requestId`, the same on every try).
  */
 export function upstreamRequestHead(r: RequestHead, from: ForwardedFor, serverAddress: string): string {
   let h = `${r.method} ${r.target} HTTP/1.1\r\n`;
@@ -29,9 +31,14 @@ export function upstreamRequestHead(r: RequestHead, from: ForwardedFor, serverAd
   let keepHost = false;
   const tokens = r.connectionTokens;
   let run = -1;
+  let hasId = false;
   for (let i = 0; i < r.count; i++) {
     const name = r.names[i]!;
     let keep = true;
+    if (name.length === 12 && name === 'x-request-id') {
+      hasId = true;
+      r.requestId = r.values[i]!;
+    }
     if (name === 'host' && r.absoluteForm) {
       // A proxy makes Host from an absolute-form target, never forwards the one received.
       keep = false;
@@ -68,6 +75,10 @@ export function upstreamRequestHead(r: RequestHead, from: ForwardedFor, serverAd
   h += `x-forwarded-for: ${xff === '' ? from.peerIp : `${xff}, ${from.peerIp}`}\r\n`;
   if (!keepProto) h += `x-forwarded-proto: ${from.proto}\r\n`;
   if (!keepHost && r.hostHeader !== '') h += `x-forwarded-host: ${r.hostHeader}\r\n`;
+  if (!hasId) {
+    if (r.requestId === '') r.requestId = randomUUID();
+    h += `x-request-id: ${r.requestId}\r\n`;
+  }
   return `${h}via: ${r.h2 ? '2' : `1.${r.minor}`} fulcrum\r\n\r\n`;
 }
 

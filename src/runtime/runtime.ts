@@ -46,6 +46,8 @@ export interface ReloadSummary {
   listeners: { added: string[]; removed: string[]; updated: string[] };
   pools: { added: string[]; removed: string[]; updated: string[] };
   servers: { added: string[]; removed: string[] };
+  /** Top-level settings besides listeners and pools that changed (`admin`, `accessLog`, ...). */
+  settings: string[];
 }
 
 /** The summary of a reload, from its diff. */
@@ -57,6 +59,7 @@ function reloadSummary(diff: ConfigDiff): ReloadSummary {
     listeners: named(diff.listeners),
     pools: named(diff.pools),
     servers: { added: servers('added'), removed: servers('removed') },
+    settings: diff.settings,
   };
 }
 

@@ -54,20 +54,27 @@ ${serverList(backends)}
         'client',
         'listener',
         'method',
+        'host',
         'path',
+        'query',
         'status',
-        'bytes',
+        'bytesIn',
+        'bytesOut',
         'pool',
         'server',
         'duration',
         'retries',
+        'requestId',
+        'userAgent',
       ]);
       assert.match(first.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
       assert.equal(first.client, '127.0.0.1');
       assert.equal(first.method, 'GET');
       assert.equal(first.path, '/whoami');
       assert.equal(first.status, 200);
-      assert.ok(first.bytes > 10);
+      assert.ok(first.bytesOut > 10);
+      assert.ok(first.bytesIn > 10);
+      assert.equal(first.query, 'q=1');
       assert.equal(first.server, 'a');
       assert.equal(typeof first.duration, 'number');
       assert.equal(first.retries, 0);
@@ -88,6 +95,97 @@ ${serverList(backends)}
     }
   },
 );
+
+test(
+  'lines reach the file within about a second, with host, query, user agent, request id and bytes',
+  TIMEOUT,
+  async () => {
+    const dir = tempDir('fulcrum-access-');
+    const backends = await startBackends(1);
+    const lb = await startBalancer(`
+listeners: [{ name: web, protocol: http, listen: "127.0.0.1:0", pool: web }]
+pools:
+  - name: web
+    servers:
+${serverList(backends)}
+`);
+    const file = join(dir.path, 'access.log');
+    const log = await createAccessLog({ path: file });
+    const remove = addObserver(lb.runtime, log);
+    try {
+      // The sample backend echoes the headers it got: the generated id reached the server.
+      const echo = await request(lb.port, {
+        method: 'POST',
+        path: '/echo?a=1&b=2',
+        headers: { host: 'shop.example', 'user-agent': 'probe/1.0' },
+        body: 'hello',
+      });
+      const sent = (JSON.parse(echo.body) as { headers: Record<string, string> }).headers['x-request-id'];
+      assert.match(sent ?? '', /^[0-9a-f-]{36}$/);
+      // A client's own id is passed on as it is.
+      const own = await request(lb.port, { path: '/echo', headers: { 'x-request-id': 'abc-123' } });
+      assert.equal(
+        (JSON.parse(own.body) as { headers: Record<string, string> }).headers['x-request-id'],
+        'abc-123',
+      );
+      // No flush(): the timer writes the lines (4 KiB would never fill with two).
+      const started = Date.now();
+      let text = '';
+      while (Date.now() - started < 3000) {
+        text = readFileSync(file, 'utf8');
+        if (text.split('\n').length > 2) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const lines = text
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
+      assert.equal(lines.length, 2, text);
+      assert.ok(Date.now() - started < 2000, `written after ${Date.now() - started} ms`);
+      const [first, second] = lines;
+      assert.equal(first.host, 'shop.example');
+      assert.equal(first.path, '/echo');
+      assert.equal(first.query, 'a=1&b=2');
+      assert.equal(first.userAgent, 'probe/1.0');
+      assert.equal(first.requestId, sent);
+      assert.ok(first.bytesIn > 5, String(first.bytesIn));
+      assert.ok(first.bytesOut > 5, String(first.bytesOut));
+      assert.equal(second.requestId, 'abc-123');
+      assert.equal(second.query, '');
+    } finally {
+      remove();
+      await log.close();
+      await lb.stop();
+      await Promise.all(backends.map((b) => b.close()));
+      dir.remove();
+    }
+  },
+);
+
+// pino.destination flushes at exit by itself: this guards it (it passed before issue 19 too).
+test('process.exit without close still writes the buffered lines', TIMEOUT, async () => {
+  const dir = tempDir('fulcrum-access-');
+  try {
+    const file = join(dir.path, 'exit.log');
+    const module = new URL('../../src/admin/accessLog.js', import.meta.url).href;
+    // One line, then an immediate exit: no timer tick, no close().
+    const script = `const { createAccessLog } = await import(${JSON.stringify(module)});
+const log = await createAccessLog({ path: ${JSON.stringify(file)} });
+log.onExchange({ listener: 'web', protocol: 'http', pool: 'web', server: 'a', clientIp: '127.0.0.1',
+  method: 'GET', path: '/', status: 200, bytesOut: 10, durationMs: 1, retries: 0, at: Date.now() });
+process.exit(0);`;
+    const code = await new Promise<number | null>((resolve) => {
+      const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: 'inherit' });
+      child.on('exit', resolve);
+    });
+    assert.equal(code, 0);
+    const lines = readFileSync(file, 'utf8').trim().split('\n');
+    assert.equal(lines.length, 1);
+    assert.equal(JSON.parse(lines[0]!).server, 'a');
+  } finally {
+    dir.remove();
+  }
+});
 
 test('an access log that cannot be opened is an error naming accessLog.path', TIMEOUT, async () => {
   const dir = tempDir('fulcrum-access-');

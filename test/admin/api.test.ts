@@ -162,35 +162,26 @@ test(
         [
           { address: '127.0.0.1:9', name: 'x', weight: 300 },
           400,
-          ['pools[0].servers[2].weight: expected an integer from 0 to 256, got 300'],
+          ['weight: expected an integer from 0 to 256, got 300'],
         ],
-        [{ name: 'x' }, 400, ['pools[0].servers[2]: missing required key "address"']],
-        [
-          { address: '127.0.0.1:9', wieght: 2 },
-          400,
-          ['pools[0].servers[2]: unknown key "wieght"; did you mean "weight"?'],
-        ],
-        [{ address: 'localhost' }, 400, ['pools[0].servers[2].address: expected host:port, got "localhost"']],
+        [{ name: 'x' }, 400, ['missing required key "address"']],
+        [{ address: '127.0.0.1:9', wieght: 2 }, 400, ['unknown key "wieght"; did you mean "weight"?']],
+        [{ address: 'localhost' }, 400, ['address: expected host:port, got "localhost"']],
         [
           { address: '127.0.0.1:9', name: 'a' },
           400,
-          [
-            'pools[0].servers[2].name: expected a server not already in the pool, got "a" (already used by pools[0].servers[0])',
-          ],
+          ['name: expected a server not already in the pool, got "a" (already used by pool web, server a)'],
         ],
         [
           { address: '127.0.0.1:9', backup: 'yes', weight: -1 },
           400,
-          [
-            'pools[0].servers[2].weight: expected an integer from 0 to 256, got -1',
-            'pools[0].servers[2].backup: expected true or false, got "yes"',
-          ],
+          ['weight: expected an integer from 0 to 256, got -1', 'backup: expected true or false, got "yes"'],
         ],
         [
           { address: '127.0.0.1:9', maxConnections: 5 },
           400,
           [
-            'pools[0].servers[2].maxConnections: only allowed in pools that only tcp or udp listeners use, got pool "web" used by http listener "web"',
+            'maxConnections: only allowed in pools that only tcp or udp listeners use, got pool "web" used by http listener "web"',
           ],
         ],
       ];
@@ -198,11 +189,11 @@ test(
         const r = await add(body);
         assert.equal(r.status, status, JSON.stringify(body));
         assert.deepEqual(
-          r.data.problems?.map((p) => `${p.path}: ${p.message}`).sort(),
+          r.data.problems?.map((p) => (p.path ? `${p.path}: ${p.message}` : p.message)).sort(),
           [...problems].sort(),
           JSON.stringify(body),
         );
-        for (const p of problems) assert.ok(r.data.error!.includes(`request: ${p}`), r.data.error);
+        for (const p of problems) assert.ok(r.data.error!.includes(p), r.data.error);
       }
       const notObject = await add(['127.0.0.1:9']);
       assert.equal(notObject.status, 400);
@@ -241,17 +232,11 @@ test('PATCH sets the weight; invalid weights get the config errors', TIMEOUT, as
     const bad = await api(lab.port, 'PATCH', '/api/pools/web/servers/b', { weight: 'heavy' });
     assert.equal(bad.status, 400);
     assert.deepEqual(bad.data.problems, [
-      { path: 'pools[0].servers[1].weight', message: 'expected an integer from 0 to 256, got "heavy"' },
+      { path: 'weight', message: 'expected an integer from 0 to 256, got "heavy"' },
     ]);
-    assert.equal(
-      bad.data.error,
-      'request: pools[0].servers[1].weight: expected an integer from 0 to 256, got "heavy"',
-    );
+    assert.equal(bad.data.error, 'weight: expected an integer from 0 to 256, got "heavy"');
     const big = await api(lab.port, 'PATCH', '/api/pools/web/servers/b', { weight: 1.5 });
-    assert.equal(
-      big.data.error,
-      'request: pools[0].servers[1].weight: expected an integer from 0 to 256, got 1.5',
-    );
+    assert.equal(big.data.error, 'weight: expected an integer from 0 to 256, got 1.5');
     assert.equal(lab.lb.runtime.pools.get('web')!.find('b')!.weight, 1);
   } finally {
     await lab.stop();
@@ -304,16 +289,16 @@ test('PATCH rejects unknown states, unknown keys and empty bodies', TIMEOUT, asy
     assert.equal(state.status, 400);
     assert.equal(
       state.data.error,
-      'request: state: expected one of ready, drain, maintenance, got "drian"; did you mean "drain"?',
+      'state: expected one of ready, drain, maintenance, got "drian"; did you mean "drain"?',
     );
     const key = await patch({ wieght: 2 });
-    assert.equal(key.data.error, 'request: unknown key "wieght"; did you mean "weight"?');
+    assert.equal(key.data.error, 'unknown key "wieght"; did you mean "weight"?');
     const empty = await patch({});
-    assert.equal(empty.data.error, 'request: expected at least one of weight, state, got an empty mapping');
+    assert.equal(empty.data.error, 'expected at least one of weight, state, got an empty mapping');
     const list = await patch([1]);
     assert.equal(list.data.error, 'expected a mapping with weight and/or state, got a list');
     const num = await patch({ state: 3 });
-    assert.equal(num.data.error, 'request: state: expected one of ready, drain, maintenance, got 3');
+    assert.equal(num.data.error, 'state: expected one of ready, drain, maintenance, got 3');
     assert.equal(lab.lb.runtime.pools.get('web')!.find('a')!.state, 'up');
   } finally {
     await lab.stop();
@@ -342,7 +327,7 @@ test('DELETE drains a server first, then removes it; the last server cannot go',
     assert.equal(last.status, 400);
     assert.equal(
       last.data.error,
-      'request: pools[0].servers: expected at least one server, got an empty list',
+      'cannot remove server b: pool web: servers: expected at least one server, got an empty list',
     );
     assert.equal(pool().find('b')!.state, 'up', 'a refused removal does not drain');
 

@@ -1,5 +1,6 @@
 /** GET /metrics after known traffic: every family, exact counts, Prometheus naming. */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { test } from 'node:test';
 import { startAdmin } from '../../src/admin/index.js';
@@ -101,7 +102,7 @@ ${serverList([a!, b!])}
         undefined,
         'no checks, no series',
       );
-      assert.equal(sample(m, 'fulcrum_server_active_connections{pool="p",server="a"}'), 0);
+      assert.equal(sample(m, 'fulcrum_server_in_flight{pool="p",server="a"}'), 0);
       assert.equal(sample(m, 'fulcrum_server_weight{pool="p",server="a"}'), 1);
       assert.equal(sample(m, 'fulcrum_listener_connections{listener="web",protocol="http"}'), 0);
       assert.equal(sample(m, 'fulcrum_sticky_reassignments_total{pool="p"}'), 0);
@@ -121,6 +122,11 @@ ${serverList([a!, b!])}
       assert.equal(sample(m, 'fulcrum_requests_total{listener="web",pool="p",server="",code="5xx"}'), 1);
       assert.equal(sample(m, 'fulcrum_requests_total{listener="web",pool="p",server="b",code="2xx"}'), 6);
       assert.equal(sample(m, 'fulcrum_server_state{pool="p",server="a",state="maintenance"}'), 1);
+      // Bytes both ways per listener and server; the keep-alive connection b answered on stays open.
+      assert.ok(sample(m, 'fulcrum_sent_bytes_total{listener="web",pool="p",server="b"}')! > 6 * 100);
+      assert.ok(sample(m, 'fulcrum_received_bytes_total{listener="web",pool="p",server="b"}')! > 6 * 30);
+      assert.ok(sample(m, 'fulcrum_server_idle_connections{pool="p",server="b"}')! >= 1, m);
+      assert.equal(sample(m, 'fulcrum_server_idle_connections{pool="q",server="dead"}'), 0);
 
       // Every family has HELP and TYPE, and names follow the conventions.
       for (const line of m.split('\n')) {
@@ -135,7 +141,10 @@ ${serverList([a!, b!])}
         'fulcrum_requests_total counter',
         'fulcrum_request_duration_seconds histogram',
         'fulcrum_retries_total counter',
-        'fulcrum_server_active_connections gauge',
+        'fulcrum_server_in_flight gauge',
+        'fulcrum_server_idle_connections gauge',
+        'fulcrum_received_bytes_total counter',
+        'fulcrum_sent_bytes_total counter',
         'fulcrum_server_up gauge',
         'fulcrum_server_ejections_total counter',
         'fulcrum_health_checks_total counter',
@@ -169,6 +178,29 @@ ${serverList(backends)}
     const m = (await api(admin.address.port, 'GET', '/metrics')).body;
     assert.doesNotMatch(m, /server="b"/);
     assert.match(m, /server="a",code="2xx"\} 2/);
+  } finally {
+    await admin.close();
+    await lb.stop();
+    await Promise.all(backends.map((b) => b.close()));
+  }
+});
+
+test('fulcrum_build_info names the version and the Node.js release', TIMEOUT, async () => {
+  const backends = await startBackends(1);
+  const lb = await startBalancer(`
+listeners: [{ name: web, protocol: http, listen: "127.0.0.1:0", pool: web }]
+pools:
+  - name: web
+    servers:
+${serverList(backends)}
+`);
+  const admin = await startAdmin(lb.runtime, LOOPBACK, lb.log);
+  try {
+    const m = (await api(admin.address.port, 'GET', '/metrics')).body;
+    const { version } = JSON.parse(
+      readFileSync(new URL('../../../package.json', import.meta.url), 'utf8'),
+    ) as { version: string };
+    assert.equal(sample(m, `fulcrum_build_info{version="${version}",node="${process.versions.node}"}`), 1, m);
   } finally {
     await admin.close();
     await lb.stop();

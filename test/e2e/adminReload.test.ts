@@ -339,7 +339,7 @@ test('without an admin section, a SIGHUP reload applies the state file as start 
   try {
     const four = async () => Promise.all([1, 2, 3, 4].map(() => servedBy(listen)));
     assert.deepEqual(await four(), ['a', 'a', 'a', 'a']);
-    assert.match(await sighup(proc), /reloaded stated\.yaml: no change/);
+    assert.match(await sighup(proc), /reloaded stated\.yaml: nothing changed/);
     assert.deepEqual(await four(), ['a', 'a', 'a', 'a'], 'the reload kept the state file applied');
   } finally {
     await proc.stop();

@@ -168,3 +168,69 @@ ${serverList(backends)}
     await Promise.all(backends.map((b) => b.close().catch(() => {})));
   }
 });
+
+test('at 420 px wide the page does not overflow; totals per listener and server; empty state changes say so', {
+  skip: SKIP,
+  timeout: 60_000,
+}, async (t) => {
+  const backends = await startBackends(2);
+  const lb = await startBalancer(`
+listeners: [{ name: web, protocol: http, listen: "127.0.0.1:0", pool: web }]
+pools:
+  - name: web
+    servers:
+${serverList(backends)}
+`);
+  const admin = await startAdmin(
+    lb.runtime,
+    { listen: { host: '127.0.0.1', port: 0, text: '127.0.0.1:0' } },
+    lb.log,
+    { intervalMs: 200 },
+  );
+  for (let i = 0; i < 4; i++) await request(lb.port, { path: '/whoami' });
+  await request(lb.port, { path: '/missing' }).catch(() => {});
+  const profile = mkdtempSync(join(tmpdir(), 'fulcrum-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--no-first-run',
+      '--disable-background-networking',
+    ],
+    viewport: { width: 420, height: 900 },
+    timeout: 30_000,
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  try {
+    await page.goto(`http://127.0.0.1:${admin.address.port}/`);
+    await page.waitForSelector('tr.server[data-server="b"]', { timeout: 10_000 });
+    await page.waitForFunction(() => document.querySelector('#listeners tr td.num') !== null);
+    const widths = await page.evaluate(() => ({
+      page: document.documentElement.scrollWidth,
+      view: document.documentElement.clientWidth,
+    }));
+    mkdirSync(OUTPUT, { recursive: true });
+    await page.screenshot({ path: join(OUTPUT, 'dashboard-420.png'), fullPage: true });
+    t.diagnostic(`screenshot: ${join(OUTPUT, 'dashboard-420.png')}`);
+    assert.ok(widths.page <= widths.view, `the page scrolls sideways: ${JSON.stringify(widths)}`);
+    assert.match(
+      (await page.locator('#events').textContent()) ?? '',
+      /^No state changes since this page was opened/,
+    );
+    const listener = await page.locator('#listeners tr[data-listener="web"] td').allTextContents();
+    assert.equal(listener[4], '5', `requests: ${listener.join(' | ')}`);
+    assert.match(listener[8] ?? '', /B$/);
+    const total = async (id: string) =>
+      Number(await page.locator(`tr.server[data-server="${id}"] td.total`).textContent());
+    assert.equal((await total('a')) + (await total('b')), 5);
+  } finally {
+    await context.close();
+    rmSync(profile, { recursive: true, force: true });
+    await admin.close();
+    await lb.stop();
+    await Promise.all(backends.map((b) => b.close().catch(() => {})));
+  }
+});

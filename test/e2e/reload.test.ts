@@ -172,6 +172,7 @@ test('the reload summary names what changed and nothing else (from the config di
       listeners: { ...none, updated: ['web'] },
       pools: none,
       servers: { added: [], removed: [] },
+      settings: [],
     });
     assert.equal(runtime.listeners.get('web'), listener, 'the same listener, on the same socket');
     // The same file again: nothing changed, nothing is touched.
@@ -179,12 +180,14 @@ test('the reload summary names what changed and nothing else (from the config di
       listeners: none,
       pools: none,
       servers: { added: [], removed: [] },
+      settings: [],
     });
     writeFileSync(file, yaml(port, backends.slice(0, 1)));
     assert.deepEqual(await runtime.reload(), {
       listeners: none,
       pools: { ...none, updated: ['web'] },
       servers: { added: [], removed: ['web/b'] },
+      settings: [],
     });
     assert.equal((await request(port, { path: '/whoami' })).headers['x-served-by'], 'a');
   } finally {

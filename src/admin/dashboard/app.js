@@ -34,6 +34,14 @@
   const fmtRate = (n) => (n >= 100 ? n.toFixed(0) : n.toFixed(1));
   const fmtMs = (n) =>
     n == null ? '–' : n < 1 ? `${n.toFixed(2)} ms` : n < 100 ? `${n.toFixed(1)} ms` : `${n.toFixed(0)} ms`;
+  const fmtBytes = (n) =>
+    n < 1024
+      ? `${n} B`
+      : n < 1024 ** 2
+        ? `${(n / 1024).toFixed(1)} KiB`
+        : n < 1024 ** 3
+          ? `${(n / 1024 ** 2).toFixed(1)} MiB`
+          : `${(n / 1024 ** 3).toFixed(2)} GiB`;
   const clock = (t) =>
     new Date(t * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
   const ago = (iso) => {
@@ -128,6 +136,12 @@
       'p50',
       'p99',
       'active',
+      'total',
+      '4xx',
+      '5xx',
+      'retries',
+      'in',
+      'out',
       'health',
       'last change',
       '',
@@ -137,7 +151,8 @@
     thead.append(tr);
     const tbody = el('tbody');
     table.append(thead, tbody);
-    section.append(head, charts, table);
+    // The table scrolls sideways inside its panel on a narrow screen; the page does not.
+    section.append(head, charts, el('div', { class: 'table-wrap' }, table));
     document.getElementById('pools').append(section);
     const view = {
       name: p.name,
@@ -220,6 +235,7 @@
     td('p50', 'num p50');
     td('p99', 'num p99');
     td('active', 'num active');
+    for (const name of ['total', 'e4xx', 'e5xx', 'retries', 'bytesIn', 'bytesOut']) td(name, `num ${name}`);
     td('health', 'health');
     td('reason', 'reason');
     const weight = el('input', {
@@ -269,6 +285,13 @@
     cells.p50.textContent = fmtMs(s.latencyMs?.p50);
     cells.p99.textContent = fmtMs(s.latencyMs?.p99);
     cells.active.textContent = String(s.active);
+    const t0 = s.totals;
+    cells.total.textContent = String(t0.requests);
+    cells.e4xx.textContent = String(t0.errors4xx);
+    cells.e5xx.textContent = String(t0.errors5xx);
+    cells.retries.textContent = String(t0.retries);
+    cells.bytesIn.textContent = fmtBytes(t0.bytesIn);
+    cells.bytesOut.textContent = fmtBytes(t0.bytesOut);
     cells.health.textContent = s.health ? `${s.health.ok ? '✓' : '✗'} ${s.health.lastResult}` : '–';
     const t = s.lastTransition;
     cells.reason.textContent = t ? `${t.from} → ${t.to} ${ago(t.at)}: ${t.reason}` : '–';
@@ -282,6 +305,7 @@
     const servers = snap.pools.reduce((n, p) => n + p.servers.length, 0);
     document.getElementById('summary').textContent =
       `${snap.listeners.length} listener(s) · ${snap.pools.length} pool(s) · ${servers} server(s) · up ${snap.uptimeSeconds}s`;
+    renderListeners(snap.listeners);
     const t = Date.parse(snap.time) / 1000;
     for (const p of snap.pools) {
       const view = views.get(p.name) || createView(p);
@@ -310,6 +334,25 @@
     }
   }
 
+  function renderListeners(listeners) {
+    const rows = listeners.map((l) => {
+      const t = l.totals;
+      return el(
+        'tr',
+        { 'data-listener': l.name },
+        el('td', {}, l.name),
+        el('td', {}, l.protocol),
+        el('td', { class: 'address' }, l.listen),
+        ...[l.connections, t.requests, t.errors4xx, t.errors5xx, t.retries].map((n) =>
+          el('td', { class: 'num' }, String(n)),
+        ),
+        el('td', { class: 'num' }, fmtBytes(t.bytesIn)),
+        el('td', { class: 'num' }, fmtBytes(t.bytesOut)),
+      );
+    });
+    document.getElementById('listeners').replaceChildren(...rows);
+  }
+
   function transition(e) {
     const li = el(
       'li',
@@ -319,6 +362,7 @@
       ` ${e.from} → ${e.to}: ${e.reason}`,
     );
     const list = document.getElementById('events');
+    list.querySelector('.empty')?.remove();
     list.prepend(li);
     while (list.children.length > 50) list.lastChild.remove();
     const r = views.get(e.pool)?.rows.get(e.server);

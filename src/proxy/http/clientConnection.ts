@@ -13,6 +13,7 @@ import { CHUNKED_ERROR, CHUNKED_MORE, ChunkedDecoder } from './chunkedDecoder.js
 import {
   Framing,
   findHeadEnd,
+  headerValue,
   newRequestHead,
   parseRequestHead,
   type ResponseHead,
@@ -113,6 +114,8 @@ export class ClientConnection implements ExchangeFront, FrontConnection {
   private reportStart = -1;
   /** performance.now() when an observed exchange began: sub-millisecond durations. */
   private reportAt = 0;
+  /** `socket.bytesRead` at the last report. */
+  private reportRead = 0;
   private startedAt = 0;
 
   constructor(socket: Socket, ctx: ListenerContext, admittedBy: ListenerProtection | null = null) {
@@ -657,6 +660,11 @@ export class ClientConnection implements ExchangeFront, FrontConnection {
     const r = this.req;
     const tried = this.exchange.selection.tried;
     const now = Date.now();
+    // Bytes read since the last report: this request's head and body (and any pipelined bytes).
+    const read = this.socket.bytesRead;
+    const bytesIn = read - this.reportRead;
+    this.reportRead = read;
+    const q = r.target.indexOf('?');
     observer.onExchange({
       listener: this.ctx.name,
       protocol: 'http',
@@ -665,8 +673,13 @@ export class ClientConnection implements ExchangeFront, FrontConnection {
       clientIp: this.selectCtx.clientIp,
       method: r.method,
       path: r.path,
+      query: q < 0 ? '' : r.target.slice(q + 1),
+      host: r.hostHeader,
+      userAgent: headerValue(r, 'user-agent') ?? '',
+      requestId: r.requestId,
       status,
       bytesOut: this.reportStart >= 0 ? this.socket.bytesWritten - this.reportStart : 0,
+      bytesIn,
       durationMs: this.reportStart >= 0 ? performance.now() - this.reportAt : now - this.startedAt,
       retries: this.routed ? Math.max(0, tried.length - 1) : 0,
       at: now,

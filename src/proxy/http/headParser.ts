@@ -66,6 +66,8 @@ export class RequestHead extends MessageHead {
   absoluteForm = false;
   /** The request came over HTTP/2 (the head was built from its header block): Via says 2. */
   h2 = false;
+  /** X-Request-Id as received, or the one generated for the server (set by upstreamRequestHead). */
+  requestId = '';
 }
 
 export class ResponseHead extends MessageHead {
@@ -373,6 +375,7 @@ function interpretFields(m: MessageHead, isRequest: boolean): number {
  */
 export function parseRequestHead(s: string, head: RequestHead, maxHeaders = 100): number {
   head.error = '';
+  head.requestId = '';
   let pos = 0;
   // RFC 9112 2.2: ignore at least one empty line before the request line.
   while (s.startsWith('\r\n', pos)) pos += 2;

@@ -663,6 +663,7 @@ export class TcpSession {
       path: '',
       status: 0,
       bytesOut: this.client.bytesWritten,
+      bytesIn: this.client.bytesRead,
       durationMs: now - this.acceptedAt,
       retries: Math.max(0, tries - 1),
       at: now,
