@@ -1,7 +1,9 @@
 import { isIPv6 } from 'node:net';
 import type { Answer, DecodedPacket, OptAnswer, Packet, Question, SrvAnswer } from 'dns-packet';
 import { AUTHORITATIVE_ANSWER, RECURSION_DESIRED } from 'dns-packet';
-import { type SelectContext, Selection } from '../../core/selection.js';
+import { createPolicy } from '../../balancing/registry.js';
+import type { Pool } from '../../core/pool.js';
+import { type BalancingPolicy, type SelectContext, Selection } from '../../core/selection.js';
 import type { Server } from '../../core/server.js';
 import { HostCache } from './hostCache.js';
 import { family, type Lookup, type RecordSet, targetLabel, type Zone, type ZoneTable } from './zoneTable.js';
@@ -63,6 +65,8 @@ export interface Response {
 export class Responder {
   /** One per listener: answers are built synchronously, one query at a time. */
   private readonly selection = new Selection();
+  /** Per pool, a weighted rotation for least-* pools that only DNS uses (they have no load to compare). */
+  private readonly weighted = new WeakMap<Pool, BalancingPolicy>();
   private readonly ctx: SelectContext = { clientIp: '', hashKey: undefined };
   private readonly order: Server[] = [];
 
@@ -194,18 +198,48 @@ export class Responder {
   private ordered(set: RecordSet, skip: ((s: Server) => boolean) | undefined): Server[] {
     const out = this.order;
     out.length = 0;
-    const selection = this.selection;
-    selection.start(set.pool, this.ctx);
-    const first = selection.peek(skip);
+    const pool = set.pool;
+    const first = this.leastWithoutLoad(pool) ? this.weightedFirst(pool, skip) : this.policyFirst(pool, skip);
     if (first === undefined) return out;
     out.push(first);
-    const eligible = set.pool.eligibleServers();
+    const eligible = pool.eligibleServers();
     const at = eligible.indexOf(first);
     for (let k = 1; k < eligible.length && out.length < set.answers; k++) {
       const s = eligible[(at + k) % eligible.length]!;
       if (skip === undefined || !skip(s)) out.push(s);
     }
     return out;
+  }
+
+  /** The pool's policy's own first choice, without a lease. */
+  private policyFirst(pool: Pool, skip: ((s: Server) => boolean) | undefined): Server | undefined {
+    this.selection.start(pool, this.ctx);
+    return this.selection.peek(skip);
+  }
+
+  /**
+   * least-connections and least-response-time compare live load. When the pool is also proxied
+   * (a server has had leases) those figures are used; a pool that only DNS answers from has none,
+   * so its answers follow the weights instead (smooth weighted round robin).
+   */
+  private leastWithoutLoad(pool: Pool): boolean {
+    const name = pool.policy.name;
+    if (name !== 'least-connections' && name !== 'least-response-time') return false;
+    for (const s of pool.servers) if (s.total > 0) return false;
+    return true;
+  }
+
+  private weightedFirst(pool: Pool, skip: ((s: Server) => boolean) | undefined): Server | undefined {
+    let policy = this.weighted.get(pool);
+    if (policy === undefined) {
+      policy = createPolicy('weighted-round-robin');
+      this.weighted.set(pool, policy);
+    }
+    const eligible = pool.eligibleServers();
+    if (eligible.length === 0) return undefined;
+    const candidates = skip === undefined ? eligible : eligible.filter((s) => !skip(s));
+    if (candidates.length === 0) return undefined;
+    return policy.pick(candidates, this.ctx);
   }
 
   /** ECS scope: an ip-hash answer depends on the client's subnet, any other on nothing of it. */

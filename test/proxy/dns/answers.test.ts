@@ -274,6 +274,30 @@ test('weighted round robin: first answers follow the weights', () => {
   assert.equal(counts.get('10.0.0.1'), 1000);
 });
 
+for (const algorithm of ['least-connections', 'least-response-time'] as const) {
+  test(`${algorithm}: a pool only DNS uses answers by weight; once proxied, by its live figures`, () => {
+    const { responder, pools } = setup();
+    const pool = pools.get('web')!;
+    pool.setPolicy(createPolicy(algorithm));
+    const firsts = (n: number) => {
+      const counts = new Map<unknown, number>();
+      for (let i = 0; i < n; i++) {
+        const first = ask(responder, 'www.example.test', 'A').data[0];
+        counts.set(first, (counts.get(first) ?? 0) + 1);
+      }
+      return counts;
+    };
+    const byWeight = firsts(4000);
+    assert.equal(byWeight.get('10.0.0.2'), 3000);
+    assert.equal(byWeight.get('10.0.0.1'), 1000);
+    // Proxied: b (weight 3) has 4 requests in flight, a none: a comes first.
+    const b = pool.find('b')!;
+    for (let i = 0; i < 4; i++) pool.lease(b);
+    const byLoad = firsts(10);
+    assert.equal(byLoad.get('10.0.0.1'), 10);
+  });
+}
+
 test('a hostile query (odd class, opcode) gets an error code, never an exception', () => {
   const { responder } = setup();
   const chaos = responder.respond(
