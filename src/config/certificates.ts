@@ -108,11 +108,24 @@ export function checkCertificateFiles(config: Config, baseDir: string): PathProb
     const tls = listener.tls;
     if (tls === undefined) return;
     const at = ['listeners', i, 'tls'];
+    // Names claimed by earlier certificates: SNI picks the first certificate holding a name.
+    const claimed = new Set<string>();
     tls.certificates.forEach((pair, j) => {
       pair.cert = isAbsolute(pair.cert) ? pair.cert : resolve(baseDir, pair.cert);
       pair.key = isAbsolute(pair.key) ? pair.key : resolve(baseDir, pair.key);
       try {
-        readCertificatePair(pair.cert, pair.key);
+        const { names } = readCertificatePair(pair.cert, pair.key);
+        const unreachable = j > 0 && names.every((n) => claimed.has(n));
+        for (const n of names) claimed.add(n);
+        if (unreachable) {
+          problems.push({
+            path: [...at, 'certificates', j, 'cert'],
+            message:
+              names.length === 0
+                ? `${pair.cert} names no host (no DNS subjectAltName nor CN): no client can reach it (only the first certificate serves clients without a matching name)`
+                : `${pair.cert} can never be chosen: every name it holds (${names.join(', ')}) is served by an earlier certificate`,
+          });
+        }
       } catch (error) {
         if (!(error instanceof CertificateError)) throw error;
         problems.push({ path: [...at, 'certificates', j, error.which], message: error.message });

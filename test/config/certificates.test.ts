@@ -82,6 +82,19 @@ test('a file that is not PEM is refused', () => {
   );
 });
 
+test('a certificate no client can reach (every name held by an earlier one) is refused', () => {
+  const first = kit.leaf('first', ['a.test', 'b.test']);
+  const shadowed = kit.leaf('shadowed', ['b.test']);
+  const other = kit.leaf('other', ['b.test', 'c.test']);
+  const msg = problems(tlsConfig([first, shadowed]));
+  assert.match(
+    msg,
+    /listeners\[0\]\.tls\.certificates\[1\]\.cert: .*shadowed\.pem can never be chosen: every name it holds \(b\.test\) is served by an earlier certificate/,
+  );
+  // One name of its own is enough.
+  parseConfig(tlsConfig([first, other]), 'test.yaml');
+});
+
 test('relative paths are resolved against the config file’s folder', () => {
   const a = kit.leaf('rel', ['rel.test']);
   const config = parseConfig(tlsConfig([{ cert: 'rel.pem', key: 'rel.key' }]), join(kit.dir, 'fulcrum.yaml'));
