@@ -38,10 +38,13 @@ test('pseudo headers become the request line and Host; regular fields follow as 
   assert.equal(h.host, 'example.com');
   assert.equal(h.hostHeader, 'Example.com:8443');
   assert.equal(h.framing, Framing.None);
+  const sent = upstreamRequestHead(h, from, 'x');
+  assert.match(h.requestId, /^[0-9a-f-]{36}$/, 'a request id is made for the server');
   assert.equal(
-    upstreamRequestHead(h, from, 'x'),
+    sent,
     'GET /a/b?c=1 HTTP/1.1\r\nhost: Example.com:8443\r\ncookie: a=1\r\ncookie: b=2\r\nx-one: v\r\n' +
-      'x-forwarded-for: 10.0.0.9\r\nx-forwarded-proto: https\r\nx-forwarded-host: Example.com:8443\r\nvia: 2 fulcrum\r\n\r\n',
+      'x-forwarded-for: 10.0.0.9\r\nx-forwarded-proto: https\r\nx-forwarded-host: Example.com:8443\r\n' +
+      `x-request-id: ${h.requestId}\r\nvia: 2 fulcrum\r\n\r\n`,
   );
 });
 
