@@ -8,6 +8,7 @@
  * Redis down or slow: counting goes on locally (fail-open), said once in the log, and the shared
  * count resumes by itself when Redis answers again.
  */
+import { bounded } from '../core/bounded.js';
 import type { Logger } from '../core/log.js';
 
 /** How often local hits are added to the shared counts (ms). */
@@ -143,7 +144,7 @@ export class SharedWindowCounter {
         m.incrBy(k, sent[i]!);
         m.pExpire(k, this.windowMs * 2);
       }
-      const replies = await bounded(m.exec());
+      const replies = await bounded(m.exec(), COMMAND_TIMEOUT_MS);
       for (let i = 0; i < keys.length; i++) {
         const e = this.entries.get(keys[i]!);
         if (e === undefined || e.window !== window) continue;
@@ -170,16 +171,4 @@ export class SharedWindowCounter {
       `protection: shared counters unavailable (${(err as Error).message}); counting locally until Redis answers`,
     );
   }
-}
-
-/** `p`, or a rejection after COMMAND_TIMEOUT_MS (a hung Redis must not stall the counts). */
-function bounded<T>(p: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`no answer within ${COMMAND_TIMEOUT_MS}ms`)),
-      COMMAND_TIMEOUT_MS,
-    );
-  });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }

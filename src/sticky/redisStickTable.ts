@@ -18,6 +18,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createClient } from 'redis';
+import { bounded } from '../core/bounded.js';
 import type { Logger } from '../core/log.js';
 import { MemoryStickTable, type StickEntry } from './memoryStickTable.js';
 import { deadlineOf, type Expect, type StickTable, type TableLimits } from './stickTable.js';
@@ -108,7 +109,7 @@ function parseValue(v: string): { created: number; server: string } | undefined 
 
 /**
  * Commands fail at once while disconnected. (node-redis' own command timeout covers only the wait
- * before a command is written, not for its answer: bounded() below covers both.)
+ * before a command is written, not for its answer: `bounded` (core/bounded.ts) covers both.)
  */
 function newClient(url: string) {
   return createClient({
@@ -120,17 +121,6 @@ function newClient(url: string) {
   });
 }
 
-/** `p`, or a rejection once COMMAND_TIMEOUT_MS have passed. */
-function bounded<T>(p: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`no answer within ${COMMAND_TIMEOUT_MS}ms`)),
-      COMMAND_TIMEOUT_MS,
-    );
-  });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
-}
 type Client = ReturnType<typeof newClient>;
 
 export interface RedisStickTableOptions {
@@ -221,7 +211,7 @@ export class RedisStickTable implements StickTable {
   remove(key: string): void {
     this.local.remove(key);
     if (!this.available(Date.now())) return;
-    bounded(this.client.del(this.prefix + key)).then(
+    bounded(this.client.del(this.prefix + key), COMMAND_TIMEOUT_MS).then(
       () => this.reachable(),
       (err: unknown) => this.failed(err),
     );
@@ -341,7 +331,7 @@ export class RedisStickTable implements StickTable {
       if (!(err instanceof Error && err.message.startsWith('NOSCRIPT'))) throw err;
       return this.client.sendCommand(['EVAL', s.text, '1', k, ...args]);
     });
-    return bounded(call);
+    return bounded(call, COMMAND_TIMEOUT_MS);
   }
 
   private failed(err: unknown): void {
