@@ -18,7 +18,7 @@ test('redis cluster: the store works unchanged on a cluster client, sessions spr
     for (const [i, id] of ids.entries()) assert.deepEqual(await store.get(id), { i });
     assert.equal(await store.touch(ids[0]!, 120), true);
     await store.destroy(ids[1]!);
-    assert.equal(await store.get(ids[1]!), undefined);
+    assert.equal(await store.get(ids[1]!), null);
     // Each master holds some of them: the keys really are spread by slot.
     for (const node of cluster.nodes) {
       const direct = createClient({ url: node.url });
