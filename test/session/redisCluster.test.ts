@@ -32,3 +32,27 @@ test('redis cluster: the store works unchanged on a cluster client, sessions spr
     await client.close();
   }
 });
+
+test('redis cluster: all, ids, length and clear SCAN every master', async () => {
+  const client = createCluster({ rootNodes: cluster.nodes.map((n) => ({ url: n.url })) });
+  client.on('error', () => {});
+  await client.connect();
+  const store = new RedisStore({ client, prefix: 'list:', scanCount: 7, logger: { warn: () => {} } });
+  try {
+    await client.set('other:keep', 'not a session');
+    const ids = Array.from({ length: 120 }, (_, i) => `s${i}`);
+    await Promise.all(ids.map((id, i) => store.set(id, { i }, 60)));
+    assert.equal(await store.length(), 120);
+    assert.deepEqual((await store.ids()).sort(), [...ids].sort());
+    const all = await store.all();
+    assert.equal(all.length, 120);
+    for (const session of all) assert.equal(`s${String(session.i)}`, session.id);
+    // The keys live on every master, in many slots: no cross-slot command was needed.
+    await store.clear();
+    assert.equal(await store.length(), 0);
+    assert.equal(await client.get('other:keep'), 'not a session', 'clear leaves other keys alone');
+  } finally {
+    await store.close();
+    await client.close();
+  }
+});
