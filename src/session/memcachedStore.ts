@@ -37,7 +37,7 @@ export interface MemcachedStoreOptions extends BaseStoreOptions {
   algorithm?: string;
   /** node-memcached's `timeout` (ms): alias of `operationTimeoutMs`. */
   timeout?: number;
-  /** How often an unreachable server is asked again (default 1000 ms). */
+  /** How often an unreachable server is asked again (default 500 ms). */
   probeIntervalMs?: number;
   /** node-memcached's `retry` (ms between a server's failure and trying it again): alias of `probeIntervalMs`. */
   retry?: number;
@@ -174,7 +174,7 @@ export class MemcachedStore extends BaseStore {
     this.#probeIntervalMs =
       positive('MemcachedStore', 'probeIntervalMs', options.probeIntervalMs) ??
       positive('MemcachedStore', 'retry', options.retry) ??
-      1000;
+      500;
     if (options.client !== undefined) {
       if (options.servers !== undefined || options.hosts !== undefined) {
         throw new TypeError('MemcachedStore: give either "servers" (or "hosts") or "client", not both');

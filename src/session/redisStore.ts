@@ -16,9 +16,10 @@
  */
 import { createClient, ErrorReply, type RedisClientOptions } from 'redis';
 import { BASE_STORE_OPTIONS, BaseStore, type BaseStoreOptions, deliver } from './baseStore.js';
+import { DeadlineExceeded } from './deadlines.js';
 import { checkOptions, positive } from './options.js';
-import { type Bound, type RedisScanClient, readMany, removeMany, scanKeys } from './redisKeys.js';
-import type { SessionData } from './store.js';
+import { type Bound, isCluster, type RedisScanClient, readMany, removeMany, scanKeys } from './redisKeys.js';
+import { type SessionData, StoreUnavailableError } from './store.js';
 
 /** The commands the store needs: a node-redis (v5 or later) client or cluster fits as is. */
 export interface RedisCommands {
@@ -50,6 +51,8 @@ export interface RedisStoreOptions extends BaseStoreOptions {
   disableTouch?: boolean;
   /** connect-redis: SCAN's COUNT for `all`, `ids`, `length` and `clear` (default 100). */
   scanCount?: number;
+  /** After a command timed out, how often the server is asked whether it answers again (default 500 ms). */
+  probeIntervalMs?: number;
 }
 
 const KNOWN = [
@@ -61,6 +64,7 @@ const KNOWN = [
   'disableTTL',
   'disableTouch',
   'scanCount',
+  'probeIntervalMs',
 ];
 
 const CONNECTION =
@@ -123,6 +127,11 @@ export class RedisStore extends BaseStore {
   #ttlFunction: ((session: SessionData) => number) | undefined;
   /** Until the first connection, operations wait for it (bounded) rather than fail at once. */
   #firstReady: Promise<void> | undefined;
+  readonly #probeIntervalMs: number;
+  /** The server stopped answering: commands fail at once until a probe gets through. */
+  #hung = false;
+  #prober: NodeJS.Timeout | undefined;
+  #closed = false;
   readonly #bound: Bound = (op) => this.run(op);
 
   constructor(options: RedisStoreOptions) {
@@ -148,6 +157,7 @@ export class RedisStore extends BaseStore {
       );
     }
     this.scanCount = scanCount;
+    this.#probeIntervalMs = positive('RedisStore', 'probeIntervalMs', options.probeIntervalMs) ?? 500;
     this.label = describe(options.url);
     if (options.client !== undefined) {
       if (options.url !== undefined)
@@ -158,7 +168,7 @@ export class RedisStore extends BaseStore {
       }
       this.client = client;
       this.#commands = this.#untimed(client);
-      client.on?.call(client, 'ready', () => this.markUp());
+      client.on?.call(client, 'ready', () => this.#answered());
       return;
     }
     if (!options.url) throw new TypeError('RedisStore needs a url or a client');
@@ -173,7 +183,7 @@ export class RedisStore extends BaseStore {
     });
     // The client reports every failed (re)connection here; without a listener it would crash the process.
     client.on('error', (err: unknown) => this.markDown(err));
-    client.on('ready', () => this.markUp());
+    client.on('ready', () => this.#answered());
     // connect() keeps retrying by the reconnect strategy; it only rejects once the store is closed.
     client.connect().catch(() => {});
     this.#firstReady = new Promise((resolve) => client.once('ready', resolve));
@@ -221,8 +231,12 @@ export class RedisStore extends BaseStore {
     return !(this.disableTouch || this.disableTTL);
   }
 
-  /** The command, after the first connection while that may still come. */
+  /**
+   * The command, unless the server is known to hang (then a 503 at once, not after the bound),
+   * and after the first connection while that may still come.
+   */
   #send<T>(command: () => Promise<T>): Promise<T> {
+    if (this.#hung) return Promise.reject(this.#hungError());
     // Wait for the first connection only while it may still come: once a first attempt has
     // failed, fail fast like any other outage.
     const first = this.#firstReady;
@@ -238,7 +252,7 @@ export class RedisStore extends BaseStore {
 
   protected read(key: string): Promise<unknown> {
     const commands = this.#commands;
-    return this.#firstReady ? this.#send(() => commands.get(key)) : commands.get(key);
+    return this.#hung || this.#firstReady ? this.#send(() => commands.get(key)) : commands.get(key);
   }
 
   protected write(key: string, value: string, ttlSeconds: number): Promise<unknown> {
@@ -246,7 +260,7 @@ export class RedisStore extends BaseStore {
     const set = this.disableTTL
       ? () => commands.set(key, value)
       : () => commands.set(key, value, { expiration: { type: 'EX', value: ttlSeconds } });
-    return this.#firstReady ? this.#send(set) : set();
+    return this.#hung || this.#firstReady ? this.#send(set) : set();
   }
 
   protected remove(key: string): Promise<unknown> {
@@ -257,8 +271,59 @@ export class RedisStore extends BaseStore {
     return this.#send(() => this.#commands.expire(key, ttlSeconds)).then((n) => Number(n) === 1);
   }
 
+  // --- a server that hangs ---
+  // A server that stops answering (paused, swapping, stuck in a slow command) keeps its
+  // connection open, so the client neither fails nor reconnects: each command would wait out the
+  // whole bound, and under load the requests held would pile up. After the first command that
+  // times out, commands fail at once while a probe, every probeIntervalMs, waits for an answer.
+  // Not on a cluster: one master hanging must not fail the keys of the others.
+
+  protected override onUnreachable(cause: unknown): void {
+    super.onUnreachable(cause);
+    if (!(cause instanceof DeadlineExceeded) || this.#hung || this.#closed || isCluster(this.#scanClient))
+      return;
+    this.#hung = true;
+    this.#scheduleProbe();
+  }
+
+  protected override onReachable(): void {
+    this.#answered();
+  }
+
+  /** The server answered a command, or the client (re)connected: it serves. */
+  #answered(): void {
+    if (this.#hung) {
+      this.#hung = false;
+      clearTimeout(this.#prober);
+      this.#prober = undefined;
+    }
+    this.markUp();
+  }
+
+  #hungError(): StoreUnavailableError {
+    return new StoreUnavailableError(this.label, {
+      cause: new Error(
+        `no answer within ${this.operationTimeoutMs} ms; waiting for the server to answer again`,
+      ),
+    });
+  }
+
+  #scheduleProbe(): void {
+    clearTimeout(this.#prober);
+    this.#prober = setTimeout(() => this.#probeHung(), this.#probeIntervalMs);
+    this.#prober.unref();
+  }
+
+  #probeHung(): void {
+    // Straight to the client, past the fail-fast: an answer, hit or miss, means it is back.
+    this.run(() => this.#commands.get(`${this.prefix}__probe`)).catch(() => {
+      if (this.#hung && !this.#closed) this.#scheduleProbe();
+    });
+  }
+
   protected override probe(): void {
-    if (this.#owned?.isReady) this.markUp();
+    if (this.#hung) this.#probeHung();
+    else if (this.#owned?.isReady) this.markUp();
     else if (!this.#owned) super.probe();
   }
 
@@ -337,6 +402,8 @@ export class RedisStore extends BaseStore {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#prober);
     const client = this.#owned;
     if (!client?.isOpen) return;
     if (client.isReady) {
