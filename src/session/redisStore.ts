@@ -101,7 +101,7 @@ function describe(url: string | undefined): string {
 /** What the store may find on a node-redis client beyond RedisCommands. */
 interface ClientExtras extends RedisScanClient {
   withCommandOptions?(options: { timeout: number }): RedisCommands;
-  options?: { keyPrefix?: string; commandOptions?: { timeout?: number } };
+  options?: { url?: string; keyPrefix?: string; commandOptions?: { timeout?: number } };
   on?(event: string, listener: () => void): unknown;
 }
 
@@ -158,7 +158,8 @@ export class RedisStore extends BaseStore {
     }
     this.scanCount = scanCount;
     this.#probeIntervalMs = positive('RedisStore', 'probeIntervalMs', options.probeIntervalMs) ?? 500;
-    this.label = describe(options.url);
+    // Your client's address when it has one to tell (node-redis keeps the url it was given).
+    this.label = describe(options.url ?? (options.client as ClientExtras | undefined)?.options?.url);
     if (options.client !== undefined) {
       if (options.url !== undefined)
         throw new TypeError('RedisStore: give either "url" or "client", not both');
