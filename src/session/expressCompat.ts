@@ -2,8 +2,9 @@
  * What it takes for a Fulcrum store to be a drop-in express-session `Store` without depending on
  * express-session: express-session calls `createSession`, `load` and `regenerate` on its store,
  * which its own base class implements with its `Session` and `Cookie` classes. We borrow those
- * classes from the express-session instance that is using the store (through the `generate`
- * function it installs on every store), so the objects are exactly the ones it expects.
+ * from the express-session instance that is using the store (through the `generate` function it
+ * installs on every store): its own `Store.prototype.createSession` when its module can be found,
+ * else its classes, so the objects are exactly the ones it expects, built the way it builds them.
  */
 import { createRequire } from 'node:module';
 import type { SessionData } from './store.js';
@@ -20,6 +21,29 @@ interface SessionClasses {
   Session: new (req: ExpressRequestLike, data: object) => object;
   /** Cookie.prototype: express-session replaces it wholesale, so it has no usable `constructor`. */
   cookieProto: object;
+  /** express-session's own `Store.prototype.createSession`, when its module was found. */
+  createSession?: (this: unknown, req: ExpressRequestLike, sess: SessionData) => object;
+}
+
+type CreateSession = NonNullable<SessionClasses['createSession']>;
+const require = createRequire(import.meta.url);
+
+/**
+ * express-session's `Store.prototype.createSession`, found next to the module that exports
+ * `Session` (express-session is CommonJS, so its modules are in require's cache).
+ */
+function ownCreateSession(Session: unknown): CreateSession | undefined {
+  try {
+    for (const mod of Object.values(require.cache)) {
+      if (!mod || mod.exports !== Session) continue;
+      const Store = createRequire(mod.filename)('./store.js') as { prototype?: { createSession?: unknown } };
+      const create = Store.prototype?.createSession;
+      return typeof create === 'function' ? (create as CreateSession) : undefined;
+    }
+  } catch {
+    // not found where expected: makeCookie below does the same
+  }
+  return undefined;
 }
 
 const byGenerate = new WeakMap<object, SessionClasses>();
@@ -35,9 +59,10 @@ export function expressSessionClasses(generate: ((req: object) => void) | undefi
       generate(probe);
       const session = probe.session;
       if (session?.cookie) {
-        const classes = {
+        const classes: SessionClasses = {
           Session: session.constructor as SessionClasses['Session'],
           cookieProto: Object.getPrototypeOf(session.cookie) as object,
+          createSession: ownCreateSession(session.constructor),
         };
         byGenerate.set(generate, classes);
         return classes;
@@ -46,11 +71,16 @@ export function expressSessionClasses(generate: ((req: object) => void) | undefi
       // fall through to resolving the package
     }
   }
-  const mod = createRequire(import.meta.url)('express-session') as {
+  const mod = require('express-session') as {
     Session: SessionClasses['Session'];
     Cookie: { prototype: object };
+    Store: { prototype: { createSession: CreateSession } };
   };
-  return { Session: mod.Session, cookieProto: mod.Cookie.prototype };
+  return {
+    Session: mod.Session,
+    cookieProto: mod.Cookie.prototype,
+    createSession: mod.Store.prototype.createSession,
+  };
 }
 
 /** What express-session's `new Cookie(options)` does, on its prototype. */
@@ -59,8 +89,8 @@ function makeCookie(proto: object, options: object): CookieLike {
   cookie.path = '/';
   cookie.maxAge = null;
   cookie.httpOnly = true;
-  for (const [key, value] of Object.entries(options)) {
-    if (key !== 'data') cookie[key] = value;
+  for (const key in options) {
+    if (key !== 'data') cookie[key] = (options as Record<string, unknown>)[key];
   }
   if (cookie.originalMaxAge === undefined || cookie.originalMaxAge === null)
     cookie.originalMaxAge = cookie.maxAge;
@@ -73,7 +103,11 @@ export function createExpressSession(
   req: ExpressRequestLike,
   sess: SessionData,
 ): object {
-  const { Session, cookieProto } = expressSessionClasses(generate);
+  const { Session, cookieProto, createSession } = expressSessionClasses(generate);
+  if (createSession) {
+    sess.cookie ??= {}; // express-session's own would fail on a session stored without one
+    return createSession.call(undefined, req, sess);
+  }
   const stored = sess.cookie ?? {};
   const expires = stored.expires;
   const originalMaxAge = stored.originalMaxAge;

@@ -25,7 +25,14 @@ export {
 export { MemcachedStore, type MemcachedStoreOptions } from './memcachedStore.js';
 export { MemoryStore, type MemoryStoreOptions } from './memoryStore.js';
 export { openStore } from './openStore.js';
-export { type RedisCommands, RedisStore, type RedisStoreOptions, redisBackoff } from './redisStore.js';
+export {
+  type RedisCommands,
+  RedisStore,
+  type RedisStoreOptions,
+  type RedisTtl,
+  redisBackoff,
+} from './redisStore.js';
+export { sealedSerializer } from './sealedSerializer.js';
 export { Session } from './session.js';
 export { generateSessionId } from './sessionId.js';
 export { signCookie, type Unsigned, unsignCookie } from './signing.js';

@@ -4,7 +4,9 @@
  * text, not live objects, so it behaves like the shared stores: a read is a copy, and a handler
  * mutating a session it did not save changes nothing.
  */
-import { BaseStore, type BaseStoreOptions } from './baseStore.js';
+import { BASE_STORE_OPTIONS, BaseStore, type BaseStoreOptions, deliver } from './baseStore.js';
+import { checkOptions } from './options.js';
+import type { SessionData } from './store.js';
 
 export interface MemoryStoreOptions extends BaseStoreOptions {
   /** Most sessions kept; the least recently used is dropped beyond it (default 10 000). */
@@ -26,8 +28,9 @@ export class MemoryStore extends BaseStore {
   readonly #sweeper: NodeJS.Timeout;
 
   constructor(options: MemoryStoreOptions = {}) {
+    checkOptions('MemoryStore', options, [...BASE_STORE_OPTIONS, 'maxEntries', 'sweepIntervalMs']);
     // Nothing to wait for in-process, so no timer per operation.
-    super({ operationTimeoutMs: 0, ...options });
+    super({ ...options, operationTimeoutMs: options.operationTimeoutMs ?? 0 });
     this.maxEntries = options.maxEntries ?? 10_000;
     if (!(this.maxEntries >= 1)) throw new RangeError('MemoryStore maxEntries must be at least 1');
     this.#sweeper = setInterval(() => this.sweep(), options.sweepIntervalMs ?? 60_000);
@@ -71,6 +74,55 @@ export class MemoryStore extends BaseStore {
 
   protected async read(key: string): Promise<string | undefined> {
     return this.#live(key)?.text;
+  }
+
+  /** The live entries' keys, without touching their recency. */
+  #liveKeys(): string[] {
+    const now = Date.now();
+    const keys: string[] = [];
+    for (const [key, entry] of this.#entries) if (entry.expiresAt > now) keys.push(key);
+    return keys;
+  }
+
+  // --- express-session's optional methods (as its own MemoryStore has them) ---
+
+  /** The ids of every live session. */
+  ids(): Promise<string[]>;
+  ids(callback: (err: unknown, ids?: string[]) => void): void;
+  ids(callback?: (err: unknown, ids?: string[]) => void): Promise<string[]> | undefined {
+    const ids = this.#liveKeys().map((key) => key.slice(this.prefix.length));
+    return deliver(Promise.resolve(ids), callback);
+  }
+
+  /** How many live sessions there are. */
+  length(): Promise<number>;
+  length(callback: (err: unknown, length?: number) => void): void;
+  length(callback?: (err: unknown, length?: number) => void): Promise<number> | undefined {
+    return deliver(Promise.resolve(this.#liveKeys().length), callback);
+  }
+
+  /** Every live session, each with its `id`. */
+  all(): Promise<SessionData[]>;
+  all(callback: (err: unknown, sessions?: SessionData[]) => void): void;
+  all(callback?: (err: unknown, sessions?: SessionData[]) => void): Promise<SessionData[]> | undefined {
+    const all = async (): Promise<SessionData[]> => {
+      const sessions: SessionData[] = [];
+      for (const key of this.#liveKeys()) {
+        const id = key.slice(this.prefix.length);
+        const session = await this.decode(id, this.#entries.get(key)?.text);
+        if (session) sessions.push(Object.assign(session, { id }));
+      }
+      return sessions;
+    };
+    return deliver(all(), callback);
+  }
+
+  /** Deletes every session. */
+  clear(): Promise<void>;
+  clear(callback: (err: unknown) => void): void;
+  clear(callback?: (err: unknown) => void): Promise<void> | undefined {
+    this.#entries.clear();
+    return deliver(Promise.resolve(), callback);
   }
 
   protected async write(key: string, text: string, ttlSeconds: number): Promise<void> {

@@ -22,8 +22,11 @@ export interface SessionData {
 export type StoreEvent = 'connect' | 'disconnect';
 
 export interface SessionStore {
-  /** The session, or undefined when absent, expired or unreadable (corrupt data is logged). */
-  get(id: string): Promise<SessionData | undefined>;
+  /**
+   * The session, or null when absent, expired or unreadable (corrupt data is logged). Fulcrum's
+   * stores resolve null, as express-session's stores do; a store of your own may resolve undefined.
+   */
+  get(id: string): Promise<SessionData | null | undefined>;
   /**
    * Writes the whole session (any JSON-serializable object) with a TTL in seconds. Without a TTL it is taken from
    * `data.cookie.expires` (as express-session stores do), else the store's default TTL.
@@ -43,13 +46,17 @@ export interface SessionStore {
   off(event: StoreEvent, listener: (cause?: unknown) => void): this;
 }
 
-/** Turns session objects into the bytes a store keeps, and back. */
+/**
+ * Turns session objects into the text a store keeps, and back. `parse` may return a promise, as
+ * connect-redis allows.
+ */
 export interface Serializer {
   stringify(data: SessionData): string;
   parse(text: string): unknown;
 }
 
-export const jsonSerializer: Serializer = { stringify: JSON.stringify, parse: JSON.parse };
+/** The default serializer: `JSON` itself, as connect-redis's default is. */
+export const jsonSerializer: Serializer = JSON;
 
 /** Where stores and the middleware report trouble; `console` fits. */
 export interface Logger {
@@ -65,6 +72,14 @@ export interface Logger {
  */
 export class StoreUnavailableError extends Error {
   readonly code = 'ESESSIONSTOREUNAVAILABLE';
+  /**
+   * `status`, `statusCode` and `headers` are what Express's final handler (and http-errors aware
+   * handlers) read: passed to `next(err)` by express-session, this error becomes a 503 with
+   * `Retry-After` without any error handler of the application's own.
+   */
+  readonly status = 503;
+  readonly statusCode = 503;
+  readonly headers: Readonly<Record<string, string>> = { 'retry-after': '1' };
   constructor(store: string, options?: { cause?: unknown }) {
     const reason = options?.cause instanceof Error ? `: ${options.cause.message}` : '';
     super(`session store ${store} is unavailable${reason}`, options);

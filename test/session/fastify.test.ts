@@ -62,7 +62,7 @@ for (const [name, open] of [
       const { id: before } = (await browser.get('/count')).json<{ id: string }>();
       const { id: after } = (await browser.post('/login')).json<{ id: string }>();
       assert.notEqual(after, before);
-      assert.equal(await store.get(before), undefined);
+      assert.equal(await store.get(before), null);
       assert.equal((await browser.get('/whoami')).json().user, 'ada');
       const both = await browser.get('/cookie-too');
       assert.equal(both.setCookies.length, 2, both.setCookies.join(' | '));

@@ -74,7 +74,7 @@ test('memcached: corrupt data is no session, and logged', async () => {
   const client = raw(memcached.address);
   try {
     await client.set('sess:bad', '\u0000\u0001 not json', { expires: 60 });
-    assert.equal(await store.get('bad'), undefined);
+    assert.equal(await store.get('bad'), null);
     assert.match(lines.join('\n'), /corrupt data for session bad ignored/);
   } finally {
     client.close();
@@ -102,7 +102,7 @@ test('memcached: unreachable fails fast, a probe notices the restart, the store 
     assert.equal(store.available, false);
     await server.restart();
     await once(store, 'connect');
-    assert.equal(await store.get('m'), undefined, 'a restarted memcached is empty');
+    assert.equal(await store.get('m'), null, 'a restarted memcached is empty');
     await store.set('m', { n: 2 }, 60);
     assert.deepEqual(await store.get('m'), { n: 2 });
     assert.deepEqual(events, ['connect', 'disconnect', 'connect']);
@@ -176,7 +176,7 @@ test('memcached: a hung server times out as unavailable', async () => {
     assert.ok(ms >= 250 && ms < 1500, `took ${ms.toFixed(0)} ms`);
     server.resume();
     await store.ready(5000);
-    assert.equal(await store.get('h'), undefined);
+    assert.equal(await store.get('h'), null);
   } finally {
     server.resume();
     await store.close();

@@ -13,7 +13,7 @@ test('memory: bounded, dropping the least recently used session first', async ()
   await store.get('a'); // a is now more recent than b
   await store.set('d', { n: 'd' }, 60);
   assert.equal(store.size, 3);
-  assert.equal(await store.get('b'), undefined, 'b was the least recently used');
+  assert.equal(await store.get('b'), null, 'b was the least recently used');
   assert.deepEqual(await store.get('a'), { n: 'a' });
   assert.deepEqual(await store.get('d'), { n: 'd' });
   await store.close();
@@ -52,7 +52,7 @@ test('memory: data a custom serializer cannot read is no session, and logged', a
   });
   await store.set('s', { n: 1 }, 60);
   broken = true;
-  assert.equal(await store.get('s'), undefined);
+  assert.equal(await store.get('s'), null);
   assert.match(lines.join('\n'), /corrupt data for session s ignored \(bad bytes\)/);
   await store.close();
 });

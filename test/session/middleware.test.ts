@@ -180,7 +180,7 @@ test('node:http: regenerate() moves the session to a new id and deletes the old 
     const { id: after } = (await browser.post('/login')).json<{ id: string }>();
     assert.notEqual(after, before);
     assert.equal(heldId(browser, ['k']), after);
-    assert.equal(await store.get(before), undefined, 'the old id is gone from the store');
+    assert.equal(await store.get(before), null, 'the old id is gone from the store');
     assert.equal((await browser.get('/whoami')).json().user, 'ada');
     // Whoever kept the pre-login cookie (fixation) does not get the logged-in session.
     const attacker = new Browser(app.port);
@@ -204,7 +204,7 @@ test('node:http: destroy() deletes the session and clears the cookie', async () 
       /^fulcrum\.sid=; Path=\/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0/,
     );
     assert.equal(browser.cookie('fulcrum.sid'), undefined);
-    assert.equal(await store.get(id), undefined);
+    assert.equal(await store.get(id), null);
     assert.equal(store.size, 0);
     assert.equal((await browser.get('/count')).json().count, 1);
   } finally {
@@ -258,7 +258,7 @@ test('node:http: a logout is final even while another request of the session is 
     await tabB.get('/logout');
     release();
     assert.equal((await slow).json().count, 1);
-    assert.equal(await store.get(id), undefined, 'the slow request did not bring the session back');
+    assert.equal(await store.get(id), null, 'the slow request did not bring the session back');
   } finally {
     await app.close();
     await store.close();

@@ -75,8 +75,8 @@ test('redis: corrupt data is no session, and logged', async () => {
   try {
     await client.set('sess:bad1', '{"n": 1');
     await client.set('sess:bad2', '[1,2,3]');
-    assert.equal(await store.get('bad1'), undefined);
-    assert.equal(await store.get('bad2'), undefined);
+    assert.equal(await store.get('bad1'), null);
+    assert.equal(await store.get('bad2'), null);
     assert.equal(lines.filter((l) => l.includes('corrupt data')).length, 2, lines.join('\n'));
   } finally {
     await client.close();
@@ -167,7 +167,7 @@ test('redis: a hung server times out as unavailable within operationTimeoutMs', 
     assert.ok(ms >= 250 && ms < 1500, `took ${ms.toFixed(0)} ms`);
     server.resume();
     await store.ready(3000);
-    assert.equal(await store.get('h'), undefined);
+    assert.equal(await store.get('h'), null);
   } finally {
     server.resume();
     await store.close();

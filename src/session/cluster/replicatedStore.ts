@@ -16,7 +16,9 @@
  * every change, so it is the same on all nodes. Destroys leave a tombstone for a while so a
  * delayed older write cannot bring a session back.
  */
-import { BaseStore, type BaseStoreOptions } from '../baseStore.js';
+import { BASE_STORE_OPTIONS, BaseStore, type BaseStoreOptions } from '../baseStore.js';
+import { checkOptions } from '../options.js';
+import type { SessionData } from '../store.js';
 import { type Frame, type FrameHeader, FrameType } from './frames.js';
 import { type MemberState, Membership, splitAddress } from './membership.js';
 import type { PeerConnection } from './peerConnection.js';
@@ -143,6 +145,22 @@ function peerList(peers: readonly string[] | string | undefined): string[] {
   return list.map((p) => p.trim()).filter((p) => p !== '');
 }
 
+const KNOWN_OPTIONS = [
+  ...BASE_STORE_OPTIONS,
+  'mode',
+  'listen',
+  'peers',
+  'secret',
+  'sync',
+  'heartbeatMs',
+  'missedHeartbeats',
+  'requestTimeoutMs',
+  'forgetAfterMs',
+  'joinTimeoutMs',
+  'tombstoneSeconds',
+  'sweepIntervalMs',
+];
+
 export class ReplicatedStore extends BaseStore {
   protected readonly label: string;
   readonly mode: ReplicationMode;
@@ -163,7 +181,10 @@ export class ReplicatedStore extends BaseStore {
   #unacknowledged = 0;
 
   constructor(options: ReplicatedStoreOptions) {
-    super(options);
+    checkOptions('ReplicatedStore', options, KNOWN_OPTIONS);
+    // 2 s, not the shared stores' 1 s: a read may ask the primary and then the backup, each
+    // within requestTimeoutMs (1 s).
+    super({ ...options, operationTimeoutMs: options.operationTimeoutMs ?? 2000 });
     this.mode = options.mode ?? 'all-to-all';
     if (this.mode !== 'all-to-all' && this.mode !== 'primary-backup') {
       throw new TypeError(
@@ -227,6 +248,26 @@ export class ReplicatedStore extends BaseStore {
     const e = this.#entries.get(this.prefix + id);
     if (!e || e.dead || e.exp <= Date.now()) return undefined;
     return { primary: e.p, backup: e.b, hasValue: e.text !== undefined, expiresAt: e.exp };
+  }
+
+  /**
+   * The session, or undefined when there is none: this store's promise form keeps undefined
+   * (bench/sessionClusterNode.ts tests for it); express-session's callback form gets null.
+   */
+  override get(id: string): Promise<SessionData | undefined>;
+  override get<T extends object = SessionData>(
+    id: string,
+    callback: (err: unknown, session?: T | null) => void,
+  ): void;
+  override get(
+    id: string,
+    callback?: (err: unknown, session?: SessionData | null) => void,
+  ): Promise<SessionData | undefined> | undefined {
+    if (callback) {
+      super.get(id, callback);
+      return undefined;
+    }
+    return super.get(id).then((session) => session ?? undefined);
   }
 
   /** Members alive now, this node excluded. */

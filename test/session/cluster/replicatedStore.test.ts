@@ -81,7 +81,7 @@ for (const mode of ['all-to-all', 'primary-backup'] as const) {
       seed ??= node(mode, []);
       return node(mode, [seed.node]);
     },
-    { largeBytes: 4 * 1024 * 1024 },
+    { largeBytes: 4 * 1024 * 1024, missing: undefined },
   );
 }
 
