@@ -14,7 +14,7 @@ import { addObserver } from '../../src/admin/observers.js';
 import type { ExchangeRecord } from '../../src/core/observer.js';
 import { request, serverList, startBackends, startBalancer } from '../helpers/balancer.js';
 import { tempDir } from '../helpers/processes.js';
-import { LOOPBACK, startFromFile, traffic } from './helpers.js';
+import { LOOPBACK, startFromFile, traffic, until } from './helpers.js';
 
 const TIMEOUT = { timeout: 60_000 };
 
@@ -229,8 +229,11 @@ pools: [{ name: web, servers: [{ address: "127.0.0.1:${backends[0]!.port}", name
     await lab.runtime.reload();
     assert.equal(open(), null);
     await traffic(port, 1);
-    assert.equal(readFileSync(first, 'utf8').trim().split('\n').length, 2);
-    assert.equal(readFileSync(second, 'utf8').trim().split('\n').length, 3);
+    // A log turned off is flushed and closed in the background: wait for its last lines.
+    const lines = (file: string) => readFileSync(file, 'utf8').trim().split('\n').length;
+    await until(() => lines(first) === 2 && lines(second) === 3, 3000, 'both logs flushed');
+    assert.equal(lines(first), 2);
+    assert.equal(lines(second), 3);
     assert.ok(lab.log.lines.some((l) => l.includes('access log off')));
     writeFileSync(lab.file, yaml(`accessLog: { path: ${JSON.stringify(first)} }`));
     await lab.runtime.reload();
