@@ -139,7 +139,7 @@ async function readAll(indices: number[], concurrency: number, rev: number): Pro
       const i = indices[next++]!;
       const data = await s.get(sessionId(i));
       report.count++;
-      if (data === undefined) report.missing++;
+      if (data == null) report.missing++;
       else if (data.rev === rev) report.matched++;
     }
   };
@@ -162,7 +162,7 @@ async function readLatency(
     if (k < warmup) continue;
     report.micros.push(micros);
     report.count++;
-    if (data === undefined) report.missing++;
+    if (data == null) report.missing++;
     else if (data.rev === rev) report.matched++;
   }
   return report;

@@ -302,9 +302,9 @@ export abstract class BaseStore extends EventEmitter implements SessionStore {
 
   /**
    * The session, or null when there is none (as connect-redis and express-session's stores
-   * answer). Typed with undefined too, which ReplicatedStore still resolves.
+   * answer), in every store.
    */
-  get(id: string): Promise<SessionData | null | undefined>;
+  get(id: string): Promise<SessionData | null>;
   /** express-session's form; `T` lets its own SessionData type through. */
   get<T extends object = SessionData>(id: string, callback: (err: unknown, session?: T | null) => void): void;
   get(

@@ -13,12 +13,11 @@ const sid = () => randomBytes(24).toString('base64url');
 export interface ContractOptions {
   /** Largest session the store must take (bytes of JSON). */
   largeBytes: number;
-  /** What the promise form of `get` resolves for a missing session (default null). */
-  missing?: null | undefined;
 }
 
 export function storeContract(name: string, open: () => BaseStore, options: ContractOptions): void {
-  const missing = 'missing' in options ? options.missing : null;
+  /** What the promise form of `get` resolves for a missing session, in every store. */
+  const missing = null;
   const withStore = (body: (store: BaseStore) => Promise<void>) => async () => {
     const store = open();
     try {

@@ -250,26 +250,6 @@ export class ReplicatedStore extends BaseStore {
     return { primary: e.p, backup: e.b, hasValue: e.text !== undefined, expiresAt: e.exp };
   }
 
-  /**
-   * The session, or undefined when there is none: this store's promise form keeps undefined
-   * (bench/sessionClusterNode.ts tests for it); express-session's callback form gets null.
-   */
-  override get(id: string): Promise<SessionData | undefined>;
-  override get<T extends object = SessionData>(
-    id: string,
-    callback: (err: unknown, session?: T | null) => void,
-  ): void;
-  override get(
-    id: string,
-    callback?: (err: unknown, session?: SessionData | null) => void,
-  ): Promise<SessionData | undefined> | undefined {
-    if (callback) {
-      super.get(id, callback);
-      return undefined;
-    }
-    return super.get(id).then((session) => session ?? undefined);
-  }
-
   /** Members alive now, this node excluded. */
   members(): string[] {
     return this.#membership.alive();

@@ -81,7 +81,7 @@ for (const mode of ['all-to-all', 'primary-backup'] as const) {
       seed ??= node(mode, []);
       return node(mode, [seed.node]);
     },
-    { largeBytes: 4 * 1024 * 1024, missing: undefined },
+    { largeBytes: 4 * 1024 * 1024 },
   );
 }
 
@@ -93,7 +93,7 @@ test('handshake: a peer with the wrong secret is refused and never becomes a mem
   assert.deepEqual(intruder.members(), []);
   assert.deepEqual(a!.members(), [b!.node]);
   await a!.set('s', { ok: 1 }, 60);
-  assert.equal(await intruder.get('s'), undefined);
+  assert.equal(await intruder.get('s'), null);
   const other = node('primary-backup', [a!.node]);
   await other.ready();
   await until(() => a!.stats().refusedPeers > 1, 'a mode mismatch is refused too');
@@ -161,7 +161,7 @@ test('all-to-all: every change reaches every node; reads are local', async () =>
 
   await b.destroy('k');
   await until(() => nodes.every((s) => s.locate('k') === undefined), 'destroy replicated');
-  assert.equal(await a.get('k'), undefined);
+  assert.equal(await a.get('k'), null);
   await closeAll(nodes);
 });
 
@@ -327,7 +327,7 @@ test('primary-backup: a primary and its backup dying together lose exactly their
   );
   for (const id of ids) {
     const value = await d.get(id);
-    if (doomed.includes(id)) assert.equal(value, undefined);
+    if (doomed.includes(id)) assert.equal(value, null);
     else assert.deepEqual(value, { id });
   }
   await closeAll([c, d]);
@@ -344,7 +344,7 @@ test('a node joining an existing cluster pulls its state before it is ready', as
     await late.ready();
     assert.equal(late.stats().sessions, 49, `${mode}: the joiner knows every live session at once`);
     assert.equal(late.stats().values, mode === 'all-to-all' ? 49 : 0);
-    assert.equal(await late.get(ids[0]!), undefined, 'the destroyed one stays destroyed');
+    assert.equal(await late.get(ids[0]!), null, 'the destroyed one stays destroyed');
     for (const id of ids.slice(1)) assert.deepEqual(await late.get(id), { id });
     await until(() => nodes.every((s) => s.members().includes(late.node)), 'every member knows the joiner');
     await closeAll([...nodes, late]);
