@@ -18,7 +18,6 @@
  */
 import { BASE_STORE_OPTIONS, BaseStore, type BaseStoreOptions } from '../baseStore.js';
 import { checkOptions } from '../options.js';
-import type { SessionData } from '../store.js';
 import { type Frame, type FrameHeader, FrameType } from './frames.js';
 import { type MemberState, Membership, splitAddress } from './membership.js';
 import type { PeerConnection } from './peerConnection.js';
