@@ -4,10 +4,10 @@
  * validity period. A problem names the key path, the file and the reason, so that a reload with
  * a bad file is refused and the running config kept.
  */
-import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import type { X509Certificate } from 'node:crypto';
 import { isAbsolute, resolve } from 'node:path';
 import type { PathProblem } from './errors.js';
+import { checkKeyPair, PemProblem, parseCertificate, parsePrivateKey, readPemFile } from './pem.js';
 import type { Config } from './types.js';
 
 /** A certificate and its key as read from their files. */
@@ -30,47 +30,28 @@ export class CertificateError extends Error {
 
 /** Reads a PEM file; the reason in words when it cannot be read. */
 export function readPem(file: string, which: 'cert' | 'key'): Buffer {
-  try {
-    return readFileSync(file);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    const why =
-      code === 'ENOENT'
-        ? 'no such file'
-        : code === 'EACCES'
-          ? 'permission denied'
-          : code === 'EISDIR'
-            ? 'it is a directory'
-            : (error as Error).message;
-    throw new CertificateError(which, `cannot read ${file} (${why})`);
-  }
+  return asCertificateError(which, () => readPemFile(file));
 }
 
 /** Reads and checks a certificate and its key; throws CertificateError saying what is wrong. */
 export function readCertificatePair(certFile: string, keyFile: string, now = Date.now()): CertificatePair {
   const cert = readPem(certFile, 'cert');
   const key = readPem(keyFile, 'key');
-  let x509: X509Certificate;
-  try {
-    x509 = new X509Certificate(cert);
-  } catch {
-    throw new CertificateError('cert', `${certFile} is not a PEM certificate`);
-  }
-  let privateKey: ReturnType<typeof createPrivateKey>;
-  try {
-    privateKey = createPrivateKey(key);
-  } catch {
-    throw new CertificateError('key', `${keyFile} is not a PEM private key (or it is encrypted)`);
-  }
-  if (!x509.checkPrivateKey(privateKey)) {
-    throw new CertificateError('key', `${keyFile} is not the private key of the certificate in ${certFile}`);
-  }
-  const notAfter = Date.parse(x509.validTo);
-  if (notAfter < now) throw new CertificateError('cert', `${certFile} expired on ${x509.validTo}`);
-  const notBefore = Date.parse(x509.validFrom);
-  if (notBefore > now)
-    throw new CertificateError('cert', `${certFile} is not valid before ${x509.validFrom}`);
+  const x509 = asCertificateError('cert', () => parseCertificate(cert, certFile));
+  const privateKey = asCertificateError('key', () => parsePrivateKey(key, keyFile));
+  asCertificateError('key', () => checkKeyPair(x509, privateKey, certFile, keyFile));
+  // Dates after the pairing: a wrong key is the problem to fix first.
+  asCertificateError('cert', () => parseCertificate(cert, certFile, now));
   return { cert, key, names: certificateNames(x509) };
+}
+
+function asCertificateError<T>(which: 'cert' | 'key', read: () => T): T {
+  try {
+    return read();
+  } catch (error) {
+    if (error instanceof PemProblem) throw new CertificateError(which, error.message);
+    throw error;
+  }
 }
 
 /** The DNS names a certificate answers for: its subjectAltName DNS entries, else its CN. */
@@ -90,11 +71,7 @@ export function certificateNames(x509: X509Certificate): string[] {
 /** Reads and checks a CA bundle (client certificate authorities). */
 export function readCaBundle(file: string): Buffer {
   const pem = readPem(file, 'cert');
-  try {
-    new X509Certificate(pem);
-  } catch {
-    throw new CertificateError('cert', `${file} is not a PEM certificate`);
-  }
+  asCertificateError('cert', () => parseCertificate(pem, file));
   return pem;
 }
 

@@ -10,6 +10,7 @@ import { checkConfig } from './checks.js';
 import { ConfigError, type ConfigProblem, describeValue, formatPath, type PathProblem } from './errors.js';
 import { errorMap, toProblems } from './issues.js';
 import { locate } from './locate.js';
+import { readFailure } from './pem.js';
 import { ConfigSchema } from './schema.js';
 import type { Config } from './types.js';
 
@@ -118,12 +119,4 @@ function yamlProblem(error: YAMLError, text: string, lines: LineCounter): Config
   const offset = error.pos[0] >= end && end > 0 ? end - 1 : error.pos[0];
   const { line, col } = lines.linePos(offset);
   return { path: '', message: `invalid YAML: ${error.message}`, line, column: col };
-}
-
-function readFailure(error: unknown): string {
-  const code = (error as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT') return 'no such file';
-  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
-  if (code === 'EISDIR') return 'it is a directory';
-  return (error as Error).message;
 }

@@ -6,10 +6,11 @@
  * round-trip to YAML and never show a private key), and compared on reload, so that a rotated
  * file with the same name is applied by a reload.
  */
-import { createHash, createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { ValueError } from './errors.js';
+import { checkKeyPair, PemProblem, parseCertificate, parsePrivateKey, readPemFile } from './pem.js';
 import type { PoolTlsConfig } from './types.js';
 
 /** The contents of the files a pool's `tls` names. */
@@ -40,18 +41,20 @@ export function serverNameValue(input: unknown): string {
 /** Reads and checks the files of `tls`; every problem goes to `problem`, the material is kept. */
 export function loadServerTls(tls: PoolTlsConfig, problem: TlsProblem): void {
   const material: TlsMaterial = {};
-  const read = (key: FileKey): Buffer | undefined => {
-    const file = tls[key];
-    if (file === undefined) return undefined;
+  const at = <T>(key: FileKey, step: () => T): T | undefined => {
     try {
-      return readFileSync(file);
+      return step();
     } catch (error) {
-      problem(key, `cannot read ${JSON.stringify(file)} (${readFailure(error)})`);
+      if (!(error instanceof PemProblem)) throw error;
+      problem(key, error.message);
       return undefined;
     }
   };
+  const label = (key: FileKey) => JSON.stringify(tls[key]);
+  const read = (key: FileKey) =>
+    tls[key] === undefined ? undefined : at(key, () => readPemFile(tls[key]!, label(key)));
   const ca = read('ca');
-  if (ca !== undefined && checkCa(tls.ca!, ca, (m) => problem('ca', m))) material.ca = ca;
+  if (ca !== undefined && at('ca', () => checkCa(ca, label('ca'))) !== undefined) material.ca = ca;
   if ((tls.cert === undefined) !== (tls.key === undefined)) {
     const missing = tls.cert === undefined ? 'cert' : 'key';
     problem(
@@ -61,19 +64,15 @@ export function loadServerTls(tls: PoolTlsConfig, problem: TlsProblem): void {
   }
   const cert = read('cert');
   const key = read('key');
-  const x509 = cert !== undefined ? certificate(tls.cert!, cert, (m) => problem('cert', m)) : undefined;
-  let privateKey: KeyObject | undefined;
-  if (key !== undefined) {
-    try {
-      privateKey = createPrivateKey(key);
-    } catch (error) {
-      problem('key', `${JSON.stringify(tls.key)} is not a usable private key (${(error as Error).message})`);
-    }
-  }
+  const x509 =
+    cert !== undefined ? at('cert', () => parseCertificate(cert, label('cert'), Date.now())) : undefined;
+  const privateKey = key !== undefined ? at('key', () => parsePrivateKey(key, label('key'))) : undefined;
   if (x509 !== undefined && privateKey !== undefined) {
-    if (!x509.checkPrivateKey(privateKey)) {
-      problem('key', `${JSON.stringify(tls.key)} does not match the certificate ${JSON.stringify(tls.cert)}`);
-    } else {
+    const paired = at('key', () => {
+      checkKeyPair(x509, privateKey, label('cert'), label('key'));
+      return true;
+    });
+    if (paired) {
       material.cert = cert;
       material.key = key;
     }
@@ -108,56 +107,15 @@ export function sameServerTls(a: PoolTlsConfig | undefined, b: PoolTlsConfig | u
   return tlsFingerprint(a) === tlsFingerprint(b);
 }
 
-function checkCa(file: string, pem: Buffer, problem: (m: string) => void): boolean {
+/** A CA bundle: at least one PEM certificate, every one parseable, at least one not expired. */
+function checkCa(pem: Buffer, label: string): true {
   const blocks = pem.toString('latin1').match(PEM_CERT) ?? [];
-  if (blocks.length === 0) {
-    problem(`${JSON.stringify(file)} holds no PEM certificate`);
-    return false;
-  }
+  if (blocks.length === 0) throw new PemProblem(`${label} holds no PEM certificate`);
   const now = Date.now();
   let usable = 0;
   for (const block of blocks) {
-    const x = certificate(file, Buffer.from(block, 'latin1'), problem, false);
-    if (x === undefined) return false;
-    if (Date.parse(x.validTo) > now) usable++;
+    if (Date.parse(parseCertificate(Buffer.from(block, 'latin1'), label).validTo) > now) usable++;
   }
-  if (usable === 0) {
-    problem(`every certificate in ${JSON.stringify(file)} has expired`);
-    return false;
-  }
+  if (usable === 0) throw new PemProblem(`every certificate in ${label} has expired`);
   return true;
-}
-
-/** The first certificate of a PEM file, checked for its validity period when `dated`. */
-function certificate(
-  file: string,
-  pem: Buffer,
-  problem: (m: string) => void,
-  dated = true,
-): X509Certificate | undefined {
-  let x: X509Certificate;
-  try {
-    x = new X509Certificate(pem);
-  } catch (error) {
-    problem(`${JSON.stringify(file)} is not a PEM certificate (${(error as Error).message})`);
-    return undefined;
-  }
-  const now = Date.now();
-  if (dated && Date.parse(x.validTo) <= now) {
-    problem(`the certificate ${JSON.stringify(file)} expired on ${x.validTo}`);
-    return undefined;
-  }
-  if (dated && Date.parse(x.validFrom) > now) {
-    problem(`the certificate ${JSON.stringify(file)} is not valid before ${x.validFrom}`);
-    return undefined;
-  }
-  return x;
-}
-
-function readFailure(error: unknown): string {
-  const code = (error as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT') return 'no such file';
-  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
-  if (code === 'EISDIR') return 'it is a directory';
-  return (error as Error).message;
 }

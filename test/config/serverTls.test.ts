@@ -60,7 +60,7 @@ test('unreadable files, a key that does not match, half a client certificate: er
   );
   assert.equal(
     errorOf(config(`{ cert: ${a.cert}, key: ${b.key} }`)),
-    `fulcrum.yaml:7: pools[0].tls.key: "${b.key}" does not match the certificate "${a.cert}"`,
+    `fulcrum.yaml:7: pools[0].tls.key: "${b.key}" is not the private key of the certificate in "${a.cert}"`,
   );
   assert.equal(
     errorOf(config(`{ cert: ${a.cert} }`)),
@@ -68,7 +68,7 @@ test('unreadable files, a key that does not match, half a client certificate: er
   );
   assert.match(
     errorOf(config(`{ cert: ${a.cert}, key: ${a.cert} }`)),
-    /pools\[0\]\.tls\.key: ".*a\.pem" is not a usable private key/,
+    /pools\[0\]\.tls\.key: ".*a\.pem" is not a PEM private key/,
   );
   assert.match(
     errorOf(config('{ serverName: 10.0.0.1 }')),
@@ -80,7 +80,7 @@ test('an expired client certificate, or a ca file of expired certificates only, 
   const old = certs.expired(ca, 'old');
   assert.equal(
     errorOf(config(`{ cert: ${old.cert}, key: ${old.key} }`)),
-    `fulcrum.yaml:7: pools[0].tls.cert: the certificate "${old.cert}" expired on Jan  2 00:00:00 2020 GMT`,
+    `fulcrum.yaml:7: pools[0].tls.cert: "${old.cert}" expired on Jan  2 00:00:00 2020 GMT`,
   );
   assert.equal(
     errorOf(config(`{ ca: ${old.cert} }`)),
