@@ -1,6 +1,7 @@
 import type { BalancingPolicy, SelectContext } from '../core/selection.js';
 import type { Server } from '../core/server.js';
 import { fmix32, hash32 } from './hash.js';
+import { weightsApply } from './weights.js';
 
 /** Ring points per unit of weight: enough for an even spread (about ±8% per server). */
 export const POINTS_PER_WEIGHT = 160;
@@ -43,8 +44,7 @@ export class IpHash implements BalancingPolicy {
     this.marks = new Int32Array(n);
     this.generation = 0;
 
-    let weighted = false;
-    for (const s of eligible) if (s.effectiveWeight > 0) weighted = true;
+    const weighted = weightsApply(eligible);
     const weightOf = (s: Server): number => (weighted ? Math.max(s.effectiveWeight || 0, 0) : 1);
     let totalWeight = 0;
     for (const s of eligible) totalWeight += weightOf(s);

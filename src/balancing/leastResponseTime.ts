@@ -1,5 +1,6 @@
 import type { BalancingPolicy, SelectContext } from '../core/selection.js';
 import type { Server } from '../core/server.js';
+import { weightsApply } from './weights.js';
 
 /** A server left unpicked for this many times its fair share of picks is picked once. */
 const PROBE_AFTER_SHARES = 16;
@@ -65,13 +66,7 @@ export class LeastResponseTime implements BalancingPolicy {
     const n = eligible.length;
     const seq = ++this.sequence;
     const last = this.lastPicked;
-    let weighted = false;
-    for (const s of eligible) {
-      if (s.effectiveWeight > 0) {
-        weighted = true;
-        break;
-      }
-    }
+    const weighted = weightsApply(eligible);
 
     let reference = Number.POSITIVE_INFINITY;
     let totalWeight = 0;
@@ -98,8 +93,7 @@ export class LeastResponseTime implements BalancingPolicy {
 
   fallback(eligible: readonly Server[], _ctx: SelectContext, tried: readonly Server[]): Server | undefined {
     if (eligible !== this.servers) this.rebuild(eligible);
-    let weighted = false;
-    for (const s of eligible) if (s.effectiveWeight > 0 && !tried.includes(s)) weighted = true;
+    const weighted = weightsApply(eligible, tried);
     // The reference is pick's: the best healthy average among the servers that may take work.
     let reference = Number.POSITIVE_INFINITY;
     for (const s of eligible) {

@@ -1,5 +1,6 @@
 import type { BalancingPolicy, SelectContext } from '../core/selection.js';
 import type { Server } from '../core/server.js';
+import { weightsApply } from './weights.js';
 
 const NONE: readonly Server[] = [];
 
@@ -50,14 +51,7 @@ export class WeightedRoundRobin implements BalancingPolicy {
     const cur = this.current;
     const n = eligible.length;
     const filtered = tried.length > 0;
-    let weighted = false;
-    for (let i = 0; i < n; i++) {
-      const s = eligible[i]!;
-      if (s.effectiveWeight > 0 && !(filtered && tried.includes(s))) {
-        weighted = true;
-        break;
-      }
-    }
+    const weighted = weightsApply(eligible, tried);
     let total = 0;
     let best = -1;
     let bestCurrent = Number.NEGATIVE_INFINITY;
