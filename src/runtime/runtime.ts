@@ -350,8 +350,7 @@ function sameSocket(
   next: Config['listeners'][number],
 ): boolean {
   if (before.protocol !== next.protocol || before.listen.host !== next.listen.host) return false;
-  // A plaintext socket cannot become a TLS one (nor the reverse) in place.
-  if ((before.tls === undefined) !== (next.tls === undefined)) return false;
+  // TLS turned on or off keeps the socket: the http listener hands connections to its terminator.
   return before.listen.port === next.listen.port || running.address.port === next.listen.port;
 }
 
