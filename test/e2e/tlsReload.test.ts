@@ -1,7 +1,8 @@
 /**
  * Reloads (SIGHUP) that change how an http listener speaks, on the same address: tls.alpn,
  * http2 and maxConcurrentStreams for the next connections; TLS turned on and off without the
- * socket being closed (no connection refused across the switch).
+ * socket being closed (no connection refused across the switch). A protocol change on the same
+ * address is refused with a hint.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -12,7 +13,8 @@ import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { promisify } from 'node:util';
-import { startBackends } from '../helpers/balancer.js';
+import { parseConfig } from '../../src/config/index.js';
+import { request, startBackends, startBalancer } from '../helpers/balancer.js';
 import { makeCertKit } from '../helpers/certificates.js';
 import { type CliProcess, freePort, spawnCli } from '../helpers/processes.js';
 
@@ -207,6 +209,30 @@ ${tls ? `    tls: { certificates: [ { cert: "${site.cert}", key: "${site.key}" }
     await loop;
     keepAlive.destroy();
     await proc.stop();
+    for (const b of backends) await b.close();
+  }
+});
+
+test('a protocol change on the same address is refused with a hint, and the running listener goes on', async () => {
+  const backends = await startBackends(1);
+  const yaml = (port: number, protocol: string) => `listeners:
+  - { name: web, protocol: ${protocol}, listen: "127.0.0.1:${port}", pool: p }
+pools: [{ name: p, servers: [{ address: "127.0.0.1:${backends[0]!.port}" }] }]
+`;
+  const lb = await startBalancer(yaml(0, 'http'));
+  try {
+    const refused = await lb.runtime
+      .apply(parseConfig(yaml(lb.port, 'tcp'), 'test.yaml'))
+      .catch((e: Error) => e);
+    assert.ok(refused instanceof Error);
+    assert.match(
+      refused.message,
+      /listeners\[0\]\.listen: address 127\.0\.0\.1:\d+ is already in use \(the running listener web holds it: a protocol change on the same address needs another address or a restart\)/,
+    );
+    assert.equal(lb.runtime.listeners.get('web')!.protocol, 'http');
+    assert.equal((await request(lb.port, { path: '/whoami' })).status, 200);
+  } finally {
+    await lb.stop();
     for (const b of backends) await b.close();
   }
 });
