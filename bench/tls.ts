@@ -11,13 +11,15 @@
  *            of the proxy: what the issue's 0.9x target is about, and what a loaded machine
  *            distorts least)
  *   resumed  resumed handshakes, the same way with `s_time -reuse`
- * Method: both proxies run side by side for one key type; rounds alternate them (the order
- * rotates each round) so that the drifts of a shared machine hit both alike. Figures are medians
- * over rounds with their min–max; ratios fulcrum/haproxy are taken per round (same round, same
+ * The `node` target (bench/tlsOrigin.ts) is no proxy: a Node HTTPS/HTTP/2 server answering by
+ * itself, the floor of what node:tls and node:http2 cost (a "direct" figure for Fulcrum's).
+ * Method: the targets run side by side for one key type; rounds alternate them (the order
+ * rotates each round) so that the drifts of a shared machine hit all alike. Figures are medians
+ * over rounds with their min–max; ratios fulcrum/haproxy and fulcrum/node are taken per round (same round, same
  * figure), then their median and min–max.
  * Needs h2load (Debian nghttp2-client), openssl, and haproxy for the comparison.
  *
- * Usage: npm run bench:tls -- [--rounds R] [--duration S] [--clients N] [--targets fulcrum,haproxy]
+ * Usage: npm run bench:tls -- [--rounds R] [--duration S] [--clients N] [--targets fulcrum,haproxy,node]
  *        [--keys ecdsa,rsa]     (or node dist/bench/tls.js ... after a build)
  */
 import { execFile, execFileSync } from 'node:child_process';
@@ -254,6 +256,10 @@ function startTarget(
     fs.writeFileSync(cfg, haproxyCfg(port, files.both, backends));
     return startProc('haproxy', haproxy, ['-f', cfg, '-db'], logFile);
   }
+  if (target === 'node') {
+    const args = ['--port', String(port), '--cert', files.cert, '--key', files.key];
+    return startProc('node', process.execPath, [path.join(here, 'tlsOrigin.js'), ...args], logFile);
+  }
   const cfg = path.join(tmp!, `fulcrum-${kind}.yaml`);
   fs.writeFileSync(cfg, fulcrumYaml(port, files.cert, files.key, backends));
   return startProc(
@@ -270,7 +276,7 @@ async function main(): Promise<number> {
       duration: { type: 'string', default: '3' },
       rounds: { type: 'string', default: '3' },
       clients: { type: 'string', default: '4' },
-      targets: { type: 'string', default: 'fulcrum,haproxy' },
+      targets: { type: 'string', default: 'fulcrum,haproxy,node' },
       keys: { type: 'string', default: 'ecdsa,rsa' },
     },
   });
@@ -353,24 +359,25 @@ function report(
   console.log(
     `\nTLS termination, ${new Date().toISOString().slice(0, 10)}: ${run.rounds} rounds, ${run.seconds} s per figure, ${run.clients} s_time clients, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), load average ${Math.min(...run.load).toFixed(1)}–${Math.max(...run.load).toFixed(1)} during the run, ${run.minutes.toFixed(1)} min`,
   );
-  console.log('Figures: median over rounds (min–max).\n');
-  console.log(
-    `| figure | key | ${targets.join(' | ')} |${targets.includes('fulcrum') && targets.includes('haproxy') ? ' fulcrum / haproxy |' : ''}`,
-  );
-  console.log(`|---|---|${targets.map(() => '---|').join('')}${targets.length > 1 ? '---|' : ''}`);
+  console.log('Figures: median over rounds (min–max); ratios per round, then their median (min–max).\n');
+  // Fulcrum against each other target present.
+  const peers = targets.includes('fulcrum') ? targets.filter((t) => t !== 'fulcrum') : [];
+  console.log(`| figure | key | ${[...targets, ...peers.map((p) => `fulcrum / ${p}`)].join(' | ')} |`);
+  console.log(`|---|---|${[...targets, ...peers].map(() => '---|').join('')}`);
   for (const f of FIGURES) {
     for (const [kind, byTarget] of samples) {
       const cells = targets.map((t) => spread(byTarget.get(t)!.map((x) => x[f.key])));
       const fu = byTarget.get('fulcrum');
-      const ha = byTarget.get('haproxy');
-      let ratio = '';
-      if (fu !== undefined && ha !== undefined) {
-        ratio = ` ${spread(
-          fu.map((x, i) => x[f.key] / ha[i]![f.key]),
-          2,
-        )}x |`;
+      for (const p of peers) {
+        const other = byTarget.get(p)!;
+        cells.push(
+          `${spread(
+            fu!.map((x, i) => x[f.key] / other[i]![f.key]),
+            2,
+          )}x`,
+        );
       }
-      console.log(`| ${f.label} | ${kind} | ${cells.join(' | ')} |${ratio}`);
+      console.log(`| ${f.label} | ${kind} | ${cells.join(' | ')} |`);
     }
   }
 }
