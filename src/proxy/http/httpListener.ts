@@ -75,6 +75,8 @@ export class HttpListener implements ListenerContext, Listener {
   private tls: TlsTerminator | null;
   private h2: Http2Server | null = null;
   private h2Settings: H2Settings | null = null;
+  /** The plain sockets of TLS connections (in their handshake, or under a front), until closed. */
+  private readonly tlsSockets = new Set<Socket>();
   private tlsConfig: TlsConfig | undefined;
   private readonly httpsPort: (() => number) | null;
   /** The socket being handed to the HTTP/2 factory, while it makes the session. */
@@ -110,8 +112,11 @@ export class HttpListener implements ListenerContext, Listener {
     // the whole response (TLS sockets take it from the connection they wrap).
     this.server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
       const tls = this.tls;
-      if (tls === null) this.accept(socket);
-      else tls.server.emit('connection', socket);
+      if (tls === null) return this.accept(socket);
+      // Known until it closes: a shutdown cuts those still in their handshake after the grace.
+      this.tlsSockets.add(socket);
+      socket.once('close', () => this.tlsSockets.delete(socket));
+      tls.server.emit('connection', socket);
     });
   }
 
@@ -311,10 +316,15 @@ export class HttpListener implements ListenerContext, Listener {
     const grace = Math.min(SHUTDOWN_IDLE_GRACE_MS, timeoutMs);
     for (const c of this.connections) c.shutdown(grace);
     const deadline = Date.now() + timeoutMs;
-    while (this.connections.size > 0 && Date.now() < deadline) {
+    // TLS handshakes in flight get the grace too (one that finishes is then refused by accept).
+    const graceEnd = Date.now() + grace;
+    const busy = () => this.connections.size > 0 || (this.tlsSockets.size > 0 && Date.now() < graceEnd);
+    while (busy() && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 20));
     }
     for (const c of this.connections) c.destroy();
+    // Left now: handshakes that did not finish (the server's close would wait for their timeout).
+    for (const s of this.tlsSockets) s.destroy();
     if (this.sweeper !== undefined) clearInterval(this.sweeper);
     await this.protection?.close();
     await closed;
