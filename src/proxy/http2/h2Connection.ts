@@ -97,7 +97,8 @@ export class H2Connection implements FrontConnection, StreamOwner {
     this.from = {
       peerIp,
       trustedPeer: ctx.trusted?.has(peerIp) ?? false,
-      proto: ctx.secure ? 'https' : 'http',
+      // The socket's own: a reload may turn the listener's TLS on or off during a handshake.
+      proto: (socket as { encrypted?: boolean }).encrypted === true ? 'https' : 'http',
     };
     session.on('error', () => {}); // 'close' follows
     session.on('frameError', () => {});
