@@ -9,6 +9,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
 import { type ClientHttp2Session, connect as h2connect } from 'node:http2';
+import { request as httpsRequest } from 'node:https';
 import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -56,7 +57,9 @@ async function curl(port: number, scheme: 'http' | 'https', flag: string): Promi
 async function reload(proc: CliProcess, file: string, yaml: string, n: number): Promise<void> {
   writeFileSync(file, yaml);
   proc.signal('SIGHUP');
-  await proc.waitFor(new RegExp(`(reloaded [^\\n]*\\n[\\s\\S]*){${n}}`), { timeoutMs: 20_000 });
+  // The runtime's line once the reload is applied ("INFO  reloaded FILE: what changed"), not the
+  // admin follower's ("admin: reloaded FILE and STATE").
+  await proc.waitFor(new RegExp(`(INFO {2}reloaded \\S+: [^\\n]*\\n[\\s\\S]*){${n}}`), { timeoutMs: 20_000 });
 }
 
 /** An HTTP/2 session over TLS, once its SETTINGS have come. */
@@ -171,12 +174,33 @@ ${tls ? `    tls: { certificates: [ { cert: "${site.cert}", key: "${site.key}" }
       });
     }
   };
+  /** A request on the plaintext keep-alive connection: status, reused, X-Forwarded-Proto seen. */
   const plainGet = () =>
-    new Promise<{ status: number; reused: boolean }>((resolve, reject) => {
-      const req = httpRequest({ host: '127.0.0.1', port, path: '/whoami', agent: keepAlive }, (res) => {
-        res.resume();
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, reused: req.reusedSocket }));
+    new Promise<{ status: number; reused: boolean; proto: string }>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port, path: '/echo', agent: keepAlive }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const proto = JSON.parse(Buffer.concat(chunks).toString()).headers['x-forwarded-proto'];
+          resolve({ status: res.statusCode ?? 0, reused: req.reusedSocket, proto });
+        });
       });
+      req.on('error', reject);
+      req.end();
+    });
+  /** X-Forwarded-Proto as the server sees it for a new HTTPS connection. */
+  const httpsProto = () =>
+    new Promise<string>((resolve, reject) => {
+      const req = httpsRequest(
+        { host: '127.0.0.1', port, path: '/echo', servername: 'site.test', ca: caPem, agent: false },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () =>
+            resolve(JSON.parse(Buffer.concat(chunks).toString()).headers['x-forwarded-proto']),
+          );
+        },
+      );
       req.on('error', reject);
       req.end();
     });
@@ -191,9 +215,10 @@ ${tls ? `    tls: { certificates: [ { cert: "${site.cert}", key: "${site.key}" }
     assert.equal(await curl(port, 'https', '--http2'), '200 2');
     assert.equal(await curl(port, 'https', '--http1.1'), '200 1.1');
     assert.match(await curl(port, 'http', '--http1.1'), /^failed|^000/);
-    // The plaintext keep-alive connection opened before the switch is still served.
+    // The plaintext keep-alive connection opened before the switch is still served, as http.
     const kept = await plainGet();
-    assert.deepEqual(kept, { status: 200, reused: true });
+    assert.deepEqual(kept, { status: 200, reused: true, proto: 'http' });
+    assert.equal(await httpsProto(), 'https');
 
     await reload(proc, file, yaml(false), 2);
     assert.equal(await curl(port, 'http', '--http1.1'), '200 1.1');
