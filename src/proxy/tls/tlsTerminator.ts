@@ -1,7 +1,8 @@
 /**
- * TLS termination for an http listener: a tls.Server whose certificate is picked by SNI from a
- * swappable CertificateStore, ALPN (h2, http/1.1), optional client certificates (mTLS) and
- * session tickets whose keys outlive certificate reloads. It hands each connection, once the
+ * TLS termination for an http listener: a tls.Server (never listening itself: the listener's
+ * plain socket hands it connections) whose certificate is picked by SNI from a swappable
+ * CertificateStore, ALPN (h2, http/1.1) picked per handshake, optional client certificates (mTLS)
+ * and session tickets whose keys outlive certificate reloads. It hands each connection, once the
  * handshake is done, to the listener; the ALPN result says which front takes it.
  */
 import { randomBytes } from 'node:crypto';
@@ -60,8 +61,7 @@ export class TlsTerminator {
   /**
    * A reload: the files are read again and, when anything changed, the new contexts serve the
    * next handshakes, as do `alpn` and `clientCa`; connections open and handshakes in flight keep
-   * theirs. A file that
-   * cannot be used keeps the running certificates (logged).
+   * theirs. A file that cannot be used keeps the running certificates (logged).
    */
   update(config: TlsConfig, name: string, log: Logger): void {
     if (DYNAMIC_ALPN) this.alpn = config.alpn;
