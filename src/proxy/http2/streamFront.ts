@@ -121,8 +121,8 @@ export class StreamFront implements ExchangeFront {
   /**
    * Called by the connection's sweep when `bodyCheckAt` has passed: a body slower than
    * `timeouts.bodyMinRate` is cut on this stream alone (the connection's other streams go on):
-   * 408 then RST_STREAM NO_ERROR (RFC 9113 8.1: a complete answer, the rest of the body not
-   * wanted), as Envoy does for a request timeout; a stream whose response began is reset.
+   * 408, or a reset if the response began (as Envoy does for its stream timeouts); after the 408,
+   * RST_STREAM NO_ERROR (RFC 9113 8.1: a complete answer, the rest of the body not wanted).
    */
   checkBodyRate(now: number): void {
     if (this.bodyEnded || this.gone) {
