@@ -197,7 +197,16 @@ export class Runtime {
     try {
       for (const [i, l] of next.listeners.entries()) {
         if (!this.needsSocket(l, diff)) continue;
-        bound.set(l.name, await this.bind(i, createListener(l, this.deps(lookup))));
+        const running = this.listeners.get(l.name);
+        const before = this.config.listeners.find((c) => c.name === l.name);
+        const hint =
+          running !== undefined &&
+          before !== undefined &&
+          before.protocol !== l.protocol &&
+          sameSocket({ ...before, protocol: l.protocol } as ListenerConfig, running, l)
+            ? ` (the running listener ${l.name} holds it: a protocol change on the same address needs another address or a restart)`
+            : '';
+        bound.set(l.name, await this.bind(i, createListener(l, this.deps(lookup)), hint));
       }
     } catch (err) {
       await Promise.all([...bound.values()].map((l) => l.shutdown(0)));
@@ -328,13 +337,17 @@ export class Runtime {
   }
 
   /** Starts a listener; a bind failure becomes a ConfigError naming the listen key. */
-  private async bind(index: number, listener: Listener): Promise<Listener> {
+  private async bind(index: number, listener: Listener, hint = ''): Promise<Listener> {
     listener.observer = this.observer;
     try {
       await listener.start();
     } catch (err) {
+      const message = (err as Error).message;
       throw new ConfigError(this.file, [
-        { path: `listeners[${index}].listen`, message: (err as Error).message },
+        {
+          path: `listeners[${index}].listen`,
+          message: /already in use/.test(message) ? message + hint : message,
+        },
       ]);
     }
     this.log.info(`listener ${listener.name}: ${listener.protocol} on ${formatAddress(listener.address)}`);
@@ -350,8 +363,7 @@ function sameSocket(
   next: Config['listeners'][number],
 ): boolean {
   if (before.protocol !== next.protocol || before.listen.host !== next.listen.host) return false;
-  // A plaintext socket cannot become a TLS one (nor the reverse) in place.
-  if ((before.tls === undefined) !== (next.tls === undefined)) return false;
+  // TLS turned on or off keeps the socket: the http listener hands connections to its terminator.
   return before.listen.port === next.listen.port || running.address.port === next.listen.port;
 }
 

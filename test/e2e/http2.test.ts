@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -12,9 +13,11 @@ import {
 } from 'node:http2';
 import { type AddressInfo, connect as netConnect } from 'node:net';
 import { after, test } from 'node:test';
+import { promisify } from 'node:util';
 import { request, startBackends, startBalancer } from '../helpers/balancer.js';
 import { makeCertKit } from '../helpers/certificates.js';
 
+const run = promisify(execFile);
 const kit = makeCertKit();
 const site = kit.leaf('site', ['site.test']);
 const caPem = readFileSync(kit.ca.cert);
@@ -529,6 +532,124 @@ pools: [{ name: p, servers: [{ address: "127.0.0.1:${backends[0]!.port}" }] }]
     fresh.close();
   } finally {
     session.destroy();
+    await lb.stop();
+    for (const b of backends) await b.close();
+  }
+});
+
+test('interim responses over HTTP/2: 103 Early Hints and 100 Continue reach the client before the final answer', async () => {
+  const server = await fake((req, res) => {
+    if (req.url === '/hints') {
+      res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
+      setTimeout(() => res.end('final'), 50);
+      return;
+    }
+    // /upload: node:http answers "Expect: 100-continue" with 100 Continue by itself.
+    let n = 0;
+    req.on('data', (c: Buffer) => {
+      n += c.length;
+    });
+    req.on('end', () => res.end(`got ${n}`));
+  });
+  const lb = await startBalancer(`
+listeners: [{ name: web, listen: "127.0.0.1:0", pool: p, http2: true }]
+pools: [{ name: p, servers: [{ address: "127.0.0.1:${server.port}" }] }]
+`);
+  const session = connectH2c(lb.port);
+  try {
+    // 103 then 200, on the stream, in that order.
+    const seen: string[] = [];
+    let link = '';
+    const body = await new Promise<string>((resolve, reject) => {
+      const stream = session.request({ ':path': '/hints' });
+      stream.on('headers', (h) => {
+        seen.push(String(h[':status']));
+        link = String(h.link);
+      });
+      stream.on('response', (h) => seen.push(String(h[':status'])));
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => resolve(Buffer.concat(chunks).toString()));
+      stream.on('error', reject);
+    });
+    assert.deepEqual(seen, ['103', '200']);
+    assert.equal(link, '</style.css>; rel=preload; as=style');
+    assert.equal(body, 'final');
+    // 100 Continue: the client waits for it before sending the body.
+    const uploaded = await new Promise<string>((resolve, reject) => {
+      const stream = session.request(
+        { ':method': 'POST', ':path': '/upload', expect: '100-continue', 'content-length': 5 },
+        { endStream: false },
+      );
+      let continued = false;
+      stream.on('continue', () => {
+        continued = true;
+        stream.end('hello');
+      });
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () =>
+        continued ? resolve(Buffer.concat(chunks).toString()) : reject(new Error('no 100')),
+      );
+      stream.on('error', reject);
+    });
+    assert.equal(uploaded, 'got 5');
+    // curl sees the 103 too (h2c with prior knowledge).
+    const { stderr } = await run(
+      'curl',
+      ['-sS', '-v', '--http2-prior-knowledge', '-o', '/dev/null', `http://127.0.0.1:${lb.port}/hints`],
+      { timeout: 10_000 },
+    );
+    assert.match(stderr, /< HTTP\/2 103/);
+    assert.match(stderr, /< HTTP\/2 200/);
+  } finally {
+    session.close();
+    await lb.stop();
+    await server.close();
+  }
+});
+
+test('timeouts.bodyMinRate over HTTP/2: a slow body gets 408 on its stream (then RST_STREAM NO_ERROR); the connection’s other streams go on', async () => {
+  const backends = await startBackends(1);
+  const lb = await startBalancer(`
+listeners:
+  - name: web
+    listen: "127.0.0.1:0"
+    pool: p
+    http2: true
+    protection: { timeouts: { bodyMinRate: 1KiB/s } }
+pools: [{ name: p, servers: [{ address: "127.0.0.1:${backends[0]!.port}" }] }]
+`);
+  const session = connectH2c(lb.port);
+  try {
+    const started = Date.now();
+    const slow = new Promise<{ status: number; rst: number }>((resolve, reject) => {
+      const stream = session.request({ ':method': 'POST', ':path': '/up' }, { endStream: false });
+      stream.write(Buffer.alloc(10));
+      let status = 0;
+      stream.on('response', (h) => {
+        status = Number(h[':status']);
+      });
+      stream.resume();
+      stream.on('close', () => resolve({ status, rst: stream.rstCode ?? -1 }));
+      stream.on('error', reject);
+    });
+    // Meanwhile the same connection serves other streams.
+    const other = await h2request(session, { ':path': '/whoami' });
+    assert.equal(other.status, 200);
+    const r = await slow;
+    assert.equal(r.status, 408);
+    assert.equal(r.rst, constants.NGHTTP2_NO_ERROR);
+    assert.ok(Date.now() - started >= 1000, 'cut before the first second of slack');
+    assert.ok(!session.closed && !session.destroyed, 'the connection was closed');
+    // A body sent at once is fine on the same connection.
+    const quick = await h2request(session, { ':method': 'POST', ':path': '/up' }, Buffer.alloc(4000));
+    assert.equal(quick.status, 200);
+    assert.equal(JSON.parse(quick.body.toString()).bodyLength, 4000);
+    const refused = lb.runtime.listeners.get('web')!.protection!.rejected as Record<string, number>;
+    assert.equal(refused['slow-body'], 1);
+  } finally {
+    session.close();
     await lb.stop();
     for (const b of backends) await b.close();
   }

@@ -4,7 +4,7 @@ import { X509Certificate } from 'node:crypto';
 import { copyFileSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import { Agent, request as httpsRequest } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
@@ -394,7 +394,12 @@ pools: [{ name: p, servers: [${backends.map((b) => `{ address: "127.0.0.1:${b.po
       }
     };
     const loops = [loop(false), loop(false), loop(false), loop(keepAlive), loop(keepAlive)];
-    await new Promise((r) => setTimeout(r, 500));
+    // Requests before and after the swap, counted rather than timed (a loaded machine is slow).
+    const served = async (n: number) => {
+      const limit = Date.now() + 30_000;
+      while (ok < n && Date.now() < limit) await new Promise((r) => setTimeout(r, 20));
+    };
+    await served(30);
     // New files in place atomically (a reload never sees a certificate without its key).
     copyFileSync(fresh.cert, `${cert}.tmp`);
     copyFileSync(fresh.key, `${key}.tmp`);
@@ -402,7 +407,7 @@ pools: [{ name: p, servers: [${backends.map((b) => `{ address: "127.0.0.1:${b.po
     renameSync(`${cert}.tmp`, cert);
     proc.signal('SIGHUP');
     await proc.waitFor('certificates reloaded');
-    await new Promise((r) => setTimeout(r, 500));
+    await served(ok + 30);
     stop = true;
     await Promise.all(loops);
     keepAlive.destroy();
@@ -441,6 +446,31 @@ pools: [{ name: p, servers: [{ address: "127.0.0.1:${backends[0]!.port}" }] }]
     assert.equal(reply.cert?.serialNumber, new X509Certificate(readFileSync(live.cert)).serialNumber);
   } finally {
     await proc.stop();
+    for (const b of backends) await b.close();
+  }
+});
+
+test('shutdown: a client stuck before its TLS handshake is cut after the idle grace, not kept for the handshake timeout', async () => {
+  const backends = await startBackends(1);
+  const lb = await startBalancer(`
+listeners:
+${tlsListener('web', '', [site])}
+    timeouts: { requestHead: 60s }
+pools: [{ name: p, servers: [{ address: "127.0.0.1:${backends[0]!.port}" }] }]
+`);
+  const silent = netConnect(lb.port, '127.0.0.1');
+  silent.on('error', () => {});
+  const closed = new Promise<void>((r) => silent.on('close', () => r()));
+  try {
+    await new Promise<void>((r) => silent.on('connect', () => r()));
+    assert.equal((await get(lb.port, { path: '/whoami' })).status, 200);
+    const started = Date.now();
+    await lb.runtime.shutdown(60_000);
+    await closed;
+    // The grace is 1 s; the handshake timeout (60 s) and the shutdown timeout (60 s) are far.
+    assert.ok(Date.now() - started < 30_000, `shutdown took ${Date.now() - started} ms`);
+  } finally {
+    silent.destroy();
     for (const b of backends) await b.close();
   }
 });

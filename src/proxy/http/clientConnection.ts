@@ -127,7 +127,8 @@ export class ClientConnection implements ExchangeFront, FrontConnection {
     this.from = {
       peerIp,
       trustedPeer: ctx.trusted?.has(peerIp) ?? false,
-      proto: ctx.secure ? 'https' : 'http',
+      // The socket's own: a reload may turn the listener's TLS on or off during a handshake.
+      proto: (socket as { encrypted?: boolean }).encrypted === true ? 'https' : 'http',
     };
     this.selectCtx = { clientIp: peerIp, hashKey: undefined };
     // The first request must arrive within the request-head timeout, later ones within idle.

@@ -7,10 +7,10 @@ import type { Logger } from '../../core/log.js';
 import type { TrafficObserver } from '../../core/observer.js';
 import { ListenerProtection } from '../../protection/listenerProtection.js';
 import type { FrontConnection } from '../frontConnection.js';
-import { createH2Factory, H2Connection } from '../http2/h2Connection.js';
+import { createH2Factory, H2Connection, type H2Settings } from '../http2/h2Connection.js';
 import { type Listener, type ListenerDeps, listenError, type PoolLookup, sweepPeriod } from '../listener.js';
 import { LogThrottle } from '../logThrottle.js';
-import { TlsTerminator } from '../tls/tlsTerminator.js';
+import { DYNAMIC_ALPN, TlsTerminator } from '../tls/tlsTerminator.js';
 import { ClientConnection, type ListenerContext } from './clientConnection.js';
 import { Router } from './router.js';
 import type { UpstreamPool } from './upstreamPool.js';
@@ -28,6 +28,12 @@ function buildRouter(config: ListenerConfig, pools: PoolLookup): Router {
   return new Router(
     config.routes.map((r) => ({ match: r.match, pool: pools(r.pool) })),
     pools(config.pool),
+  );
+}
+
+function sameH2Settings(a: H2Settings | null, b: H2Settings): boolean {
+  return (
+    a !== null && a.maxConcurrentStreams === b.maxConcurrentStreams && a.maxHeaderSize === b.maxHeaderSize
   );
 }
 
@@ -60,13 +66,17 @@ export class HttpListener implements ListenerContext, Listener {
   private readonly throttle: LogThrottle;
   readonly upstreams: UpstreamPool;
   readonly connections = new Set<FrontConnection>();
-  readonly secure: boolean;
+  /** TLS is terminated here (a reload may turn it on or off: the bound socket stays). */
+  secure: boolean;
   hsts: string;
   redirectPort: (() => number) | null;
   h2c: ((socket: Socket, first: Buffer, admittedBy: ListenerProtection | null) => void) | null;
   private readonly server: NetServer;
-  private readonly tls: TlsTerminator | null;
+  private tls: TlsTerminator | null;
   private h2: Http2Server | null = null;
+  private h2Settings: H2Settings | null = null;
+  /** The plain sockets of TLS connections (in their handshake, or under a front), until closed. */
+  private readonly tlsSockets = new Set<Socket>();
   private tlsConfig: TlsConfig | undefined;
   private readonly httpsPort: (() => number) | null;
   /** The socket being handed to the HTTP/2 factory, while it makes the session. */
@@ -93,31 +103,79 @@ export class HttpListener implements ListenerContext, Listener {
     this.hsts = config.hsts === undefined ? '' : `max-age=${config.hsts}`;
     this.httpsPort = deps.httpsPort ?? null;
     this.redirectPort = config.redirectHttps === true ? this.httpsPort : null;
-    const h2 = config.tls === undefined ? config.http2 === true : config.tls.alpn.includes('h2');
-    if (h2) {
-      const settings = {
-        maxConcurrentStreams: config.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS,
-        maxHeaderSize: config.maxHeaderSize,
-      };
+    this.tls = config.tls === undefined ? null : this.terminator(config.tls);
+    this.h2c = null;
+    this.applyH2(config);
+    // One plain socket listens whether TLS is on or not: a TLS connection is handed to the
+    // terminator, so a reload can turn TLS on or off without closing the socket.
+    // allowHalfOpen: a client may send its request and shut down its side, and still expects
+    // the whole response (TLS sockets take it from the connection they wrap).
+    this.server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+      const tls = this.tls;
+      if (tls === null) return this.accept(socket);
+      // Known until it closes: a shutdown cuts those still in their handshake after the grace.
+      this.tlsSockets.add(socket);
+      socket.once('close', () => this.tlsSockets.delete(socket));
+      tls.server.emit('connection', socket);
+    });
+  }
+
+  /** TLS termination for `config`; throws a CertificateError when a file cannot be used. */
+  private terminator(config: TlsConfig): TlsTerminator {
+    return new TlsTerminator(config, this.timeouts.requestHead, (socket) => this.accept(socket));
+  }
+
+  /**
+   * TLS as `config` says, for the next connections: the certificates re-read; or TLS turned on
+   * (certificates that cannot be used keep the listener as it was, logged) or off. Connections
+   * open, and handshakes in flight, keep what they had.
+   */
+  private applyTls(config: TlsConfig | undefined): void {
+    if (config === undefined) {
+      this.tls = null;
+    } else if (this.tls !== null) {
+      this.tls.update(config, this.name, this.log);
+    } else {
+      try {
+        this.tls = this.terminator(config);
+      } catch (error) {
+        this.log.error(
+          `listener ${this.name}: TLS not turned on, certificates unusable: ${(error as Error).message}`,
+        );
+        return;
+      }
+    }
+    this.secure = this.tls !== null;
+    this.tlsConfig = config;
+  }
+
+  /**
+   * HTTP/2 as `config` says (`tls.alpn` or `http2`, `maxConcurrentStreams`, `maxHeaderSize`), for
+   * the next connections: a new session factory when a setting changed; sessions open keep the
+   * settings they were made with.
+   */
+  private applyH2(config: ListenerConfig): void {
+    // As TLS is (on, or still off if it could not be turned on).
+    const tls = this.tls === null ? undefined : this.tlsConfig;
+    const on = tls === undefined ? config.http2 === true : tls.alpn.includes('h2');
+    const settings: H2Settings = {
+      maxConcurrentStreams: config.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS,
+      maxHeaderSize: config.maxHeaderSize,
+    };
+    // Before Node 20.4 ALPN is fixed when the listener starts: h2 stays served if it was offered.
+    if (!on && (tls === undefined || DYNAMIC_ALPN)) this.h2 = null;
+    else if (this.h2 === null || !sameH2Settings(this.h2Settings, settings)) {
       this.h2 = createH2Factory(settings, (session) => this.onSession(session));
     }
+    this.h2Settings = settings;
     this.h2c =
-      config.tls === undefined && this.h2 !== null
+      tls === undefined && this.h2 !== null
         ? (socket, first, admittedBy) => {
             socket.pause();
             socket.unshift(first);
             this.handOver(socket, admittedBy);
           }
         : null;
-    if (config.tls !== undefined) {
-      this.tls = new TlsTerminator(config.tls, this.timeouts.requestHead, (socket) => this.accept(socket));
-      this.server = this.tls.server;
-    } else {
-      this.tls = null;
-      // allowHalfOpen: a client may send its request and shut down its side, and still
-      // expects the whole response.
-      this.server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(socket));
-    }
   }
 
   private accept(socket: Socket): void {
@@ -186,8 +244,8 @@ export class HttpListener implements ListenerContext, Listener {
     this.protection = this.buildProtection(config, this.protection ?? undefined);
     this.hsts = config.hsts === undefined ? '' : `max-age=${config.hsts}`;
     this.redirectPort = config.redirectHttps === true ? this.httpsPort : null;
-    this.tlsConfig = config.tls;
-    if (this.tls !== null && config.tls !== undefined) this.tls.update(config.tls, this.name, this.log);
+    this.applyTls(config.tls);
+    this.applyH2(config);
     this.startSweeper();
   }
 
@@ -258,10 +316,15 @@ export class HttpListener implements ListenerContext, Listener {
     const grace = Math.min(SHUTDOWN_IDLE_GRACE_MS, timeoutMs);
     for (const c of this.connections) c.shutdown(grace);
     const deadline = Date.now() + timeoutMs;
-    while (this.connections.size > 0 && Date.now() < deadline) {
+    // TLS handshakes in flight get the grace too (one that finishes is then refused by accept).
+    const graceEnd = Date.now() + grace;
+    const busy = () => this.connections.size > 0 || (this.tlsSockets.size > 0 && Date.now() < graceEnd);
+    while (busy() && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 20));
     }
     for (const c of this.connections) c.destroy();
+    // Left now: handshakes that did not finish (the server's close would wait for their timeout).
+    for (const s of this.tlsSockets) s.destroy();
     if (this.sweeper !== undefined) clearInterval(this.sweeper);
     await this.protection?.close();
     await closed;

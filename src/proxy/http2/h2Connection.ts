@@ -77,7 +77,7 @@ export class H2Connection implements FrontConnection, StreamOwner {
   /** Cut for abuse: the connection is going. */
   private cut = false;
 
-  /** Not used over HTTP/2 (streams are bounded by flow control and the exchange's timeouts). */
+  /** The earliest of the streams' body rate checks (`timeouts.bodyMinRate`); Infinity: none. */
   bodyCheckAt = Number.POSITIVE_INFINITY;
 
   /**
@@ -97,7 +97,8 @@ export class H2Connection implements FrontConnection, StreamOwner {
     this.from = {
       peerIp,
       trustedPeer: ctx.trusted?.has(peerIp) ?? false,
-      proto: ctx.secure ? 'https' : 'http',
+      // The socket's own: a reload may turn the listener's TLS on or off during a handshake.
+      proto: (socket as { encrypted?: boolean }).encrypted === true ? 'https' : 'http',
     };
     session.on('error', () => {}); // 'close' follows
     session.on('frameError', () => {});
@@ -161,6 +162,7 @@ export class H2Connection implements FrontConnection, StreamOwner {
     }
     const front = new Front(stream, req, this.from, clientIp, this.ctx, this);
     this.streams.add(front);
+    if (front.bodyCheckAt < this.bodyCheckAt) this.bodyCheckAt = front.bodyCheckAt;
   }
 
   /** A stream reset by the client before its response ended: counted against the bound. */
@@ -207,8 +209,14 @@ export class H2Connection implements FrontConnection, StreamOwner {
     this.session.destroy();
   }
 
-  checkBodyRate(_now: number): void {
-    this.bodyCheckAt = Number.POSITIVE_INFINITY;
+  /** Each stream whose check is due checks its body's rate; the next check is the earliest left. */
+  checkBodyRate(now: number): void {
+    let next = Number.POSITIVE_INFINITY;
+    for (const s of this.streams) {
+      if (s.bodyCheckAt <= now) s.checkBodyRate(now);
+      if (s.bodyCheckAt < next) next = s.bodyCheckAt;
+    }
+    this.bodyCheckAt = next;
   }
 }
 

@@ -15,6 +15,8 @@ import { Framing, isHopByHop, type RequestHead, type ResponseHead } from '../htt
 
 const CRLF = Buffer.from('\r\n', 'latin1');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n', 'latin1');
+/** How often a streaming request body's rate is checked against `timeouts.bodyMinRate`. */
+export const BODY_CHECK_MS = 1000;
 
 /** What a stream front tells the connection that carries it. */
 export interface StreamOwner {
@@ -24,6 +26,8 @@ export interface StreamOwner {
 
 export class StreamFront implements ExchangeFront {
   deadline = Number.POSITIVE_INFINITY;
+  /** When the request body's rate is checked next (`timeouts.bodyMinRate`); Infinity: never. */
+  bodyCheckAt = Number.POSITIVE_INFINITY;
   private readonly stream: ServerHttp2Stream;
   private readonly ctx: ListenerContext;
   private readonly owner: StreamOwner;
@@ -37,6 +41,10 @@ export class StreamFront implements ExchangeFront {
   /** Request body bytes so far (for `limits.maxBodySize`). */
   private bodyBytes = 0;
   private readonly startedAt = performance.now();
+  /** When the stream began (ms since epoch), for the body rate. */
+  private readonly bodySince = Date.now();
+  /** The whole request body has come (or none was to come). */
+  private bodyEnded = false;
 
   constructor(
     stream: ServerHttp2Stream,
@@ -60,9 +68,11 @@ export class StreamFront implements ExchangeFront {
     const pool = ctx.router.select(req);
     const bodyDone = req.framing === Framing.None;
     this.chunked = req.framing === Framing.Chunked;
+    this.bodyEnded = bodyDone;
     if (!bodyDone) {
       stream.on('data', (chunk: Buffer) => this.onData(chunk));
       stream.on('end', () => this.onEnd());
+      if (ctx.protection?.bodyMinRate !== undefined) this.bodyCheckAt = this.bodySince + BODY_CHECK_MS;
     }
     const cookies = pool.affinity === null ? null : cookieHeader(req);
     this.exchange.start(pool, req, from, this.selectCtx, cookies, null, bodyDone);
@@ -94,6 +104,8 @@ export class StreamFront implements ExchangeFront {
   /** `limits.maxBodySize` passed while the body streams: 413, or the stream cut if answered. */
   private bodyTooLarge(): void {
     this.ctx.protection?.bodyTooLarge();
+    this.bodyEnded = true;
+    this.bodyCheckAt = Number.POSITIVE_INFINITY;
     const responded = this.exchange.responded;
     if (this.exchange.busy) this.exchange.cancel();
     this.deadline = Number.POSITIVE_INFINITY;
@@ -106,7 +118,45 @@ export class StreamFront implements ExchangeFront {
     this.report(413);
   }
 
+  /**
+   * Called by the connection's sweep when `bodyCheckAt` has passed: a body slower than
+   * `timeouts.bodyMinRate` is cut on this stream alone (the connection's other streams go on):
+   * 408, or a reset if the response began (as Envoy does for its stream timeouts); after the 408,
+   * RST_STREAM NO_ERROR (RFC 9113 8.1: a complete answer, the rest of the body not wanted).
+   */
+  checkBodyRate(now: number): void {
+    if (this.bodyEnded || this.gone) {
+      this.bodyCheckAt = Number.POSITIVE_INFINITY;
+      return;
+    }
+    this.bodyCheckAt = now + BODY_CHECK_MS;
+    if (this.ctx.protection?.bodyTooSlow(this.bodyBytes, now - this.bodySince) !== true) return;
+    this.bodyCheckAt = Number.POSITIVE_INFINITY;
+    this.deadline = Number.POSITIVE_INFINITY;
+    this.bodyEnded = true;
+    const responded = this.exchange.responded;
+    if (this.exchange.busy) this.exchange.cancel();
+    this.stream.removeAllListeners('data');
+    this.ctx.note(
+      'bad body: slow',
+      `${this.ctx.name}: client ${this.selectCtx.clientIp}: request body slower than timeouts.bodyMinRate`,
+      false,
+    );
+    if (responded) {
+      this.stream.close(constants.NGHTTP2_CANCEL);
+      return;
+    }
+    respondError(this.stream, 408, this.req.method === 'HEAD');
+    // Sent once the answer is flushed: the client stops sending the body.
+    this.stream.close(constants.NGHTTP2_NO_ERROR);
+    this.report(408);
+  }
+
   private onEnd(): void {
+    // A body cut (too slow) is not ended towards the server: its exchange was cancelled.
+    if (this.bodyEnded) return;
+    this.bodyEnded = true;
+    this.bodyCheckAt = Number.POSITIVE_INFINITY;
     if (this.bodyBytes > (this.ctx.protection?.maxBodySize ?? Number.POSITIVE_INFINITY)) return;
     if (this.chunked) this.exchange.writeBody(LAST_CHUNK);
     if (this.exchange.busy) this.exchange.endBody();
@@ -125,8 +175,15 @@ export class StreamFront implements ExchangeFront {
     if (!this.gone) this.stream.resume();
   }
 
-  onInterim(_res: ResponseHead): void {
-    // 100 Continue and 103 Early Hints are not relayed over HTTP/2 (the body flows anyway).
+  onInterim(res: ResponseHead): void {
+    // 100 Continue and 103 Early Hints go to the client as HEADERS frames before the final
+    // response's (RFC 9113 8.1), without hop-by-hop fields.
+    if (this.gone || this.stream.headersSent) return;
+    try {
+      this.stream.additionalHeaders(responseHeaders(res, '', ''));
+    } catch {
+      // A field HTTP/2 cannot carry: the interim answer is only advice, it is left out.
+    }
   }
 
   onResponseHead(
