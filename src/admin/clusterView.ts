@@ -16,6 +16,8 @@ export interface WorkerRow {
   restarts: number;
   /** Requests in flight (http) and connections open (tcp, udp flows), over its servers. */
   connections: number;
+  /** Requests (and L4 connections) finished by this process since it started. */
+  requests: number;
   /** Requests (and L4 connections) finished per second, over the last report interval. */
   requestsPerSecond: number;
   /** Serving, or starting (not yet serving). */

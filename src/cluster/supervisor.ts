@@ -3,7 +3,8 @@
  * must be one for the whole balancer: the config and its reloads, the active health checks, the
  * admin API (and its state file), the stick tables of `store: memory`, and the merged figures.
  * Its N workers own the connections: each serves every listener (node:cluster shares the
- * sockets) with the config and server states the supervisor sends them.
+ * sockets; each worker accepts on them, SCHED_NONE) with the config and server states the
+ * supervisor sends them.
  *
  * It heals them: a worker that dies (crash, signal, out of memory) is logged once with its cause,
  * counted (`fulcrum_worker_restarts_total`) and replaced at once (later, backing off, when it
@@ -190,6 +191,7 @@ export class Supervisor implements ClusterView {
       uptimeSeconds: s.worker === null ? 0 : Math.round((now - s.startedAt) / 1000),
       restarts: s.restarts,
       connections: s.worker === null ? 0 : this.figures.activeOf(s.worker.id),
+      requests: s.worker === null ? 0 : this.figures.requestsOf(s.worker.id),
       requestsPerSecond: Math.round(s.rate * 10) / 10,
       state: s.ready ? 'serving' : 'starting',
     }));
@@ -202,6 +204,11 @@ export class Supervisor implements ClusterView {
   // ------------------------------------------------------------------------------ workers
 
   private async startWorkers(count: number): Promise<void> {
+    // Each worker accepts on the shared sockets (the kernel spreads the connections): the
+    // supervisor stays out of the connection path, and a connection costs about half the CPU of
+    // round robin in the primary (docs/workers.md has the figures). The environment may say
+    // otherwise (NODE_CLUSTER_SCHED_POLICY=rr).
+    if (process.env.NODE_CLUSTER_SCHED_POLICY === undefined) cluster.schedulingPolicy = cluster.SCHED_NONE;
     cluster.setupPrimary({
       exec: fileURLToPath(new URL('./workerMain.js', import.meta.url)),
       args: [],
