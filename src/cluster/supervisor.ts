@@ -82,6 +82,8 @@ export class Supervisor implements ClusterView {
   private restartsTotal = 0;
   private stopping = false;
   private watchdog: NodeJS.Timeout | null = null;
+  /** When the watchdog last ran: a late run means the supervisor itself was blocked. */
+  private lastCheck = 0;
   private readonly watched = new WeakSet<Pool>();
   private statesPending = false;
   private nextRequest = 1;
@@ -241,7 +243,8 @@ export class Supervisor implements ClusterView {
       this.starting = null;
     }
     const every = Math.min(1000, Math.max(50, Math.floor(this.runtime.config.workerTimeout / 4)));
-    this.watchdog = setInterval(() => this.checkHeartbeats(), every);
+    this.lastCheck = Date.now();
+    this.watchdog = setInterval(() => this.checkHeartbeats(every), every);
     this.log.info(`supervisor: ${count} workers serving (pids ${this.slots.map((s) => s.pid).join(', ')})`);
   }
 
@@ -372,8 +375,16 @@ export class Supervisor implements ClusterView {
   }
 
   /** Kills (to replace) a worker whose heartbeats stopped: its event loop is blocked. */
-  private checkHeartbeats(): void {
+  private checkHeartbeats(every: number): void {
     const now = Date.now();
+    const late = now - this.lastCheck > 2 * every + 100;
+    this.lastCheck = now;
+    if (late) {
+      // The supervisor's own event loop was blocked: the beats are waiting to be read, not
+      // missing. Count the silence from now.
+      for (const slot of this.slots) slot.lastBeat = Math.max(slot.lastBeat, now);
+      return;
+    }
     const bound = this.runtime.config.workerTimeout;
     for (const slot of this.slots) {
       if (slot.worker === null || slot.killedFor !== null) continue;

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { Agent, createServer, request as httpRequest, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect, createServer as createTcpServer } from 'node:net';
 import { test } from 'node:test';
 import { request } from '../helpers/balancer.js';
 import { type CliProcess, freePort, spawnCli, tempDir } from '../helpers/processes.js';
@@ -51,6 +51,7 @@ function configText(
   sticky: number,
   admin: number,
   backends: Backend[],
+  tcp?: { listen: number; echo: number },
 ): string {
   const servers = (list: Backend[]) =>
     list.map((b) => `      - { address: "127.0.0.1:${b.port}", name: ${b.id} }`).join('\n');
@@ -62,6 +63,7 @@ admin: { listen: "127.0.0.1:${admin}" }
 listeners:
   - { name: web, protocol: http, listen: "127.0.0.1:${web}", pool: web }
   - { name: sticky, protocol: http, listen: "127.0.0.1:${sticky}", pool: sticky }
+${tcp === undefined ? '' : `  - { name: raw, protocol: tcp, listen: "127.0.0.1:${tcp.listen}", pool: echo }`}
 pools:
   - name: web
     healthCheck: { type: http, path: /health, interval: ${HEALTH_INTERVAL_MS}ms, timeout: 400ms }
@@ -71,6 +73,7 @@ ${servers(backends.slice(0, 2))}
     sticky: { type: source, ttl: 10m }
     servers:
 ${servers(backends.slice(2))}
+${tcp === undefined ? '' : `  - name: echo\n    servers: [{ address: "127.0.0.1:${tcp.echo}" }]`}
 `;
 }
 
@@ -146,9 +149,18 @@ test('workers: 2 under a supervisor: one view, one health checker, shared affini
   const dir = tempDir();
   const backends = await Promise.all(['a', 'b', 'c', 'd', 'e', 'f'].map(startBackend));
   const procs: CliProcess[] = [];
+  let echoServer: ReturnType<typeof createTcpServer> | undefined;
   try {
     const [web, sticky, admin] = [await freePort(), await freePort(), await freePort()];
-    const file = dir.write('two.yaml', configText(2, web, sticky, admin, backends.slice(0, 4)));
+    const echo = createTcpServer((socket) => {
+      socket.on('error', () => {});
+      socket.pipe(socket);
+    });
+    echoServer = echo;
+    await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
+    const tcp = { listen: await freePort(), echo: (echo.address() as AddressInfo).port };
+    const twoConfig = () => configText(2, web, sticky, admin, backends.slice(0, 4), tcp);
+    const file = dir.write('two.yaml', twoConfig());
     const lb = spawnCli(['start', '-c', file]);
     procs.push(lb);
     await lb.waitFor('2 workers serving', { timeoutMs: 30_000 });
@@ -193,6 +205,23 @@ test('workers: 2 under a supervisor: one view, one health checker, shared affini
       t.diagnostic(
         `${n} requests: a ${backends[0]!.requests}, b ${backends[1]!.requests}; status and /metrics say ${n}`,
       );
+    });
+
+    await t.test('a tcp listener is served by the workers too', async () => {
+      for (let i = 0; i < 10; i++) {
+        const answer = await new Promise<string>((resolve, reject) => {
+          const socket = connect(tcp.listen, '127.0.0.1', () => socket.end(`ping ${i}`));
+          let got = '';
+          socket.setEncoding('utf8');
+          socket.on('data', (d: string) => {
+            got += d;
+          });
+          socket.on('end', () => resolve(got));
+          socket.on('error', reject);
+          socket.setTimeout(5000, () => socket.destroy(new Error('tcp timeout')));
+        });
+        assert.equal(answer, `ping ${i}`);
+      }
     });
 
     await t.test('health probes per interval with 2 workers equal those with 1', async () => {
@@ -258,10 +287,7 @@ test('workers: 2 under a supervisor: one view, one health checker, shared affini
       const traffic = load(web, 8);
       await until('load', async () => (traffic.tally.ok > 200 ? true : undefined));
       // A real change: server b's weight.
-      dir.write(
-        'two.yaml',
-        configText(2, web, sticky, admin, backends.slice(0, 4)).replace('name: b }', 'name: b, weight: 3 }'),
-      );
+      dir.write('two.yaml', twoConfig().replace('name: b }', 'name: b, weight: 3 }'));
       lb.signal('SIGHUP');
       await lb.waitFor(/reloaded .*two\.yaml: /, { timeoutMs: 10_000 });
       const at = traffic.tally.ok;
@@ -330,6 +356,7 @@ test('workers: 2 under a supervisor: one view, one health checker, shared affini
   } finally {
     await Promise.all(procs.map((p) => p.stop('SIGTERM', 5000).catch(() => {})));
     await Promise.all(backends.map((b) => b.close()));
+    echoServer?.close();
     dir.remove();
   }
 });
