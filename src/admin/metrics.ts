@@ -102,6 +102,8 @@ export class Telemetry implements TrafficObserver {
   private readonly tracked = new Map<string, Map<string, Tracked>>();
   private readonly watched = new Map<Pool, TransitionListener>();
   private lastTick = Date.now();
+  /** A supervisor's workers run the listeners: their open connections, summed (src/cluster/). */
+  listenerConnections: ((listener: string) => number | undefined) | null = null;
   private reloads = { success: 0, failure: 0 };
 
   constructor(
@@ -482,6 +484,13 @@ export class Telemetry implements TrafficObserver {
       registers: [registry],
       collect() {
         this.reset();
+        const ofWorkers = self.listenerConnections;
+        if (ofWorkers !== null) {
+          for (const l of self.runtime.config.listeners) {
+            this.set({ listener: l.name, protocol: l.protocol }, ofWorkers(l.name) ?? 0);
+          }
+          return;
+        }
         for (const l of self.runtime.listeners.values()) {
           this.set({ listener: l.name, protocol: l.protocol }, l.connectionCount);
         }

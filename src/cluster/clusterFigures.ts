@@ -26,7 +26,9 @@ export class ClusterFigures {
 
   /** Merges into `telemetry` from now on (null: stop). */
   attach(telemetry: Telemetry | null): void {
+    if (this.telemetry !== null) this.telemetry.listenerConnections = null;
     this.telemetry = telemetry;
+    if (telemetry !== null) telemetry.listenerConnections = (name) => this.listener(name)?.connections;
     this.merge();
   }
 

@@ -54,6 +54,10 @@ test('the workers’ figures add up, and a worker gone takes nothing out of the 
     assert.equal(a.active, 3);
     assert.equal(b.ewmaMs, 3);
     assert.deepEqual(figures.listener('web'), { address: { host: '127.0.0.1', port: 8080 }, connections: 3 });
+    assert.match(
+      await telemetry.registry.metrics(),
+      /^fulcrum_listener_connections\{listener="web",protocol="http"\} 3$/m,
+    );
 
     // Worker 1 dies; its replacement (3) starts from zero.
     figures.retire(1);
