@@ -26,6 +26,7 @@ import type { Pool } from '../core/pool.js';
 import type { ReloadSummary } from '../runtime/runtime.js';
 import { Runtime } from '../runtime/runtime.js';
 import type { StickTable } from '../sticky/stickTable.js';
+import { bindCheck } from './bindCheck.js';
 import { ClusterFigures } from './clusterFigures.js';
 import {
   isWorkerMessage,
@@ -118,6 +119,7 @@ export class Supervisor implements ClusterView {
     const s = new Supervisor(file, log, applied);
     try {
       s.admin = await followAdmin(s.runtime, s.control, log, { cluster: s });
+      await s.runtime.follow(bindCheck(file, () => s.runtime.config));
       await s.runtime.start();
       restoreStates(s.runtime, applied.states);
       await s.startWorkers(workerCount(applied.config));
