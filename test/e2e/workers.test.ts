@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { chromium } from 'playwright-core';
-import { request } from '../helpers/balancer.js';
+import { request, startBackends } from '../helpers/balancer.js';
 import { type CliProcess, freePort, spawnCli, tempDir } from '../helpers/processes.js';
 
 const HEALTH_INTERVAL_MS = 500;
@@ -57,6 +57,7 @@ function configText(
   admin: number,
   backends: Backend[],
   tcp?: { listen: number; echo: number },
+  learn?: { listen: number; servers: number[] },
 ): string {
   const servers = (list: Backend[]) =>
     list.map((b) => `      - { address: "127.0.0.1:${b.port}", name: ${b.id} }`).join('\n');
@@ -69,6 +70,7 @@ listeners:
   - { name: web, protocol: http, listen: "127.0.0.1:${web}", pool: web }
   - { name: sticky, protocol: http, listen: "127.0.0.1:${sticky}", pool: sticky }
 ${tcp === undefined ? '' : `  - { name: raw, protocol: tcp, listen: "127.0.0.1:${tcp.listen}", pool: echo }`}
+${learn === undefined ? '' : `  - { name: learn, protocol: http, listen: "127.0.0.1:${learn.listen}", pool: learn }`}
 pools:
   - name: web
     healthCheck: { type: http, path: /health, interval: ${HEALTH_INTERVAL_MS}ms, timeout: 400ms }
@@ -79,11 +81,23 @@ ${servers(backends.slice(0, 2))}
     servers:
 ${servers(backends.slice(2))}
 ${tcp === undefined ? '' : `  - name: echo\n    servers: [{ address: "127.0.0.1:${tcp.echo}" }]`}
+${
+  learn === undefined
+    ? ''
+    : `  - name: learn\n    sticky: { type: cookie, mode: learn, cookie: fulcrum.sid }\n    servers: [${learn.servers.map((p) => `{ address: "127.0.0.1:${p}" }`).join(', ')}]`
+}
 `;
 }
 
 interface Status {
-  workers?: { id: number; pid: number; restarts: number; state: string; requestsPerSecond: number }[];
+  workers?: {
+    id: number;
+    pid: number;
+    restarts: number;
+    state: string;
+    requests: number;
+    requestsPerSecond: number;
+  }[];
   pools: { name: string; servers: { id: string; state: string; total: number }[] }[];
 }
 
@@ -155,6 +169,7 @@ test('workers: 2 under a supervisor: one view, one health checker, shared affini
   const backends = await Promise.all(['a', 'b', 'c', 'd', 'e', 'f'].map(startBackend));
   const procs: CliProcess[] = [];
   let echoServer: ReturnType<typeof createTcpServer> | undefined;
+  let sessionServers: { close(): Promise<void> }[] = [];
   try {
     const [web, sticky, admin] = [await freePort(), await freePort(), await freePort()];
     const echo = createTcpServer((socket) => {
@@ -164,7 +179,10 @@ test('workers: 2 under a supervisor: one view, one health checker, shared affini
     echoServer = echo;
     await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
     const tcp = { listen: await freePort(), echo: (echo.address() as AddressInfo).port };
-    const twoConfig = () => configText(2, web, sticky, admin, backends.slice(0, 4), tcp);
+    const sessionBackends = await startBackends(2);
+    sessionServers = sessionBackends;
+    const learn = { listen: await freePort(), servers: sessionBackends.map((b) => b.port) };
+    const twoConfig = () => configText(2, web, sticky, admin, backends.slice(0, 4), tcp, learn);
     const file = dir.write('two.yaml', twoConfig());
     const lb = spawnCli(['start', '-c', file]);
     procs.push(lb);
@@ -279,6 +297,7 @@ test('workers: 2 under a supervisor: one view, one health checker, shared affini
     });
 
     await t.test('source affinity: 100 clients, each always on one server across workers', async () => {
+      const before = (await status(admin)).workers!.map((w) => w.requests);
       let moved = 0;
       const pinned = new Map<string, string>();
       for (let round = 0; round < 3; round++) {
@@ -294,11 +313,29 @@ test('workers: 2 under a supervisor: one view, one health checker, shared affini
       const perServer = new Map<string, number>();
       for (const s of pinned.values()) perServer.set(s, (perServer.get(s) ?? 0) + 1);
       const rows = (await status(admin)).workers!;
+      const perWorker = rows.map((w, i) => w.requests - before[i]!);
       t.diagnostic(
-        `100 clients × 3 requests, each on a new connection: ${moved} moved; clients per server ${JSON.stringify(Object.fromEntries(perServer))}; worker req/s ${rows.map((w) => w.requestsPerSecond).join(', ')}`,
+        `100 clients × 3 requests, each on a new connection: ${moved} moved; clients per server ${JSON.stringify(Object.fromEntries(perServer))}; requests per worker ${perWorker.join(' / ')}`,
       );
       assert.equal(moved, 0);
       assert.equal(perServer.size, 2, 'both servers got clients');
+      assert.ok(
+        perWorker.every((n) => n > 0),
+        `both workers took some of the clients' connections: ${perWorker.join(' / ')}`,
+      );
+    });
+
+    await t.test('learn mode: 20 sessions, each counted on one server across workers', async () => {
+      for (let k = 0; k < 20; k++) {
+        let cookie = '';
+        for (let i = 1; i <= 4; i++) {
+          const r = await request(learn.listen, { path: '/session', headers: cookie ? { cookie } : {} });
+          assert.equal(r.status, 200, r.body);
+          assert.equal((JSON.parse(r.body) as { count: number }).count, i, `session ${k}, request ${i}`);
+          const set = r.headers['set-cookie']?.find((c) => c.startsWith('fulcrum.sid='));
+          if (set !== undefined) cookie = set.split(';')[0]!;
+        }
+      }
     });
 
     await t.test('drain through the admin API: no new request from any worker', async () => {
@@ -353,7 +390,7 @@ test('workers: 2 under a supervisor: one view, one health checker, shared affini
         );
         lb.signal('SIGHUP');
         await lb.waitFor(
-          /reload rejected, the running config stays:\n.*listeners\[3\]\.listen.*already in use/,
+          /reload rejected, the running config stays:\n.*listeners\[4\]\.listen.*already in use/,
           {
             timeoutMs: 10_000,
           },
@@ -425,6 +462,7 @@ test('workers: 2 under a supervisor: one view, one health checker, shared affini
     await Promise.all(procs.map((p) => p.stop('SIGTERM', 5000).catch(() => {})));
     await Promise.all(backends.map((b) => b.close()));
     echoServer?.close();
+    await Promise.all(sessionServers.map((b) => b.close()));
     dir.remove();
   }
 });
