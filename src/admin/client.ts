@@ -10,6 +10,7 @@ import { configOrDefault } from '../config/defaultFile.js';
 import { ConfigError } from '../config/errors.js';
 import { loadConfig } from '../config/load.js';
 import { describeReload } from '../runtime/describeReload.js';
+import type { WorkerRow } from './clusterView.js';
 import type { ReloadResult } from './control.js';
 import type { PoolView, ServerView, StatusView } from './snapshot.js';
 
@@ -195,7 +196,26 @@ export function formatStatus(s: StatusView): string {
     );
   }
   for (const p of s.pools) out.push('', ...formatPool(p));
+  if (s.workers !== undefined) out.push('', ...formatWorkers(s.workers));
   return out.join('\n');
+}
+
+/** A supervisor's workers (`workers` > 1): one row each. */
+function formatWorkers(workers: WorkerRow[]): string[] {
+  const rows = [['WORKER', 'PID', 'STATE', 'UPTIME', 'RESTARTS', 'ACTIVE', 'REQ/S']];
+  for (const w of workers) {
+    rows.push([
+      String(w.id),
+      String(w.pid),
+      w.state,
+      `${w.uptimeSeconds}s`,
+      String(w.restarts),
+      String(w.connections),
+      String(w.requestsPerSecond),
+    ]);
+  }
+  const total = workers.reduce((n, w) => n + w.requestsPerSecond, 0);
+  return [`workers ${workers.length}  ${Math.round(total * 10) / 10} req/s`, ...table(rows)];
 }
 
 function formatPool(p: PoolView): string[] {

@@ -14,6 +14,7 @@ import { listenError } from '../proxy/listener.js';
 import type { PreparedChange } from '../runtime/follower.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { Auth } from './auth.js';
+import type { ClusterView } from './clusterView.js';
 import type { Control } from './control.js';
 import { EventStream } from './events.js';
 import { Telemetry } from './metrics.js';
@@ -28,6 +29,8 @@ const CLOSE_GRACE_MS = 2000;
 export interface EndpointOptions {
   /** Snapshot period of the event stream, ms (default 1000). */
   intervalMs?: number;
+  /** A supervisor's workers (src/cluster/): their figures merged, one row each. */
+  cluster?: ClusterView;
 }
 
 export class AdminEndpoint {
@@ -75,12 +78,14 @@ export class AdminEndpoint {
     });
     const removeObserver = addObserver(runtime, telemetry);
     const stopCounting = control.onReload((ok) => telemetry.countReload(ok));
+    const detach = options.cluster?.attach(telemetry);
     const view = (): ViewContext => ({
       runtime,
       telemetry,
       removing: control.removing,
       stateFile: control.stateFile,
       startedAt,
+      ...(options.cluster === undefined ? {} : { cluster: options.cluster }),
     });
     const timer = setInterval(() => {
       telemetry.tick();
@@ -96,6 +101,7 @@ export class AdminEndpoint {
     const stop = () => {
       clearInterval(timer);
       stopCounting();
+      detach?.();
       removeObserver();
       telemetry.close();
       events.close();
@@ -111,6 +117,7 @@ export class AdminEndpoint {
       events,
       view,
       log,
+      ...(options.cluster === undefined ? {} : { cluster: options.cluster }),
     });
     let server: HttpServer;
     try {

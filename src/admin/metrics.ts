@@ -52,6 +52,20 @@ interface Entry {
   live: LiveStats | undefined;
 }
 
+/** The figures of one (listener, pool, server) as a worker hands them to its supervisor. */
+export interface EntryFigures extends Labels {
+  codes: number[];
+  buckets: number[];
+  sum: number;
+  count: number;
+  retries: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+/** Most requests of one merge replayed into the live statistics (bounds the work per merge). */
+const MAX_LIVE_REPLAY = 100_000;
+
 /** Counts since the admin endpoint started, for the status view and the dashboard. */
 export interface Totals {
   /** Requests (http) or connections and flows (tcp, udp) finished. */
@@ -88,6 +102,8 @@ export class Telemetry implements TrafficObserver {
   private readonly tracked = new Map<string, Map<string, Tracked>>();
   private readonly watched = new Map<Pool, TransitionListener>();
   private lastTick = Date.now();
+  /** A supervisor's workers run the listeners: their open connections, summed (src/cluster/). */
+  listenerConnections: ((listener: string) => number | undefined) | null = null;
   private reloads = { success: 0, failure: 0 };
 
   constructor(
@@ -136,6 +152,72 @@ export class Telemetry implements TrafficObserver {
       byServer.set(server, e);
     }
     return e;
+  }
+
+  // ----------------------------------------------------------- worker processes (src/cluster/)
+
+  /** This process's request figures, for a supervisor to merge with other workers'. */
+  exportEntries(): EntryFigures[] {
+    const out: EntryFigures[] = [];
+    for (const byPool of this.entries.values()) {
+      for (const byServer of byPool.values()) {
+        for (const e of byServer.values()) {
+          out.push({
+            ...e.labels,
+            codes: [...e.codes],
+            buckets: [...e.buckets],
+            sum: e.sum,
+            count: e.count,
+            retries: e.retries,
+            bytesIn: e.bytesIn,
+            bytesOut: e.bytesOut,
+          });
+        }
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Sets the request figures to the sum of `sources` (a supervisor: each worker's, and those of
+   * workers gone). The requests counted since the last merge feed the live statistics at their
+   * mean duration (the dashboard's rates; its percentiles are then approximate).
+   */
+  mergeEntries(sources: Iterable<readonly EntryFigures[]>): void {
+    const before = new Map<Entry, { count: number; sum: number }>();
+    for (const byPool of this.entries.values()) {
+      for (const byServer of byPool.values()) {
+        for (const e of byServer.values()) {
+          before.set(e, { count: e.count, sum: e.sum });
+          e.codes.fill(0);
+          e.buckets.fill(0);
+          e.sum = e.count = e.retries = e.bytesIn = e.bytesOut = 0;
+        }
+      }
+    }
+    for (const figures of sources) {
+      for (const f of figures) {
+        const e = this.entry(f.listener, f.pool, f.server);
+        for (let i = 0; i < e.codes.length; i++) e.codes[i]! += f.codes[i] ?? 0;
+        for (let i = 0; i < e.buckets.length; i++) e.buckets[i]! += f.buckets[i] ?? 0;
+        e.sum += f.sum;
+        e.count += f.count;
+        e.retries += f.retries;
+        e.bytesIn += f.bytesIn;
+        e.bytesOut += f.bytesOut;
+      }
+    }
+    for (const byPool of this.entries.values()) {
+      for (const byServer of byPool.values()) {
+        for (const e of byServer.values()) {
+          const old = before.get(e) ?? { count: 0, sum: 0 };
+          const added = Math.min(e.count - old.count, MAX_LIVE_REPLAY);
+          if (e.live === undefined || added <= 0) continue;
+          const mean = (e.sum - old.sum) / (e.count - old.count);
+          for (let i = 0; i < added; i++) e.live.record(mean);
+        }
+      }
+    }
   }
 
   // ------------------------------------------------------------------------------ once a second
@@ -269,7 +351,9 @@ export class Telemetry implements TrafficObserver {
   }
 
   private prune(): void {
-    const { pools, listeners } = this.runtime;
+    const pools = this.runtime.pools;
+    // The config's listeners: a supervisor of workers runs none itself but counts theirs.
+    const listeners = new Set(this.runtime.config.listeners.map((l) => l.name));
     const exists = (pool: string, server: string) =>
       server === '' ? pools.has(pool) : pools.get(pool)?.find(server) !== undefined;
     for (const [listener, byPool] of this.entries) {
@@ -400,6 +484,13 @@ export class Telemetry implements TrafficObserver {
       registers: [registry],
       collect() {
         this.reset();
+        const ofWorkers = self.listenerConnections;
+        if (ofWorkers !== null) {
+          for (const l of self.runtime.config.listeners) {
+            this.set({ listener: l.name, protocol: l.protocol }, ofWorkers(l.name) ?? 0);
+          }
+          return;
+        }
         for (const l of self.runtime.listeners.values()) {
           this.set({ listener: l.name, protocol: l.protocol }, l.connectionCount);
         }

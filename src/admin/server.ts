@@ -20,6 +20,7 @@ import { ConfigError } from '../config/errors.js';
 import type { Logger } from '../core/log.js';
 import { type Auth, loginPage, SESSION_COOKIE } from './auth.js';
 import { answerAfterBody, BodyTooLarge, readBody, readJson } from './body.js';
+import type { ClusterView } from './clusterView.js';
 import { AdminError, type Control, DEFAULT_REMOVE_TIMEOUT_MS, noPool, noServer } from './control.js';
 import type { EventStream } from './events.js';
 import type { Telemetry } from './metrics.js';
@@ -33,6 +34,8 @@ export interface AdminDeps {
   events: EventStream;
   view: () => ViewContext;
   log: Logger;
+  /** A supervisor's workers: asked for fresh figures before /metrics and /api/status answer. */
+  cluster?: ClusterView;
 }
 
 type Params = string[];
@@ -87,7 +90,10 @@ export function createAdminHandler(deps: AdminDeps): RequestListener {
   route('GET', '/api', (_req, res) =>
     sendJson(res, 200, { routes: ROUTES.map(([method, path, what]) => ({ method, path, what })) }),
   );
-  route('GET', '/api/status', (_req, res) => sendJson(res, 200, statusView(view())));
+  route('GET', '/api/status', async (_req, res) => {
+    await deps.cluster?.refresh();
+    sendJson(res, 200, statusView(view()));
+  });
   route('GET', '/api/protection', (_req, res) => {
     const now = Date.now();
     const listeners = [];
@@ -168,6 +174,7 @@ export function createAdminHandler(deps: AdminDeps): RequestListener {
     events.add(req, res, { event: 'snapshot', data: statusView(view()) }),
   );
   route('GET', '/metrics', async (_req, res) => {
+    await deps.cluster?.refresh();
     telemetry.sync();
     const text = await telemetry.registry.metrics();
     res.writeHead(200, { 'content-type': telemetry.registry.contentType, 'cache-control': 'no-store' });

@@ -9,6 +9,7 @@ import type { Server } from '../core/server.js';
 import { healthOf } from '../health/index.js';
 import { DnsListener } from '../proxy/dns/dnsListener.js';
 import type { Runtime } from '../runtime/runtime.js';
+import type { ClusterView, WorkerRow } from './clusterView.js';
 import type { Percentiles } from './live.js';
 import type { Telemetry, Totals } from './metrics.js';
 
@@ -81,6 +82,8 @@ export interface StatusView {
   config: { file: string; stateFile: string | null };
   listeners: ListenerView[];
   pools: PoolView[];
+  /** With `workers` > 1: one row per worker process. */
+  workers?: WorkerRow[];
 }
 
 export interface ViewContext {
@@ -90,6 +93,8 @@ export interface ViewContext {
   removing: ReadonlySet<string>;
   stateFile: string | null;
   startedAt: number;
+  /** A supervisor's workers: they run the listeners (src/cluster/). */
+  cluster?: ClusterView;
 }
 
 const round2 = (n: number) => Math.round(n * 100) / 100;
@@ -166,6 +171,7 @@ export function poolView(ctx: ViewContext, pool: Pool): PoolView {
 
 export function listenerViews(ctx: ViewContext): ListenerView[] {
   const config: Config = ctx.runtime.config;
+  if (ctx.cluster !== undefined) return clusterListenerViews(ctx, ctx.cluster);
   const out: ListenerView[] = [];
   for (const l of ctx.runtime.listeners.values()) {
     const c = config.listeners.find((x) => x.name === l.name);
@@ -190,6 +196,29 @@ export function listenerViews(ctx: ViewContext): ListenerView[] {
   return out;
 }
 
+/** A supervisor's listeners: as configured, with what its workers report (address, connections). */
+function clusterListenerViews(ctx: ViewContext, cluster: ClusterView): ListenerView[] {
+  return ctx.runtime.config.listeners.map((c) => {
+    const running = cluster.listener(c.name);
+    return {
+      name: c.name,
+      protocol: c.protocol,
+      listen: c.listen.text,
+      address: running?.address ?? { host: c.listen.host, port: c.listen.port },
+      pool: c.pool,
+      routes: c.routes.map((r) => ({ match: { ...r.match }, pool: r.pool })),
+      ...(c.zones === undefined
+        ? {}
+        : {
+            zones: c.zones.map((z) => ({ name: z.name, pools: [...new Set(z.records.map((r) => r.pool))] })),
+          }),
+      connections: running?.connections ?? 0,
+      requests: ctx.telemetry.requestsOf(c.name),
+      totals: ctx.telemetry.listenerTotals(c.name),
+    };
+  });
+}
+
 export function statusView(ctx: ViewContext): StatusView {
   return {
     time: new Date().toISOString(),
@@ -197,5 +226,6 @@ export function statusView(ctx: ViewContext): StatusView {
     config: { file: ctx.runtime.file, stateFile: ctx.stateFile },
     listeners: listenerViews(ctx),
     pools: [...ctx.runtime.pools.values()].map((p) => poolView(ctx, p)),
+    ...(ctx.cluster === undefined ? {} : { workers: ctx.cluster.workers() }),
   };
 }

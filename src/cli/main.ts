@@ -380,6 +380,14 @@ async function loadAndStart(file: string): Promise<Running> {
         import('../admin/followers.js'),
       ]);
     const applied = await loadWithState(file, log);
+    // workers: N > 1: a supervisor of N worker processes (src/cluster/, docs/workers.md).
+    const { workerCount } = await import('../cluster/workerCount.js');
+    if (workerCount(applied.config) > 1) {
+      const { Supervisor } = await import('../cluster/supervisor.js');
+      const supervised = await Supervisor.start(file, applied, log);
+      process.on('SIGUSR1', () => supervised.reopenLogs());
+      return supervised;
+    }
     const runtime = new Runtime(applied.config, { file, log });
     // Runtime changes (the admin API) and reloads, with or without the admin endpoint.
     const control = new Control(runtime, { stateFile: stateFileOf(file), log, loaded: applied });

@@ -141,6 +141,18 @@ function rateKey(input: unknown): RateKey {
   throw new ValueError('ip, header:NAME or cookie:NAME', input);
 }
 
+/** `workers`: "auto" (one per CPU) or a count of worker processes. */
+function workerCount(input: unknown): number | 'auto' {
+  if (input === 'auto') return 'auto';
+  if (typeof input === 'number' && Number.isInteger(input) && input >= 1 && input <= 256) return input;
+  throw new ValueError('"auto" or an integer from 1 to 256', input);
+}
+
+const WORKERS = h.hinted(workerCount, {
+  type: ['integer', 'string'],
+  description: '"auto" (one worker per CPU) or the number of worker processes (1: no supervisor)',
+});
+
 const RATE_KEY = h.hinted(rateKey, {
   type: 'string',
   pattern: "^(ip|(header|cookie):[!#$%&'*+.^_`|~0-9A-Za-z-]+)$",
@@ -473,6 +485,8 @@ export const ConfigSchema = z
     admin: AdminSchema.optional(),
     accessLog: AccessLogSchema.optional(),
     shutdownTimeout: value(h.duration(0)).default(30_000),
+    workers: value(WORKERS).default(1),
+    workerTimeout: value(h.duration(100)).default(5000),
     listeners: z.array(ListenerSchema).min(1, 'expected at least one listener, got an empty list'),
     pools: z.array(PoolSchema).min(1, 'expected at least one pool, got an empty list'),
   })

@@ -17,6 +17,10 @@ export interface Config {
   accessLog?: AccessLogConfig;
   /** ms to wait for in-flight requests and connections on SIGTERM before closing them. */
   shutdownTimeout: number;
+  /** Worker processes under a supervisor ("auto": one per CPU); 1 runs no supervisor. */
+  workers: number | 'auto';
+  /** ms a worker may go without a heartbeat (its event loop blocked) before it is replaced. */
+  workerTimeout: number;
   listeners: ListenerConfig[];
   pools: PoolConfig[];
 }

@@ -30,14 +30,18 @@ const seenServers = new WeakSet<Server>();
 /** Pools that already had a PoolHealth: servers first seen after that were added by a reload. */
 const seenPools = new WeakSet<Pool>();
 
-export function createPoolHealth(pool: Pool, config: PoolConfig, log: Logger): PoolHealth {
+/**
+ * Starts a pool's health. `active` false (a worker under a supervisor): no active checks, and
+ * servers held down by `startDown` stay as the supervisor's checks say.
+ */
+export function createPoolHealth(pool: Pool, config: PoolConfig, log: Logger, active = true): PoolHealth {
   const running = seenPools.has(pool);
   seenPools.add(pool);
   const fresh = pool.servers.filter((s) => !seenServers.has(s));
   for (const s of fresh) seenServers.add(s);
 
   const check = config.healthCheck;
-  const checker = check !== undefined ? new ActiveChecker(pool, check) : undefined;
+  const checker = check !== undefined && active ? new ActiveChecker(pool, check) : undefined;
 
   // Not for algorithms that place clients by weight (ip-hash): a ramp would move them back and forth.
   const ramps = config.slowStart > 0 && algorithmInfo(config.algorithm).rampsWeight;
@@ -58,7 +62,7 @@ export function createPoolHealth(pool: Pool, config: PoolConfig, log: Logger): P
   slowStart?.start(running ? fresh : []);
   outliers?.start();
   // After slow start is listening, so that released servers ramp up.
-  if (checker === undefined) releaseHeldDown(pool);
+  if (checker === undefined && (active || check === undefined)) releaseHeldDown(pool);
   if (outliers === undefined) liftEjections(pool, log);
 
   return {

@@ -39,6 +39,18 @@ export interface RuntimeOptions {
   /** The config file's name, for error messages and reloads. */
   file?: string;
   log?: Logger;
+  /**
+   * Bind the listeners (default true). A supervisor of worker processes (src/cluster/) runs the
+   * pools, health checks and admin API without serving: its workers do.
+   */
+  serve?: boolean;
+  /**
+   * Run the active health checks (default true). Workers under a supervisor do not: the
+   * supervisor checks once and tells them the results.
+   */
+  activeChecks?: boolean;
+  /** Told each config the runtime runs from now on (after start and every applied reload). */
+  onApply?: (config: Config) => void;
 }
 
 /** What a reload changed, for the log and the admin API (`pool/server` for servers). */
@@ -85,11 +97,17 @@ export class Runtime {
   private running = false;
   /** Idle keep-alive connections to the servers, shared by every HTTP listener; closed on stop. */
   readonly upstreams = new UpstreamPool();
+  private readonly serve: boolean;
+  private readonly activeChecks: boolean;
+  private readonly onApply: ((config: Config) => void) | undefined;
 
   constructor(config: Config, options: RuntimeOptions = {}) {
     this.config = config;
     this.file = options.file ?? 'config';
     this.log = options.log ?? defaultLog;
+    this.serve = options.serve ?? true;
+    this.activeChecks = options.activeChecks ?? true;
+    this.onApply = options.onApply;
   }
 
   async start(): Promise<void> {
@@ -102,7 +120,7 @@ export class Runtime {
       // Followers first: an access log that cannot be opened or an admin address in use fails
       // the start before any listener has bound.
       prepared = await this.prepareFollowers(this.config, undefined);
-      for (const [i, l] of this.config.listeners.entries()) {
+      for (const [i, l] of this.serve ? this.config.listeners.entries() : []) {
         const listener = await this.bind(i, createListener(l, this.deps(lookup)));
         this.listeners.set(l.name, listener);
       }
@@ -113,6 +131,7 @@ export class Runtime {
     }
     for (const p of prepared) p.commit();
     this.running = true;
+    this.onApply?.(this.config);
   }
 
   /**
@@ -196,7 +215,7 @@ export class Runtime {
     const bound = new Map<string, Listener>();
     try {
       for (const [i, l] of next.listeners.entries()) {
-        if (!this.needsSocket(l, diff)) continue;
+        if (!this.serve || !this.needsSocket(l, diff)) continue;
         const running = this.listeners.get(l.name);
         const before = this.config.listeners.find((c) => c.name === l.name);
         const hint =
@@ -219,7 +238,7 @@ export class Runtime {
     for (const name of diff.pools.added) {
       const pool = nextPools.get(name)!;
       this.pools.set(name, pool);
-      this.health.set(name, createPoolHealth(pool, configOf(name), this.log));
+      this.health.set(name, createPoolHealth(pool, configOf(name), this.log, this.activeChecks));
       applyAffinity(pool, configOf(name), this.log);
     }
     for (const name of diff.pools.changed) {
@@ -227,7 +246,7 @@ export class Runtime {
       updatePool(pool, configOf(name), this.upstreams);
       applyAffinity(pool, configOf(name), this.log);
       this.health.get(name)?.stop();
-      this.health.set(name, createPoolHealth(pool, configOf(name), this.log));
+      this.health.set(name, createPoolHealth(pool, configOf(name), this.log, this.activeChecks));
     }
     for (const name of diff.pools.removed) {
       const pool = this.pools.get(name)!;
@@ -242,7 +261,7 @@ export class Runtime {
     // 3. Listeners: start using new sockets, update changed ones, drain replaced and removed ones.
     // An unchanged listener keeps its pools: a pool it names cannot have been removed.
     const retiring: Listener[] = [];
-    for (const l of next.listeners) {
+    for (const l of this.serve ? next.listeners : []) {
       const fresh = bound.get(l.name);
       const old = this.listeners.get(l.name);
       if (fresh !== undefined) {
@@ -255,7 +274,7 @@ export class Runtime {
         old?.refresh?.();
       }
     }
-    for (const name of diff.listeners.removed) {
+    for (const name of this.serve ? diff.listeners.removed : []) {
       retiring.push(this.listeners.get(name)!);
       this.listeners.delete(name);
     }
@@ -266,6 +285,7 @@ export class Runtime {
         .shutdown(next.shutdownTimeout)
         .catch((err: Error) => this.log.error(`listener ${old.name}: ${err.message}`));
     }
+    this.onApply?.(next);
     return reloadSummary(diff);
   }
 
@@ -313,7 +333,7 @@ export class Runtime {
   private addPool(p: PoolConfig): void {
     const pool = buildPool(p, this.log);
     this.pools.set(p.name, pool);
-    this.health.set(p.name, createPoolHealth(pool, p, this.log));
+    this.health.set(p.name, createPoolHealth(pool, p, this.log, this.activeChecks));
     applyAffinity(pool, p, this.log);
   }
 

@@ -62,6 +62,18 @@ export function tableLimits(config: StickyConfig): TableLimits {
   };
 }
 
+/** Makes the tables of `store: memory` (default: a MemoryStickTable). */
+type MemoryTableFactory = (pool: Pool, limits: TableLimits) => StickTable;
+let memoryTable: MemoryTableFactory = (_pool, limits) => new MemoryStickTable(limits);
+
+/**
+ * Replaces how `store: memory` tables are made: a worker under a supervisor (src/cluster/) uses
+ * the supervisor's table, so that all workers pin a client to the same server.
+ */
+export function setMemoryTableFactory(factory: MemoryTableFactory): void {
+  memoryTable = factory;
+}
+
 function openTable(pool: Pool, config: StickyConfig, log: Logger): TableHolder {
   // Keys depend on the type, the cookie and the secret (learn mode hashes session ids with it).
   const secret = config.secret === undefined ? '' : createHash('sha256').update(config.secret).digest('hex');
@@ -80,7 +92,7 @@ function openTable(pool: Pool, config: StickyConfig, log: Logger): TableHolder {
   }
   const table =
     config.store === 'memory'
-      ? new MemoryStickTable(limits)
+      ? memoryTable(pool, limits)
       : new RedisStickTable({ url: config.store, pool: pool.name, limits, log });
   const holder = { spec, table, users: 1 };
   tables.set(pool, holder);

@@ -130,6 +130,8 @@ test('the examples of docs/configuration.md parse', async () => {
 test('a minimal config gets every default filled in', () => {
   const expected: Config = {
     shutdownTimeout: 30_000,
+    workers: 1,
+    workerTimeout: 5000,
     listeners: [
       {
         name: 'web',
@@ -219,6 +221,8 @@ test('a config using every key round-trips into the normalized shape', () => {
   const expected: Config = {
     admin: { listen: { host: '::1', port: 0, text: '[::1]:0' }, token: 's3cret' },
     shutdownTimeout: 10_000,
+    workers: 1,
+    workerTimeout: 5000,
     listeners: [
       {
         name: 'front',

@@ -306,6 +306,7 @@
     document.getElementById('summary').textContent =
       `${snap.listeners.length} listener(s) · ${snap.pools.length} pool(s) · ${servers} server(s) · up ${snap.uptimeSeconds}s`;
     renderListeners(snap.listeners);
+    renderWorkers(snap.workers);
     const t = Date.parse(snap.time) / 1000;
     for (const p of snap.pools) {
       const view = views.get(p.name) || createView(p);
@@ -332,6 +333,26 @@
       view.section.remove();
       views.delete(name);
     }
+  }
+
+  /** One row per worker process (workers: N); the section stays hidden for a single process. */
+  function renderWorkers(workers) {
+    const section = document.getElementById('workers-section');
+    section.hidden = workers === undefined;
+    if (workers === undefined) return;
+    const rows = workers.map((w) =>
+      el(
+        'tr',
+        { 'data-worker': String(w.id) },
+        el('td', {}, String(w.id)),
+        el('td', { class: 'num' }, String(w.pid)),
+        el('td', {}, w.state),
+        el('td', { class: 'num' }, `${w.uptimeSeconds}s`),
+        ...[w.restarts, w.connections, w.requests].map((n) => el('td', { class: 'num' }, String(n))),
+        el('td', { class: 'num' }, fmtRate(w.requestsPerSecond)),
+      ),
+    );
+    document.getElementById('workers').replaceChildren(...rows);
   }
 
   function renderListeners(listeners) {

@@ -1,0 +1,141 @@
+/**
+ * The figures of all workers as one balancer's: what each live worker last reported plus what
+ * the workers gone had counted (so a replaced worker takes no requests out of the totals), merged
+ * into the supervisor's Telemetry (for /metrics, the status and the dashboard) and into its
+ * servers' statistics (in flight, totals, response time) that the admin API shows.
+ */
+import type { EntryFigures, Telemetry } from '../admin/metrics.js';
+import type { Runtime } from '../runtime/runtime.js';
+import type { WorkerStats } from './messages.js';
+
+interface ServerTotals {
+  total: number;
+  failures: number;
+}
+
+export class ClusterFigures {
+  /** Last report of each live worker, by its cluster id. */
+  private readonly live = new Map<number, WorkerStats>();
+  /** The request figures of workers gone, summed. */
+  private readonly retired = new Map<string, EntryFigures>();
+  /** Server totals of workers gone, by pool\0server. */
+  private readonly retiredServers = new Map<string, ServerTotals>();
+  private telemetry: Telemetry | null = null;
+
+  constructor(private readonly runtime: Runtime) {}
+
+  /** Merges into `telemetry` from now on (null: stop). */
+  attach(telemetry: Telemetry | null): void {
+    if (this.telemetry !== null) this.telemetry.listenerConnections = null;
+    this.telemetry = telemetry;
+    if (telemetry !== null) telemetry.listenerConnections = (name) => this.listener(name)?.connections;
+    this.merge();
+  }
+
+  /** A worker's new report. */
+  report(worker: number, stats: WorkerStats): void {
+    this.live.set(worker, stats);
+  }
+
+  /** The last report of a worker. */
+  of(worker: number): WorkerStats | undefined {
+    return this.live.get(worker);
+  }
+
+  /** A worker is gone: what it had counted stays in the totals. */
+  retire(worker: number): void {
+    const last = this.live.get(worker);
+    this.live.delete(worker);
+    if (last === undefined) return;
+    for (const f of last.entries) {
+      const key = `${f.listener}\0${f.pool}\0${f.server}`;
+      const sum = this.retired.get(key);
+      if (sum === undefined) {
+        this.retired.set(key, { ...f, codes: [...f.codes], buckets: [...f.buckets] });
+        continue;
+      }
+      f.codes.forEach((n, i) => {
+        sum.codes[i] = (sum.codes[i] ?? 0) + n;
+      });
+      f.buckets.forEach((n, i) => {
+        sum.buckets[i] = (sum.buckets[i] ?? 0) + n;
+      });
+      sum.sum += f.sum;
+      sum.count += f.count;
+      sum.retries += f.retries;
+      sum.bytesIn += f.bytesIn;
+      sum.bytesOut += f.bytesOut;
+    }
+    for (const [pool, server, , total, failures] of last.servers) {
+      const key = `${pool}\0${server}`;
+      const t = this.retiredServers.get(key) ?? { total: 0, failures: 0 };
+      t.total += total;
+      t.failures += failures;
+      this.retiredServers.set(key, t);
+    }
+  }
+
+  /** Requests (and L4 connections) finished by a worker, from its last report. */
+  requestsOf(worker: number): number {
+    let n = 0;
+    for (const e of this.live.get(worker)?.entries ?? []) n += e.count;
+    return n;
+  }
+
+  /** In-flight requests and open connections of a worker, over its servers. */
+  activeOf(worker: number): number {
+    let n = 0;
+    for (const s of this.live.get(worker)?.servers ?? []) n += s[2];
+    return n;
+  }
+
+  /** A listener as the workers report it: the address they share, connections summed. */
+  listener(name: string): { address: { host: string; port: number }; connections: number } | undefined {
+    let found: { address: { host: string; port: number }; connections: number } | undefined;
+    for (const stats of this.live.values()) {
+      const l = stats.listeners.find((x) => x.name === name);
+      if (l === undefined) continue;
+      found ??= { address: { host: l.host, port: l.port }, connections: 0 };
+      found.connections += l.connections;
+    }
+    return found;
+  }
+
+  /** Writes the sums into the telemetry and the supervisor's servers. */
+  merge(): void {
+    this.telemetry?.mergeEntries([
+      [...this.retired.values()],
+      ...[...this.live.values()].map((s) => s.entries),
+    ]);
+    const sums = new Map<
+      string,
+      { active: number; total: number; failures: number; weighted: number; samples: number }
+    >();
+    for (const [key, t] of this.retiredServers) {
+      sums.set(key, { active: 0, total: t.total, failures: t.failures, weighted: 0, samples: 0 });
+    }
+    for (const stats of this.live.values()) {
+      for (const [pool, server, active, total, failures, ewmaMs, samples] of stats.servers) {
+        const key = `${pool}\0${server}`;
+        const s = sums.get(key) ?? { active: 0, total: 0, failures: 0, weighted: 0, samples: 0 };
+        s.active += active;
+        s.total += total;
+        s.failures += failures;
+        s.weighted += ewmaMs * samples;
+        s.samples += samples;
+        sums.set(key, s);
+      }
+    }
+    for (const pool of this.runtime.pools.values()) {
+      for (const server of pool.servers) {
+        const s = sums.get(`${pool.name}\0${server.id}`);
+        if (s === undefined) continue;
+        server.active = s.active;
+        server.total = s.total;
+        server.failures = s.failures;
+        server.samples = s.samples;
+        server.ewmaMs = s.samples > 0 ? s.weighted / s.samples : 0;
+      }
+    }
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * The messages between a supervisor and its workers (node:cluster IPC, JSON). One union per
+ * direction, discriminated by `t`; `isWorkerMessage` / `isSupervisorMessage` let each side drop
+ * anything else (cluster's own messages share the channel).
+ */
+import type { EntryFigures } from '../admin/metrics.js';
+import type { ServerState } from '../core/server.js';
+import type { Expect } from '../sticky/stickTable.js';
+
+/** The raw (YAML-shaped) config: what a file would hold, validated again by the worker. */
+export type RawConfig = Record<string, unknown>;
+
+/** One server's state as the supervisor holds it (health checks, admin, ejections). */
+export interface ServerStatus {
+  state: ServerState;
+  reason: string;
+  /** Ejected by outlier detection until then (ms since epoch; 0: not ejected). */
+  ejectedUntil: number;
+}
+
+/** pool → server id → status. */
+export type PoolStatuses = Record<string, Record<string, ServerStatus>>;
+
+/** What a worker reports about itself, with every heartbeat and on request. */
+export interface WorkerStats {
+  /** Request figures per (listener, pool, server), since the worker started. */
+  entries: EntryFigures[];
+  /** [pool, server id, active, total, failures, ewmaMs, samples] of every server. */
+  servers: [string, string, number, number, number, number, number][];
+  /** Listeners: name, bound address, connections open. */
+  listeners: { name: string; host: string; port: number; connections: number }[];
+}
+
+// ------------------------------------------------------------------------- supervisor → worker
+
+export type SupervisorMessage =
+  /** Run this config (the first one starts the worker), then these server states. */
+  | { t: 'config'; raw: RawConfig; states: PoolStatuses }
+  /** The servers' states changed. */
+  | { t: 'states'; states: PoolStatuses }
+  /** Report your figures now (answered with `stats` and the same id). */
+  | { t: 'stats?'; id: number }
+  /** Finish what is in flight (up to `timeoutMs`), then exit 0. */
+  | { t: 'stop'; timeoutMs: number }
+  /** Answer to `stick?`: the server held for the key, if any. */
+  | { t: 'stick'; id: number; server: string | null };
+
+// ------------------------------------------------------------------------- worker → supervisor
+
+export type WorkerMessage =
+  /** The worker listens for messages (sent first: an ES module worker drops what came before). */
+  | { t: 'hello' }
+  /** The worker serves every listener. */
+  | { t: 'ready' }
+  /** The worker could not start (a listener could not bind, ...): it exits. */
+  | { t: 'failed'; message: string; problems?: { path: string; message: string }[] }
+  /** A `config` after the first was applied, or not. */
+  | { t: 'applied'; ok: boolean; message?: string }
+  /** I am alive (sent on a timer: a blocked event loop stops them), with my figures. */
+  | { t: 'beat'; stats: WorkerStats }
+  /** Answer to `stats?`. */
+  | { t: 'stats'; id: number; stats: WorkerStats }
+  /** Outlier detection ejected a server here: every worker should leave it alone until then. */
+  | { t: 'eject'; pool: string; server: string; until: number }
+  /** Which server is this key of this pool's stick table pinned to? (answered by `stick`) */
+  | { t: 'stick?'; id: number; pool: string; key: string }
+  /** Pin a key of this pool's stick table (see StickTable.assign); answered by `stick`. */
+  | { t: 'stick!'; id: number; pool: string; key: string; server: string; expect: Expect };
+
+const SUPERVISOR_TYPES = new Set(['config', 'states', 'stats?', 'stop', 'stick']);
+const WORKER_TYPES = new Set([
+  'hello',
+  'ready',
+  'failed',
+  'applied',
+  'beat',
+  'stats',
+  'eject',
+  'stick?',
+  'stick!',
+]);
+
+/** A message of the supervisor (anything else on the channel is not ours). */
+export function isSupervisorMessage(m: unknown): m is SupervisorMessage {
+  return typeof m === 'object' && m !== null && SUPERVISOR_TYPES.has((m as { t?: unknown }).t as string);
+}
+
+/** A message of a worker (anything else on the channel is not ours). */
+export function isWorkerMessage(m: unknown): m is WorkerMessage {
+  return typeof m === 'object' && m !== null && WORKER_TYPES.has((m as { t?: unknown }).t as string);
+}
