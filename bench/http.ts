@@ -65,6 +65,8 @@ interface Options {
   repeat: number;
   /** Backend response body size in bytes (default 25). */
   bodySize: number | undefined;
+  /** `tcp`: Fulcrum `protocol: tcp` and HAProxy `mode tcp` under the same HTTP load (L4). */
+  mode: 'http' | 'tcp';
 }
 
 const USAGE = `Usage: node dist/bench/http.js [options]
@@ -80,6 +82,7 @@ const USAGE = `Usage: node dist/bench/http.js [options]
   --pin               proxy alone on core 0, wrk + backends + harness on core 1 (taskset)
   --repeat N          interleaved rounds over the targets; medians and min-max (default 1)
   --body-size N       backend response body in bytes (default 25)
+  --mode http|tcp     tcp: Fulcrum protocol tcp and HAProxy mode tcp (L4) under the same load
   --keep-tmp          keep the generated configs and logs
   --json              print the JSON result to stdout instead of the table
   -h, --help          this help`;
@@ -102,6 +105,7 @@ function parseOptions(argv: string[]): Options {
       pin: { type: 'boolean', default: false },
       repeat: { type: 'string', default: '1' },
       'body-size': { type: 'string' },
+      mode: { type: 'string', default: 'http' },
       'keep-tmp': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -127,6 +131,12 @@ function parseOptions(argv: string[]): Options {
     if (!targets.includes(name as TargetName)) targets.push(name as TargetName);
   }
   if (targets.length === 0) throw new UsageError('--targets is empty');
+  const mode = values.mode;
+  if (mode !== 'http' && mode !== 'tcp') throw new UsageError('--mode must be http or tcp');
+  if (mode === 'tcp') {
+    const l7 = targets.filter((t) => t === 'nginx' || t === 'fastify');
+    if (l7.length > 0) throw new UsageError(`--mode tcp: ${l7.join(', ')} has no L4 configuration here`);
+  }
   if (values.baseline !== undefined) {
     const at = targets.indexOf('fulcrum');
     targets.splice(at < 0 ? targets.length : at + 1, 0, 'fulcrum-base');
@@ -150,6 +160,7 @@ function parseOptions(argv: string[]): Options {
     repeat: Math.floor(num('repeat', values.repeat, 1)),
     bodySize:
       values['body-size'] === undefined ? undefined : Math.floor(num('body-size', values['body-size'], 0)),
+    mode,
   };
 }
 
@@ -490,11 +501,11 @@ interface Ctx {
   nginx: string | undefined;
 }
 
-function fulcrumYaml(port: number, backends: number[]): string {
+function fulcrumYaml(port: number, backends: number[], mode: 'http' | 'tcp'): string {
   return [
     'listeners:',
     '  - name: bench',
-    '    protocol: http',
+    `    protocol: ${mode}`,
     `    listen: ${HOST}:${port}`,
     '    pool: backends',
     'pools:',
@@ -506,24 +517,23 @@ function fulcrumYaml(port: number, backends: number[]): string {
   ].join('\n');
 }
 
-function haproxyCfg(port: number, backends: number[]): string {
+function haproxyCfg(port: number, backends: number[], mode: 'http' | 'tcp'): string {
+  const l7 = mode === 'http';
   return [
     'global',
     '  nbthread 1',
     '',
     'defaults',
-    '  mode http',
-    '  option http-keep-alive',
-    '  option forwardfor',
-    '  http-reuse always',
+    `  mode ${mode}`,
+    ...(l7 ? ['  option http-keep-alive', '  option forwardfor', '  http-reuse always'] : []),
     '  timeout connect 5s',
     '  timeout client 60s',
     '  timeout server 60s',
-    '  timeout http-keep-alive 60s',
+    ...(l7 ? ['  timeout http-keep-alive 60s'] : []),
     '',
     'frontend fe',
     `  bind ${HOST}:${port}`,
-    '  http-request set-header X-Forwarded-Proto http',
+    ...(l7 ? ['  http-request set-header X-Forwarded-Proto http'] : []),
     '  default_backend be',
     '',
     'backend be',
@@ -602,7 +612,7 @@ async function startTarget(name: TargetName, ctx: Ctx): Promise<Started> {
         );
       }
       const cfg = path.join(dir, 'fulcrum.yaml');
-      fs.writeFileSync(cfg, fulcrumYaml(port, backendPorts));
+      fs.writeFileSync(cfg, fulcrumYaml(port, backendPorts, ctx.opts.mode));
       const nodeArgs: string[] = [];
       let env: NodeJS.ProcessEnv | undefined;
       if (ctx.heapProbe) {
@@ -623,7 +633,7 @@ async function startTarget(name: TargetName, ctx: Ctx): Promise<Started> {
     case 'haproxy': {
       if (!ctx.haproxy) throw new Error('haproxy not installed (apt-get install haproxy)');
       const cfg = path.join(dir, 'haproxy.cfg');
-      fs.writeFileSync(cfg, haproxyCfg(port, backendPorts));
+      fs.writeFileSync(cfg, haproxyCfg(port, backendPorts, ctx.opts.mode));
       const check = spawnSync(ctx.haproxy, ['-c', '-f', cfg], { encoding: 'utf8', timeout: 10_000 });
       if (check.status !== 0)
         throw new Error(`haproxy -c rejected the config:\n${check.stdout}${check.stderr}`);
@@ -766,7 +776,9 @@ async function runTarget(name: TargetName, ctx: Ctx, wrk: string): Promise<Targe
     if (result.probe.error) result.flags.push(`probe failed: ${result.probe.error}`);
     if (badStatus.length > 0) result.flags.push(`probe got status ${badStatus.join(',')}`);
     const seen = Object.keys(result.probe.servedBy).filter((s) => s !== '(none)');
-    if (name !== 'direct' && ctx.backendPorts.length > 1 && seen.length < ctx.backendPorts.length) {
+    // L4 balances connections: the probe's one keep-alive connection sees one backend.
+    const balanced = opts.mode === 'http' && name !== 'direct' && ctx.backendPorts.length > 1;
+    if (balanced && seen.length < ctx.backendPorts.length) {
       result.flags.push(`probe: only ${seen.join(',') || 'no backend'} answered (not balanced?)`);
     }
 
@@ -1122,6 +1134,7 @@ async function main(): Promise<number> {
       baseline: opts.baseline ?? null,
       repeat: opts.repeat,
       bodySize: opts.bodySize ?? 25,
+      mode: opts.mode,
     },
     environment: env,
     summaries,
@@ -1138,7 +1151,7 @@ async function main(): Promise<number> {
   } else {
     const out: string[] = [];
     out.push(
-      `HTTP proxy comparison: wrk -t${opts.threads} -c${opts.connections} -d${opts.duration}s --latency (keep-alive),` +
+      `${opts.mode === 'tcp' ? 'L4 (tcp mode)' : 'HTTP'} proxy comparison: wrk -t${opts.threads} -c${opts.connections} -d${opts.duration}s --latency (keep-alive),` +
         ` ${opts.warmup}s warm-up, ${opts.backends} node:http backends, ${env.cpus} CPUs, node ${env.node}`,
     );
     out.push('');
