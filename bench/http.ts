@@ -67,6 +67,9 @@ interface Options {
   bodySize: number | undefined;
   /** `tcp`: Fulcrum `protocol: tcp` and HAProxy `mode tcp` under the same HTTP load (L4). */
   mode: 'http' | 'tcp';
+  /** Extra node options for `fulcrum` and for `fulcrum-base` (space-separated). */
+  nodeArgs: string[];
+  baselineNodeArgs: string[];
 }
 
 const USAGE = `Usage: node dist/bench/http.js [options]
@@ -82,6 +85,8 @@ const USAGE = `Usage: node dist/bench/http.js [options]
   --pin               proxy alone on core 0, wrk + backends + harness on core 1 (taskset)
   --repeat N          interleaved rounds over the targets; medians and min-max (default 1)
   --body-size N       backend response body in bytes (default 25)
+  --node-args "A B"   extra node options for fulcrum (e.g. "--max-semi-space-size=2")
+  --baseline-node-args "A B"  the same for fulcrum-base (with --baseline; may name the same CLI)
   --mode http|tcp     tcp: Fulcrum protocol tcp and HAProxy mode tcp (L4) under the same load
   --keep-tmp          keep the generated configs and logs
   --json              print the JSON result to stdout instead of the table
@@ -106,6 +111,8 @@ function parseOptions(argv: string[]): Options {
       repeat: { type: 'string', default: '1' },
       'body-size': { type: 'string' },
       mode: { type: 'string', default: 'http' },
+      'node-args': { type: 'string', default: '' },
+      'baseline-node-args': { type: 'string', default: '' },
       'keep-tmp': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -161,6 +168,8 @@ function parseOptions(argv: string[]): Options {
     bodySize:
       values['body-size'] === undefined ? undefined : Math.floor(num('body-size', values['body-size'], 0)),
     mode,
+    nodeArgs: (values['node-args'] ?? '').split(' ').filter(Boolean),
+    baselineNodeArgs: (values['baseline-node-args'] ?? '').split(' ').filter(Boolean),
   };
 }
 
@@ -613,7 +622,9 @@ async function startTarget(name: TargetName, ctx: Ctx): Promise<Started> {
       }
       const cfg = path.join(dir, 'fulcrum.yaml');
       fs.writeFileSync(cfg, fulcrumYaml(port, backendPorts, ctx.opts.mode));
-      const nodeArgs: string[] = [];
+      const nodeArgs: string[] = [
+        ...(name === 'fulcrum' ? ctx.opts.nodeArgs : ctx.opts.baselineNodeArgs),
+      ];
       let env: NodeJS.ProcessEnv | undefined;
       if (ctx.heapProbe) {
         heapOut = path.join(dir, `heap-${++ctx.starts}.json`);
@@ -1133,6 +1144,8 @@ async function main(): Promise<number> {
       pin: opts.pin,
       baseline: opts.baseline ?? null,
       repeat: opts.repeat,
+      nodeArgs: opts.nodeArgs,
+      baselineNodeArgs: opts.baselineNodeArgs,
       bodySize: opts.bodySize ?? 25,
       mode: opts.mode,
     },

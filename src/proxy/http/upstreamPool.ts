@@ -29,6 +29,14 @@ export interface IdleSettings {
  */
 export const KEEP_ALIVE_MARGIN_MS = 1000;
 
+/**
+ * What every plain (non-TLS) upstream socket reads into (`onread`): one buffer for the process,
+ * since each read is handed on as a copy before the next one can happen. Without it Node reads
+ * into a fresh 64 KiB allocation per read, shrunk to the bytes read, and pushes it through the
+ * Readable stream machinery ('data' events, nextTick) before we see it.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
 /** How often idle connections are checked for expiry: a fraction of the smallest margin. */
 const SWEEP_MS = 250;
 
@@ -78,17 +86,21 @@ export class UpstreamConnection {
     this.port = server.port;
     const tls = idle.settings.tls;
     const socket =
-      tls === undefined ? connect({ host: server.host, port: server.port, noDelay: true }) : this.tls(tls);
+      tls === undefined
+        ? connect({
+            host: server.host,
+            port: server.port,
+            noDelay: true,
+            onread: { buffer: READ_BUFFER, callback: (n: number) => this.onRead(n) },
+          })
+        : this.tls(tls);
     this.socket = socket;
     // With TLS, usable once the handshake is done (and the server's certificate checked).
     socket.on(tls === undefined ? 'connect' : 'secureConnect', () => {
       this.connected = true;
       this.owner?.onUpstreamConnect(this);
     });
-    socket.on('data', (chunk: Buffer) => {
-      if (this.owner !== null) this.owner.onUpstreamData(this, chunk);
-      else socket.destroy(); // bytes on an idle connection: the server is confused; never reuse it
-    });
+    if (tls !== undefined) socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.owner?.onUpstreamDrain(this));
     socket.on('error', (err: NodeJS.ErrnoException) => {
       this.error = err;
@@ -109,6 +121,20 @@ export class UpstreamConnection {
   destroy(): void {
     this.owner = null;
     this.socket.destroy();
+  }
+
+  /** `n` bytes read into READ_BUFFER (plain sockets): a copy goes on, the buffer is reused. */
+  private onRead(n: number): boolean {
+    // A copy of a few KiB comes from Node's shared slab (Buffer.allocUnsafe), not a new allocation.
+    const chunk = Buffer.allocUnsafe(n);
+    READ_BUFFER.copy(chunk, 0, 0, n);
+    this.onData(chunk);
+    return true;
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.owner !== null) this.owner.onUpstreamData(this, chunk);
+    else this.socket.destroy(); // bytes on an idle connection: the server is confused; never reuse it
   }
 
   /** A TLS connection, resuming the last session with this server when there is one. */
