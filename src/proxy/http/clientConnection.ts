@@ -118,7 +118,16 @@ export class ClientConnection implements ExchangeFront, FrontConnection {
   private reportRead = 0;
   private startedAt = 0;
 
-  constructor(socket: Socket, ctx: ListenerContext, admittedBy: ListenerProtection | null = null) {
+  /**
+   * `readsData`: take the socket's bytes from its 'data' events; false when the listener reads it
+   * with `onread` and calls `onData` itself.
+   */
+  constructor(
+    socket: Socket,
+    ctx: ListenerContext,
+    admittedBy: ListenerProtection | null = null,
+    readsData = true,
+  ) {
     this.socket = socket;
     this.ctx = ctx;
     this.admittedBy = admittedBy;
@@ -133,7 +142,7 @@ export class ClientConnection implements ExchangeFront, FrontConnection {
     // The first request must arrive within the request-head timeout, later ones within idle.
     this.deadline = Date.now() + ctx.timeouts.requestHead;
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    if (readsData) socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => this.onEnd());
     socket.on('drain', () => this.exchange.resumeResponse());
     socket.on('error', () => {}); // 'close' follows; resets from clients are routine
@@ -171,7 +180,8 @@ export class ClientConnection implements ExchangeFront, FrontConnection {
 
   // ---- the client's bytes ----
 
-  private onData(chunk: Buffer): void {
+  /** Bytes from the client (its 'data' events, or the listener's `onread`). */
+  onData(chunk: Buffer): void {
     try {
       switch (this.phase) {
         case Phase.Tunnel:

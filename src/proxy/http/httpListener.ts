@@ -9,10 +9,12 @@ import { ListenerProtection } from '../../protection/listenerProtection.js';
 import type { FrontConnection } from '../frontConnection.js';
 import { createH2Factory, H2Connection } from '../http2/h2Connection.js';
 import { type Listener, type ListenerDeps, listenError, type PoolLookup, sweepPeriod } from '../listener.js';
+import { adoptWithOnread } from '../l4/adoptSocket.js';
 import { LogThrottle } from '../logThrottle.js';
 import { TlsTerminator } from '../tls/tlsTerminator.js';
 import { ClientConnection, type ListenerContext } from './clientConnection.js';
 import { Router } from './router.js';
+import { copyOfRead, SHARED_READ_BUFFER } from './sharedRead.js';
 import type { UpstreamPool } from './upstreamPool.js';
 
 /** The listener's timeouts, with the slow-client ones of `protection.timeouts` over them. */
@@ -116,7 +118,11 @@ export class HttpListener implements ListenerContext, Listener {
       this.tls = null;
       // allowHalfOpen: a client may send its request and shut down its side, and still
       // expects the whole response.
-      this.server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(socket));
+      // pauseOnConnect: nothing is read before accept() has moved the socket to the shared read
+      // buffer (sharedRead.ts, adoptSocket.ts).
+      this.server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (socket) =>
+        this.accept(socket),
+      );
     }
   }
 
@@ -134,7 +140,25 @@ export class HttpListener implements ListenerContext, Listener {
     }
     if (this.h2 !== null && (socket as TLSSocket).alpnProtocol === 'h2')
       return this.handOver(socket, protection);
-    new ClientConnection(socket, this, protection);
+    if (this.tls !== null) {
+      new ClientConnection(socket, this, protection);
+      return;
+    }
+    // Plain HTTP: accepted paused. Without h2c (which hands the socket to node:http2 as it is),
+    // it reads into the shared buffer; otherwise, and if adopting fails, the ordinary way.
+    let conn: ClientConnection | undefined;
+    const adopted =
+      this.h2c === null
+        ? adoptWithOnread(socket, {
+            buffer: SHARED_READ_BUFFER,
+            callback: (n: number) => {
+              conn?.onData(copyOfRead(n));
+              return true;
+            },
+          })
+        : undefined;
+    conn = new ClientConnection(adopted ?? socket, this, protection, adopted === undefined);
+    (adopted ?? socket).resume();
   }
 
   /** An HTTP/2 connection: the factory makes its session (synchronously, see onSession). */

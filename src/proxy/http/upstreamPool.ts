@@ -2,6 +2,7 @@ import { connect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { ServerTls } from '../../core/pool.js';
 import type { Server } from '../../core/server.js';
+import { copyOfRead, SHARED_READ_BUFFER } from './sharedRead.js';
 
 /** What an upstream connection reports to the exchange currently using it. */
 export interface UpstreamOwner {
@@ -28,14 +29,6 @@ export interface IdleSettings {
  * response, ours when we have read it, and a request must reach it before its timer fires.
  */
 export const KEEP_ALIVE_MARGIN_MS = 1000;
-
-/**
- * What every plain (non-TLS) upstream socket reads into (`onread`): one buffer for the process,
- * since each read is handed on as a copy before the next one can happen. Without it Node reads
- * into a fresh 64 KiB allocation per read, shrunk to the bytes read, and pushes it through the
- * Readable stream machinery ('data' events, nextTick) before we see it.
- */
-const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 /** How often idle connections are checked for expiry: a fraction of the smallest margin. */
 const SWEEP_MS = 250;
@@ -91,7 +84,7 @@ export class UpstreamConnection {
             host: server.host,
             port: server.port,
             noDelay: true,
-            onread: { buffer: READ_BUFFER, callback: (n: number) => this.onRead(n) },
+            onread: { buffer: SHARED_READ_BUFFER, callback: (n: number) => this.onRead(n) },
           })
         : this.tls(tls);
     this.socket = socket;
@@ -123,12 +116,9 @@ export class UpstreamConnection {
     this.socket.destroy();
   }
 
-  /** `n` bytes read into READ_BUFFER (plain sockets): a copy goes on, the buffer is reused. */
+  /** `n` bytes read into the shared buffer (plain sockets): a copy goes on, the buffer is reused. */
   private onRead(n: number): boolean {
-    // A copy of a few KiB comes from Node's shared slab (Buffer.allocUnsafe), not a new allocation.
-    const chunk = Buffer.allocUnsafe(n);
-    READ_BUFFER.copy(chunk, 0, 0, n);
-    this.onData(chunk);
+    this.onData(copyOfRead(n));
     return true;
   }
 
