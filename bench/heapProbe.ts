@@ -7,11 +7,19 @@
  * `FULCRUM_BENCH_HEAP_OUT`. Allocated = net growth of the used heap over the window + what every GC
  * in it freed (used before minus used after). It counts JS objects, strings and Buffer *handles* on
  * the V8 heap; the backing stores of Buffers (off-heap, malloc'd or pooled) are not in it.
+ *
+ * With `FULCRUM_BENCH_HEAP_SAMPLE` naming a file, the same window also runs V8's sampling heap
+ * profiler, keeping the samples of objects the GC has since collected (so it shows where the
+ * per-request garbage is allocated, not only what stays), written there as a `.heapprofile`
+ * (Chrome DevTools → Memory, or speedscope).
  */
 import fs from 'node:fs';
+import { Session } from 'node:inspector';
 import v8 from 'node:v8';
 
 const out = process.env.FULCRUM_BENCH_HEAP_OUT;
+const sampleOut = process.env.FULCRUM_BENCH_HEAP_SAMPLE;
+let session: Session | undefined;
 
 if (out) {
   let profiler: v8.GCProfiler | undefined;
@@ -21,7 +29,24 @@ if (out) {
       profiler = new v8.GCProfiler();
       usedAtStart = v8.getHeapStatistics().used_heap_size;
       profiler.start();
+      if (sampleOut) {
+        session = new Session();
+        session.connect();
+        session.post('HeapProfiler.startSampling', {
+          samplingInterval: 1024,
+          includeObjectsCollectedByMajorGC: true,
+          includeObjectsCollectedByMinorGC: true,
+        } as object);
+      }
       return;
+    }
+    if (session && sampleOut) {
+      const s = session;
+      session = undefined;
+      s.post('HeapProfiler.stopSampling', (err, res) => {
+        if (!err) fs.writeFileSync(sampleOut, JSON.stringify(res.profile));
+        s.disconnect();
+      });
     }
     const result = profiler.stop();
     profiler = undefined;

@@ -70,6 +70,8 @@ interface Options {
   /** Extra node options for `fulcrum` and for `fulcrum-base` (space-separated). */
   nodeArgs: string[];
   baselineNodeArgs: string[];
+  /** Sample where Fulcrum allocates over the measured run (test-output/prof/alloc-*.heapprofile). */
+  heapSample: boolean;
 }
 
 const USAGE = `Usage: node dist/bench/http.js [options]
@@ -80,6 +82,7 @@ const USAGE = `Usage: node dist/bench/http.js [options]
   --threads N         wrk threads (default 1)
   --backends N        backend processes (default 2)
   --cpu-prof          run fulcrum under node --cpu-prof, profiles in test-output/prof/
+  --heap-sample       sample fulcrum's allocations (garbage included) over the measured run, same dir
   --fulcrum-cli PATH  Fulcrum CLI to run (default: ../src/cli/main.js next to this file, else dist/)
   --baseline PATH     a second Fulcrum CLI (e.g. the parent commit built elsewhere), run as fulcrum-base
   --pin               proxy alone on core 0, wrk + backends + harness on core 1 (taskset)
@@ -105,6 +108,7 @@ function parseOptions(argv: string[]): Options {
       threads: { type: 'string', default: '1' },
       backends: { type: 'string', default: '2' },
       'cpu-prof': { type: 'boolean', default: false },
+      'heap-sample': { type: 'boolean', default: false },
       'fulcrum-cli': { type: 'string' },
       baseline: { type: 'string' },
       pin: { type: 'boolean', default: false },
@@ -159,6 +163,7 @@ function parseOptions(argv: string[]): Options {
     threads,
     backends: Math.floor(num('backends', values.backends, 1)),
     cpuProf: values['cpu-prof'] ?? false,
+    heapSample: values['heap-sample'] ?? false,
     keepTmp: values['keep-tmp'] ?? false,
     json: values.json ?? false,
     fulcrumCli: values['fulcrum-cli'],
@@ -630,6 +635,11 @@ async function startTarget(name: TargetName, ctx: Ctx): Promise<Started> {
         heapOut = path.join(dir, `heap-${++ctx.starts}.json`);
         nodeArgs.push('--import', ctx.heapProbe);
         env = { ...process.env, FULCRUM_BENCH_HEAP_OUT: heapOut };
+        if (ctx.opts.heapSample && name === 'fulcrum') {
+          const profDir = path.join(ctx.root, 'test-output', 'prof');
+          fs.mkdirSync(profDir, { recursive: true });
+          env.FULCRUM_BENCH_HEAP_SAMPLE = path.join(profDir, `alloc-${Date.now()}.heapprofile`);
+        }
       }
       if (ctx.opts.cpuProf) {
         const profDir = path.join(ctx.root, 'test-output', 'prof');

@@ -3,9 +3,9 @@
  * connection-specific (hop-by-hop, never forwarded), what a proxy adds (X-Forwarded-For, -Proto,
  * -Host, Via), and whose X-Forwarded-* to believe (trusted proxies only).
  */
-import { randomUUID } from 'node:crypto';
 import type { CidrSet } from '../core/cidr.js';
 import { Framing, isHopByHop, type MessageHead, type RequestHead, rawLines } from './http/headParser.js';
+import { newRequestId } from './requestId.js';
 
 /** Who sent a request, as the header rules need it. */
 export interface ForwardedFor {
@@ -76,7 +76,7 @@ export function upstreamRequestHead(r: RequestHead, from: ForwardedFor, serverAd
   if (!keepProto) h += `x-forwarded-proto: ${from.proto}\r\n`;
   if (!keepHost && r.hostHeader !== '') h += `x-forwarded-host: ${r.hostHeader}\r\n`;
   if (!hasId) {
-    if (r.requestId === '') r.requestId = randomUUID();
+    if (r.requestId === '') r.requestId = newRequestId();
     h += `x-request-id: ${r.requestId}\r\n`;
   }
   return `${h}via: ${r.h2 ? '2' : `1.${r.minor}`} fulcrum\r\n\r\n`;
