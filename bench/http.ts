@@ -627,9 +627,7 @@ async function startTarget(name: TargetName, ctx: Ctx): Promise<Started> {
       }
       const cfg = path.join(dir, 'fulcrum.yaml');
       fs.writeFileSync(cfg, fulcrumYaml(port, backendPorts, ctx.opts.mode));
-      const nodeArgs: string[] = [
-        ...(name === 'fulcrum' ? ctx.opts.nodeArgs : ctx.opts.baselineNodeArgs),
-      ];
+      const nodeArgs: string[] = [...(name === 'fulcrum' ? ctx.opts.nodeArgs : ctx.opts.baselineNodeArgs)];
       let env: NodeJS.ProcessEnv | undefined;
       if (ctx.heapProbe) {
         heapOut = path.join(dir, `heap-${++ctx.starts}.json`);

@@ -24,8 +24,9 @@ export function newRequestId(): string {
   const base = 16 * next++;
   for (let i = 0; i < 16; i++) {
     let b = random[base + i]!;
-    if (i === 6) b = (b & 0x0f) | 0x40; // version 4
-    else if (i === 8) b = (b & 0x3f) | 0x80; // variant 10xx
+    // Version 4 in byte 6, variant 10xx in byte 8.
+    if (i === 6) b = (b & 0x0f) | 0x40;
+    else if (i === 8) b = (b & 0x3f) | 0x80;
     const at = AT[i]!;
     text[at] = HEX[b >> 4]!;
     text[at + 1] = HEX[b & 0x0f]!;
