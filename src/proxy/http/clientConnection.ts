@@ -464,8 +464,14 @@ export class ClientConnection implements ExchangeFront, FrontConnection {
     const out = this.socket;
     if (to === from) return out.write(head, 'latin1');
     if (to - from <= SMALL_BODY) {
-      // A small body that came whole: one latin1 string (byte for byte), one plain write.
-      return out.write(head + buf.toString('latin1', from, to), 'latin1');
+      // A small body that came whole: head and body copied into one buffer (a slab slice up to
+      // 4 KiB; the head is latin1, one byte per character), one plain write. Joining them as
+      // strings cost the body twice on the heap (its string, then the flattened whole).
+      const n = head.length;
+      const whole = Buffer.allocUnsafe(n + to - from);
+      whole.write(head, 0, n, 'latin1');
+      buf.copy(whole, n, from, to);
+      return out.write(whole);
     }
     out.cork();
     out.write(head, 'latin1');
@@ -697,6 +703,16 @@ export class ClientConnection implements ExchangeFront, FrontConnection {
   }
 }
 
+let lastStatus = 0;
+let lastReason = '';
+let lastStatusLine = '';
+
+/** The status line sent to the client; the last one is kept (servers mostly answer 200 OK). */
 function statusLine(res: ResponseHead): string {
-  return `HTTP/1.1 ${res.status} ${res.reason}\r\n`;
+  if (res.status !== lastStatus || res.reason !== lastReason) {
+    lastStatus = res.status;
+    lastReason = res.reason;
+    lastStatusLine = `HTTP/1.1 ${res.status} ${res.reason}\r\n`;
+  }
+  return lastStatusLine;
 }
