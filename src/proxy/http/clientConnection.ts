@@ -464,14 +464,10 @@ export class ClientConnection implements ExchangeFront, FrontConnection {
     const out = this.socket;
     if (to === from) return out.write(head, 'latin1');
     if (to - from <= SMALL_BODY) {
-      // A small body that came whole: head and body copied into one buffer (a slab slice up to
-      // 4 KiB; the head is latin1, one byte per character), one plain write. Joining them as
-      // strings cost the body twice on the heap (its string, then the flattened whole).
-      const n = head.length;
-      const whole = Buffer.allocUnsafe(n + to - from);
-      whole.write(head, 0, n, 'latin1');
-      buf.copy(whole, n, from, to);
-      return out.write(whole);
+      // A small body that came whole: one latin1 string (byte for byte), one plain write. (Head
+      // and body copied into one Buffer instead halved the heap bytes of a 2 KiB response but
+      // raised the peak RSS by 9 MB: off-heap slab memory waits for the scavenge; not kept.)
+      return out.write(head + buf.toString('latin1', from, to), 'latin1');
     }
     out.cork();
     out.write(head, 'latin1');
