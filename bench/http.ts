@@ -8,8 +8,12 @@
  *   nginx    1 worker, upstream keepalive 64, HTTP/1.1 to upstreams, foreground, tmp prefix
  *   fastify  fastify + @fastify/reply-from (undici pools), bench/peers/fastifyProxy.ts
  *
+ *   fulcrum-base  a second Fulcrum build (--baseline), for before/after in the same run
+ *
  * Per target: start it, wait for its port, probe a few requests (status + which backend answered),
- * warm up, measure, sample the proxy's RSS (process tree, /proc), stop it by PID.
+ * warm up, measure, sample the proxy's RSS (process tree, /proc) and CPU time, and for Fulcrum the
+ * V8 heap bytes allocated (heapProbe.ts), stop it by PID. --pin puts the proxy alone on core 0 and
+ * everything else on core 1; --repeat interleaves rounds and reports medians with their spread.
  * Prints a table; writes the same as JSON under test-output/bench/. Exit code: 0 when every target
  * was measured (even if slow or with errors, which are flagged), 1 when a target could not be run,
  * 2 on bad usage or a missing wrk. See docs/benchmarks.md.
