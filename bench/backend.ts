@@ -8,7 +8,7 @@
  * `GET /__bench/stats` answers `{"id": NAME, "requests": N}` (N = requests served so far, not
  * counting stats requests); the harness asks each backend directly, to see how a proxy split the load.
  *
- * Usage: node backend.js --port N [--host 127.0.0.1] [--id NAME]
+ * Usage: node backend.js --port N [--host 127.0.0.1] [--id NAME] [--size BYTES]
  */
 import http from 'node:http';
 import { parseArgs } from 'node:util';
@@ -18,6 +18,7 @@ const { values } = parseArgs({
     port: { type: 'string' },
     host: { type: 'string', default: '127.0.0.1' },
     id: { type: 'string', default: 'backend' },
+    size: { type: 'string' },
   },
 });
 
@@ -29,7 +30,12 @@ if (values.port === undefined || !Number.isInteger(port) || port < 0 || port > 6
 
 const id = values.id ?? 'backend';
 const host = values.host ?? '127.0.0.1';
-const body = Buffer.from('hello from fulcrum bench\n');
+const size = values.size === undefined ? undefined : Number(values.size);
+if (size !== undefined && (!Number.isInteger(size) || size < 0)) {
+  console.error('backend: --size must be a whole number of bytes');
+  process.exit(2);
+}
+const body = size === undefined ? Buffer.from('hello from fulcrum bench\n') : Buffer.alloc(size, 'x');
 const headers = {
   'content-type': 'text/plain',
   'content-length': String(body.length),

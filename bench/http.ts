@@ -8,8 +8,12 @@
  *   nginx    1 worker, upstream keepalive 64, HTTP/1.1 to upstreams, foreground, tmp prefix
  *   fastify  fastify + @fastify/reply-from (undici pools), bench/peers/fastifyProxy.ts
  *
+ *   fulcrum-base  a second Fulcrum build (--baseline), for before/after in the same run
+ *
  * Per target: start it, wait for its port, probe a few requests (status + which backend answered),
- * warm up, measure, sample the proxy's RSS (process tree, /proc), stop it by PID.
+ * warm up, measure, sample the proxy's RSS (process tree, /proc) and CPU time, and for Fulcrum the
+ * V8 heap bytes allocated (heapProbe.ts), stop it by PID. --pin puts the proxy alone on core 0 and
+ * everything else on core 1; --repeat interleaves rounds and reports medians with their spread.
  * Prints a table; writes the same as JSON under test-output/bench/. Exit code: 0 when every target
  * was measured (even if slow or with errors, which are flagged), 1 when a target could not be run,
  * 2 on bad usage or a missing wrk. See docs/benchmarks.md.
@@ -38,7 +42,8 @@ import {
 } from './processes.js';
 
 const ALL_TARGETS = ['direct', 'fulcrum', 'haproxy', 'nginx', 'fastify'] as const;
-type TargetName = (typeof ALL_TARGETS)[number];
+/** `fulcrum-base`: the build given by --baseline, measured right after `fulcrum`. */
+type TargetName = (typeof ALL_TARGETS)[number] | 'fulcrum-base';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -56,6 +61,21 @@ interface Options {
   keepTmp: boolean;
   json: boolean;
   fulcrumCli: string | undefined;
+  /** Proxy alone on core 0; wrk, the backends and this harness on core 1 (taskset). */
+  pin: boolean;
+  /** A second Fulcrum CLI (another build) measured as `fulcrum-base` in the same run. */
+  baseline: string | undefined;
+  /** Rounds over all targets (interleaved: A B A B …); the table shows medians and spread. */
+  repeat: number;
+  /** Backend response body size in bytes (default 25). */
+  bodySize: number | undefined;
+  /** `tcp`: Fulcrum `protocol: tcp` and HAProxy `mode tcp` under the same HTTP load (L4). */
+  mode: 'http' | 'tcp';
+  /** Extra node options for `fulcrum` and for `fulcrum-base` (space-separated). */
+  nodeArgs: string[];
+  baselineNodeArgs: string[];
+  /** Sample where Fulcrum allocates over the measured run (test-output/prof/alloc-*.heapprofile). */
+  heapSample: boolean;
 }
 
 const USAGE = `Usage: node dist/bench/http.js [options]
@@ -66,7 +86,15 @@ const USAGE = `Usage: node dist/bench/http.js [options]
   --threads N         wrk threads (default 1)
   --backends N        backend processes (default 2)
   --cpu-prof          run fulcrum under node --cpu-prof, profiles in test-output/prof/
+  --heap-sample       sample fulcrum's allocations (garbage included) over the measured run, same dir
   --fulcrum-cli PATH  Fulcrum CLI to run (default: ../src/cli/main.js next to this file, else dist/)
+  --baseline PATH     a second Fulcrum CLI (e.g. the parent commit built elsewhere), run as fulcrum-base
+  --pin               proxy alone on core 0, wrk + backends + harness on core 1 (taskset)
+  --repeat N          interleaved rounds over the targets; medians and min-max (default 1)
+  --body-size N       backend response body in bytes (default 25)
+  --node-args "A B"   extra node options for fulcrum (e.g. "--max-semi-space-size=2")
+  --baseline-node-args "A B"  the same for fulcrum-base (with --baseline; may name the same CLI)
+  --mode http|tcp     tcp: Fulcrum protocol tcp and HAProxy mode tcp (L4) under the same load
   --keep-tmp          keep the generated configs and logs
   --json              print the JSON result to stdout instead of the table
   -h, --help          this help`;
@@ -84,7 +112,15 @@ function parseOptions(argv: string[]): Options {
       threads: { type: 'string', default: '1' },
       backends: { type: 'string', default: '2' },
       'cpu-prof': { type: 'boolean', default: false },
+      'heap-sample': { type: 'boolean', default: false },
       'fulcrum-cli': { type: 'string' },
+      baseline: { type: 'string' },
+      pin: { type: 'boolean', default: false },
+      repeat: { type: 'string', default: '1' },
+      'body-size': { type: 'string' },
+      mode: { type: 'string', default: 'http' },
+      'node-args': { type: 'string', default: '' },
+      'baseline-node-args': { type: 'string', default: '' },
       'keep-tmp': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -110,6 +146,16 @@ function parseOptions(argv: string[]): Options {
     if (!targets.includes(name as TargetName)) targets.push(name as TargetName);
   }
   if (targets.length === 0) throw new UsageError('--targets is empty');
+  const mode = values.mode;
+  if (mode !== 'http' && mode !== 'tcp') throw new UsageError('--mode must be http or tcp');
+  if (mode === 'tcp') {
+    const l7 = targets.filter((t) => t === 'nginx' || t === 'fastify');
+    if (l7.length > 0) throw new UsageError(`--mode tcp: ${l7.join(', ')} has no L4 configuration here`);
+  }
+  if (values.baseline !== undefined) {
+    const at = targets.indexOf('fulcrum');
+    targets.splice(at < 0 ? targets.length : at + 1, 0, 'fulcrum-base');
+  }
   const connections = Math.floor(num('connections', values.connections, 1));
   const threads = Math.floor(num('threads', values.threads, 1));
   if (connections < threads) throw new UsageError('--connections must be >= --threads');
@@ -121,9 +167,18 @@ function parseOptions(argv: string[]): Options {
     threads,
     backends: Math.floor(num('backends', values.backends, 1)),
     cpuProf: values['cpu-prof'] ?? false,
+    heapSample: values['heap-sample'] ?? false,
     keepTmp: values['keep-tmp'] ?? false,
     json: values.json ?? false,
     fulcrumCli: values['fulcrum-cli'],
+    pin: values.pin ?? false,
+    baseline: values.baseline,
+    repeat: Math.floor(num('repeat', values.repeat, 1)),
+    bodySize:
+      values['body-size'] === undefined ? undefined : Math.floor(num('body-size', values['body-size'], 0)),
+    mode,
+    nodeArgs: (values['node-args'] ?? '').split(' ').filter(Boolean),
+    baselineNodeArgs: (values['baseline-node-args'] ?? '').split(' ').filter(Boolean),
   };
 }
 
@@ -315,8 +370,18 @@ export function parseWrk(raw: string): WrkResult {
   };
 }
 
+/** `[cmd, args]` run on one CPU core with taskset when pinning, else unchanged. */
+function onCore(core: number | undefined, cmd: string, args: string[]): [string, string[]] {
+  if (core === undefined || !tasksetBin) return [cmd, args];
+  return [tasksetBin, ['-c', String(core), cmd, ...args]];
+}
+let tasksetBin: string | undefined;
+/** Core of the proxy under test and core of everything else, when --pin. */
+const PROXY_CORE = 0;
+const LOAD_CORE = 1;
+
 function runWrk(wrk: string, url: string, seconds: number, opts: Options): Promise<WrkResult> {
-  const args = [
+  const wrkArgs = [
     '-t',
     String(opts.threads),
     '-c',
@@ -326,8 +391,9 @@ function runWrk(wrk: string, url: string, seconds: number, opts: Options): Promi
     '--latency',
     url,
   ];
+  const [cmd, args] = onCore(opts.pin ? LOAD_CORE : undefined, wrk, wrkArgs);
   return new Promise((resolve, reject) => {
-    const child = spawn(wrk, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const pid = child.pid;
     if (pid !== undefined) wrkPids.add(pid);
     let out = '';
@@ -435,6 +501,8 @@ interface Started {
   proc: Proc | undefined; // undefined for direct
   stopGraceMs: number;
   describe: string;
+  /** Where the heap probe writes its JSON (Fulcrum only). */
+  heapOut?: string;
 }
 
 interface Ctx {
@@ -443,15 +511,19 @@ interface Ctx {
   root: string;
   backendPorts: number[];
   fulcrumCli: string | undefined;
+  baselineCli: string | undefined;
+  heapProbe: string | undefined;
+  /** Counts started targets, for unique file names over rounds. */
+  starts: number;
   haproxy: string | undefined;
   nginx: string | undefined;
 }
 
-function fulcrumYaml(port: number, backends: number[]): string {
+function fulcrumYaml(port: number, backends: number[], mode: 'http' | 'tcp'): string {
   return [
     'listeners:',
     '  - name: bench',
-    '    protocol: http',
+    `    protocol: ${mode}`,
     `    listen: ${HOST}:${port}`,
     '    pool: backends',
     'pools:',
@@ -463,24 +535,23 @@ function fulcrumYaml(port: number, backends: number[]): string {
   ].join('\n');
 }
 
-function haproxyCfg(port: number, backends: number[]): string {
+function haproxyCfg(port: number, backends: number[], mode: 'http' | 'tcp'): string {
+  const l7 = mode === 'http';
   return [
     'global',
     '  nbthread 1',
     '',
     'defaults',
-    '  mode http',
-    '  option http-keep-alive',
-    '  option forwardfor',
-    '  http-reuse always',
+    `  mode ${mode}`,
+    ...(l7 ? ['  option http-keep-alive', '  option forwardfor', '  http-reuse always'] : []),
     '  timeout connect 5s',
     '  timeout client 60s',
     '  timeout server 60s',
-    '  timeout http-keep-alive 60s',
+    ...(l7 ? ['  timeout http-keep-alive 60s'] : []),
     '',
     'frontend fe',
     `  bind ${HOST}:${port}`,
-    '  http-request set-header X-Forwarded-Proto http',
+    ...(l7 ? ['  http-request set-header X-Forwarded-Proto http'] : []),
     '  default_backend be',
     '',
     'backend be',
@@ -545,34 +616,51 @@ async function startTarget(name: TargetName, ctx: Ctx): Promise<Started> {
   let proc: Proc;
   let stopGraceMs = 5000;
   let describe: string;
+  let heapOut: string | undefined;
+  const core = ctx.opts.pin ? PROXY_CORE : undefined;
+  const start = (cmd: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) =>
+    startProc(name, ...onCore(core, cmd, args), logFile, options);
   switch (name) {
-    case 'fulcrum': {
-      if (!ctx.fulcrumCli) {
+    case 'fulcrum':
+    case 'fulcrum-base': {
+      const cli = name === 'fulcrum' ? ctx.fulcrumCli : ctx.baselineCli;
+      if (!cli) {
         throw new Error(
           'Fulcrum CLI not found (dist/src/cli/main.js): run `npm run build`, or pass --fulcrum-cli',
         );
       }
       const cfg = path.join(dir, 'fulcrum.yaml');
-      fs.writeFileSync(cfg, fulcrumYaml(port, backendPorts));
-      const nodeArgs: string[] = [];
+      fs.writeFileSync(cfg, fulcrumYaml(port, backendPorts, ctx.opts.mode));
+      const nodeArgs: string[] = [...(name === 'fulcrum' ? ctx.opts.nodeArgs : ctx.opts.baselineNodeArgs)];
+      let env: NodeJS.ProcessEnv | undefined;
+      if (ctx.heapProbe) {
+        heapOut = path.join(dir, `heap-${++ctx.starts}.json`);
+        nodeArgs.push('--import', ctx.heapProbe);
+        env = { ...process.env, FULCRUM_BENCH_HEAP_OUT: heapOut };
+        if (ctx.opts.heapSample && name === 'fulcrum') {
+          const profDir = path.join(ctx.root, 'test-output', 'prof');
+          fs.mkdirSync(profDir, { recursive: true });
+          env.FULCRUM_BENCH_HEAP_SAMPLE = path.join(profDir, `alloc-${Date.now()}.heapprofile`);
+        }
+      }
       if (ctx.opts.cpuProf) {
         const profDir = path.join(ctx.root, 'test-output', 'prof');
         fs.mkdirSync(profDir, { recursive: true });
         nodeArgs.push('--cpu-prof', '--cpu-prof-dir', profDir);
         stopGraceMs = 20_000; // the profile is written on exit
       }
-      proc = startProc(name, process.execPath, [...nodeArgs, ctx.fulcrumCli, 'start', '-c', cfg], logFile);
-      describe = `node ${nodeArgs.join(' ')} ${path.relative(ctx.root, ctx.fulcrumCli)} start -c fulcrum.yaml`;
+      proc = start(process.execPath, [...nodeArgs, cli, 'start', '-c', cfg], { env });
+      describe = `node ${nodeArgs.join(' ')} ${path.relative(ctx.root, cli)} start -c fulcrum.yaml`;
       break;
     }
     case 'haproxy': {
       if (!ctx.haproxy) throw new Error('haproxy not installed (apt-get install haproxy)');
       const cfg = path.join(dir, 'haproxy.cfg');
-      fs.writeFileSync(cfg, haproxyCfg(port, backendPorts));
+      fs.writeFileSync(cfg, haproxyCfg(port, backendPorts, ctx.opts.mode));
       const check = spawnSync(ctx.haproxy, ['-c', '-f', cfg], { encoding: 'utf8', timeout: 10_000 });
       if (check.status !== 0)
         throw new Error(`haproxy -c rejected the config:\n${check.stdout}${check.stderr}`);
-      proc = startProc(name, ctx.haproxy, ['-f', cfg, '-db'], logFile);
+      proc = start(ctx.haproxy, ['-f', cfg, '-db']);
       describe = 'haproxy -f haproxy.cfg -db';
       break;
     }
@@ -585,7 +673,7 @@ async function startTarget(name: TargetName, ctx: Ctx): Promise<Started> {
       const check = spawnSync(ctx.nginx, [...base, '-t'], { encoding: 'utf8', timeout: 10_000 });
       if (check.status !== 0)
         throw new Error(`nginx -t rejected the config:\n${check.stdout}${check.stderr}`);
-      proc = startProc(name, ctx.nginx, [...base, '-g', 'daemon off;'], logFile);
+      proc = start(ctx.nginx, [...base, '-g', 'daemon off;']);
       describe = `nginx -p <tmp> -c nginx.conf -g 'daemon off;'`;
       break;
     }
@@ -593,13 +681,9 @@ async function startTarget(name: TargetName, ctx: Ctx): Promise<Started> {
       const script = path.join(here, 'peers', 'fastifyProxy.js');
       if (!fs.existsSync(script)) throw new Error(`${script} not found (build bench/ first)`);
       const upstreams = backendPorts.map((b) => `${HOST}:${b}`).join(',');
-      proc = startProc(
-        name,
-        process.execPath,
-        [script, '--port', String(port), '--upstreams', upstreams],
-        logFile,
-        { cwd: ctx.root },
-      );
+      proc = start(process.execPath, [script, '--port', String(port), '--upstreams', upstreams], {
+        cwd: ctx.root,
+      });
       describe = 'node bench/peers/fastifyProxy.js';
       break;
     }
@@ -610,7 +694,43 @@ async function startTarget(name: TargetName, ctx: Ctx): Promise<Started> {
     await stopProc(proc, 2000);
     throw e;
   }
-  return { port, proc, stopGraceMs, describe };
+  return { port, proc, stopGraceMs, describe, ...(heapOut ? { heapOut } : {}) };
+}
+
+/** Summed VmRSS of a process and its descendants now, in MB. */
+function treeRssMb(root: number): number | undefined {
+  let kb = 0;
+  let seen = false;
+  for (const pid of [root, ...descendantsOf(root)]) {
+    const m = readMem(pid);
+    if (m) {
+      kb += m.rssKb;
+      seen = true;
+    }
+  }
+  return seen ? round(kb / 1024, 1) : undefined;
+}
+
+interface HeapWindow {
+  allocatedBytes: number;
+  gcs: number;
+  scavenges: number;
+  markSweeps: number;
+  gcMs: number;
+}
+
+/** Second SIGUSR2 to the heap probe: waits (≤ 5 s) for the JSON it writes. */
+async function readHeapWindow(proc: Proc, file: string): Promise<HeapWindow | undefined> {
+  killPid(proc.pid, 'SIGUSR2');
+  for (let i = 0; i < 100; i++) {
+    try {
+      const doc = JSON.parse(fs.readFileSync(file, 'utf8')) as HeapWindow;
+      fs.rmSync(file, { force: true });
+      return doc;
+    } catch {}
+    await sleep(50);
+  }
+  return undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -641,6 +761,16 @@ interface TargetResult {
   polledPeakRssMb?: number | null;
   /** Proxy CPU time (user + system, whole process tree) per request, in microseconds. */
   cpuUsPerRequest?: number;
+  /** RSS of the proxy tree after the probe, before any load. */
+  idleRssStartMb?: number;
+  /** RSS of the proxy tree 2 s after the measured run ended. */
+  idleRssAfterMb?: number;
+  /** V8 heap bytes allocated per request over the measured run (Fulcrum only, bench/heapProbe.ts). */
+  heapBytesPerRequest?: number;
+  /** Garbage collections over the measured run (Fulcrum only). */
+  gcs?: { scavenges: number; markSweeps: number; ms: number };
+  /** Which round (1-based) of --repeat. */
+  round?: number;
   processes?: number;
   backendShare?: number[];
   backendRequests?: number[];
@@ -669,14 +799,21 @@ async function runTarget(name: TargetName, ctx: Ctx, wrk: string): Promise<Targe
     if (result.probe.error) result.flags.push(`probe failed: ${result.probe.error}`);
     if (badStatus.length > 0) result.flags.push(`probe got status ${badStatus.join(',')}`);
     const seen = Object.keys(result.probe.servedBy).filter((s) => s !== '(none)');
-    if (name !== 'direct' && ctx.backendPorts.length > 1 && seen.length < ctx.backendPorts.length) {
+    // L4 balances connections: the probe's one keep-alive connection sees one backend.
+    const balanced = opts.mode === 'http' && name !== 'direct' && ctx.backendPorts.length > 1;
+    if (balanced && seen.length < ctx.backendPorts.length) {
       result.flags.push(`probe: only ${seen.join(',') || 'no backend'} answered (not balanced?)`);
     }
 
+    if (started.proc) {
+      const idle = treeRssMb(started.proc.pid);
+      if (idle !== undefined) result.idleRssStartMb = idle;
+    }
     if (opts.warmup > 0) {
       log(`${name}: warm-up ${opts.warmup}s`);
       await runWrk(wrk, url, opts.warmup, opts);
     }
+    if (started.proc && started.heapOut) killPid(started.proc.pid, 'SIGUSR2');
     const before = await backendCounts(ctx.backendPorts);
     result.loadavgBefore = os.loadavg().map((l) => Math.round(l * 100) / 100);
     log(`${name}: measuring ${opts.duration}s (load average ${result.loadavgBefore.join(' ')})`);
@@ -688,6 +825,13 @@ async function runTarget(name: TargetName, ctx: Ctx, wrk: string): Promise<Targe
         ((treeCpuTicks(started.proc.pid) - cpuBefore) * TICK_US) / w.requests,
         1,
       );
+    }
+    if (started.proc && started.heapOut) {
+      const heap = await readHeapWindow(started.proc, started.heapOut);
+      if (heap && w.requests > 0) {
+        result.heapBytesPerRequest = Math.round(heap.allocatedBytes / w.requests);
+        result.gcs = { scavenges: heap.scavenges, markSweeps: heap.markSweeps, ms: round(heap.gcMs, 1) };
+      } else result.flags.push('heap probe: no answer');
     }
     if (sampler) {
       const mem = sampler.stop();
@@ -721,6 +865,11 @@ async function runTarget(name: TargetName, ctx: Ctx, wrk: string): Promise<Targe
       result.flags.push(`wrk errors: ${parts.join(', ')}`);
     }
     if (w.requests === 0) result.flags.push('no request completed');
+    if (started.proc) {
+      await sleep(2000);
+      const idle = treeRssMb(started.proc.pid);
+      if (idle !== undefined) result.idleRssAfterMb = idle;
+    }
   } catch (e) {
     result.status = 'failed';
     result.failure = (e as Error).message;
@@ -754,36 +903,107 @@ function fmtMs(ms: number | null | undefined): string {
   return `${ms.toFixed(0)} ms`;
 }
 
-function table(results: TargetResult[]): string {
+/** Median and spread of one figure over the rounds of a target. */
+interface Spread {
+  median: number;
+  min: number;
+  max: number;
+  n: number;
+}
+
+function spread(values: (number | null | undefined)[]): Spread | undefined {
+  const v = values.filter((x): x is number => typeof x === 'number').sort((a, b) => a - b);
+  if (v.length === 0) return undefined;
+  const mid = Math.floor(v.length / 2);
+  const median = v.length % 2 === 1 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
+  return { median, min: v[0]!, max: v[v.length - 1]!, n: v.length };
+}
+
+/** One target over all its rounds: medians with min-max. */
+interface Summary {
+  target: TargetName;
+  rounds: number;
+  failed: number;
+  flagged: number;
+  requestsPerSec?: Spread;
+  p50Ms?: Spread;
+  p99Ms?: Spread;
+  errors: number;
+  cpuUsPerRequest?: Spread;
+  peakRssMb?: Spread;
+  idleRssStartMb?: Spread;
+  idleRssAfterMb?: Spread;
+  heapBytesPerRequest?: Spread;
+  ratioToHaproxy?: number | null;
+}
+
+function summarize(results: TargetResult[], targets: TargetName[]): Summary[] {
+  const out: Summary[] = targets.map((target) => {
+    const rs = results.filter((r) => r.target === target);
+    const ok = rs.filter((r) => r.status === 'ok');
+    const s: Summary = {
+      target,
+      rounds: rs.length,
+      failed: rs.length - ok.length,
+      flagged: ok.filter((r) => r.flags.length > 0).length,
+      errors: ok.reduce((a, r) => a + (r.errors?.total ?? 0), 0),
+    };
+    const put = <K extends keyof Summary>(key: K, v: Spread | undefined): void => {
+      if (v) (s as unknown as Record<string, Spread>)[key] = v;
+    };
+    put('requestsPerSec', spread(ok.map((r) => r.requestsPerSec)));
+    put('p50Ms', spread(ok.map((r) => r.p50Ms)));
+    put('p99Ms', spread(ok.map((r) => r.p99Ms)));
+    put('cpuUsPerRequest', spread(ok.map((r) => r.cpuUsPerRequest)));
+    put('peakRssMb', spread(ok.map((r) => r.peakRssMb)));
+    put('idleRssStartMb', spread(ok.map((r) => r.idleRssStartMb)));
+    put('idleRssAfterMb', spread(ok.map((r) => r.idleRssAfterMb)));
+    put('heapBytesPerRequest', spread(ok.map((r) => r.heapBytesPerRequest)));
+    return s;
+  });
+  const hap = out.find((s) => s.target === 'haproxy')?.requestsPerSec?.median;
+  for (const s of out) {
+    s.ratioToHaproxy = hap && s.requestsPerSec ? round(s.requestsPerSec.median / hap, 3) : null;
+  }
+  return out;
+}
+
+function table(summaries: Summary[]): string {
   const header = [
     'target',
     'req/s',
     'p50',
     'p99',
     'errors',
-    'peak RSS',
     'CPU/req',
+    'peak RSS',
+    'idle RSS',
+    'heap/req',
     'vs HAProxy',
-    'backend split',
   ];
-  const rows = results.map((r) => {
-    if (r.status === 'failed') return [r.target, 'FAILED', '-', '-', '-', '-', '-', '-', '-'];
+  const fmt = (v: Spread | undefined, f: (n: number) => string): string => {
+    if (!v) return '-';
+    return v.n > 1 && v.min !== v.max ? `${f(v.median)} (${f(v.min)}-${f(v.max)})` : f(v.median);
+  };
+  const rows = summaries.map((r) => {
+    if (r.failed === r.rounds) return [r.target, 'FAILED', '-', '-', '-', '-', '-', '-', '-', '-'];
     return [
-      r.flags.length > 0 ? `${r.target} !` : r.target,
-      (r.requestsPerSec ?? 0).toLocaleString('en-US'),
-      fmtMs(r.p50Ms),
-      fmtMs(r.p99Ms),
-      String(r.errors?.total ?? 0),
-      r.peakRssMb === null || r.peakRssMb === undefined ? '-' : `${r.peakRssMb.toFixed(1)} MB`,
-      r.cpuUsPerRequest === undefined ? '-' : `${r.cpuUsPerRequest.toFixed(1)} us`,
+      r.flagged > 0 || r.failed > 0 ? `${r.target} !` : r.target,
+      fmt(r.requestsPerSec, (n) => Math.round(n).toLocaleString('en-US')),
+      fmt(r.p50Ms, fmtMs),
+      fmt(r.p99Ms, fmtMs),
+      String(r.errors),
+      fmt(r.cpuUsPerRequest, (n) => `${n.toFixed(1)} us`),
+      fmt(r.peakRssMb, (n) => `${n.toFixed(0)} MB`),
+      `${fmt(r.idleRssStartMb, (n) => n.toFixed(0))} / ${fmt(r.idleRssAfterMb, (n) => `${n.toFixed(0)} MB`)}`,
+      fmt(r.heapBytesPerRequest, (n) => `${Math.round(n)} B`),
       r.ratioToHaproxy === null || r.ratioToHaproxy === undefined ? '-' : `${r.ratioToHaproxy.toFixed(2)}x`,
-      (r.backendShare ?? []).map((s) => s.toFixed(0)).join('/'),
     ];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
   const line = (cells: string[]): string =>
     cells
-      .map((c, i) => (i === 0 || i === cells.length - 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
       .join('  ')
       .trimEnd();
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
@@ -826,6 +1046,24 @@ async function main(): Promise<number> {
   fs.chmodSync(tmp, 0o755);
   if (!opts.keepTmp) tmpToRemove = tmp;
 
+  let baselineCli: string | undefined;
+  if (opts.baseline !== undefined) {
+    baselineCli = path.resolve(opts.baseline);
+    if (!fs.existsSync(baselineCli)) {
+      console.error(`bench: --baseline ${opts.baseline} not found`);
+      return 2;
+    }
+  }
+  if (opts.pin) {
+    tasksetBin = findBinary('taskset');
+    if (!tasksetBin || os.cpus().length < 2) {
+      console.error('bench: --pin needs taskset (util-linux) and at least 2 CPUs');
+      return 2;
+    }
+    // The harness itself (RSS polling, wrk output parsing) stays off the proxy's core.
+    spawnSync(tasksetBin, ['-a', '-p', '-c', String(LOAD_CORE), String(process.pid)], { stdio: 'ignore' });
+  }
+  const heapProbe = path.join(here, 'heapProbe.js');
   const haproxy = findBinary('haproxy');
   const nginx = findBinary('nginx');
   const env = {
@@ -851,10 +1089,11 @@ async function main(): Promise<number> {
     for (let i = 0; i < opts.backends; i++) {
       const port = await freePort();
       const id = `b${i + 1}`;
+      const backendArgs = [backendScript, '--port', String(port), '--id', id];
+      if (opts.bodySize !== undefined) backendArgs.push('--size', String(opts.bodySize));
       const proc = startProc(
         `backend ${id}`,
-        process.execPath,
-        [backendScript, '--port', String(port), '--id', id],
+        ...onCore(opts.pin ? LOAD_CORE : undefined, process.execPath, backendArgs),
         path.join(tmp, `backend-${id}.log`),
       );
       backends.push(proc);
@@ -863,13 +1102,29 @@ async function main(): Promise<number> {
     for (let i = 0; i < backends.length; i++) await waitForPort(backendPorts[i]!, backends[i]!);
     log(`backends on ${backendPorts.map((p) => `${HOST}:${p}`).join(', ')}`);
 
-    const ctx: Ctx = { opts, tmp, root, backendPorts, fulcrumCli, haproxy, nginx };
-    for (const name of opts.targets) {
-      results.push(await runTarget(name, ctx, wrk));
-      for (const b of backends) {
-        if (b.exitCode !== undefined) throw new Error(`${b.name} died:\n${tail(b.logFile)}`);
+    const ctx: Ctx = {
+      opts,
+      tmp,
+      root,
+      backendPorts,
+      fulcrumCli,
+      baselineCli,
+      heapProbe: fs.existsSync(heapProbe) ? heapProbe : undefined,
+      starts: 0,
+      haproxy,
+      nginx,
+    };
+    for (let round = 1; round <= opts.repeat; round++) {
+      for (const name of opts.targets) {
+        if (opts.repeat > 1) log(`round ${round}/${opts.repeat}`);
+        const r = await runTarget(name, ctx, wrk);
+        r.round = round;
+        results.push(r);
+        for (const b of backends) {
+          if (b.exitCode !== undefined) throw new Error(`${b.name} died:\n${tail(b.logFile)}`);
+        }
+        await sleep(500);
       }
-      await sleep(500);
     }
   } catch (e) {
     harnessError = (e as Error).message;
@@ -878,6 +1133,7 @@ async function main(): Promise<number> {
     for (const b of backends) await stopProc(b, 3000);
   }
 
+  const summaries = summarize(results, opts.targets);
   const hap = results.find((r) => r.target === 'haproxy' && r.status === 'ok');
   for (const r of results) {
     r.ratioToHaproxy =
@@ -897,8 +1153,16 @@ async function main(): Promise<number> {
       threads: opts.threads,
       backends: opts.backends,
       cpuProf: opts.cpuProf,
+      pin: opts.pin,
+      baseline: opts.baseline ?? null,
+      repeat: opts.repeat,
+      nodeArgs: opts.nodeArgs,
+      baselineNodeArgs: opts.baselineNodeArgs,
+      bodySize: opts.bodySize ?? 25,
+      mode: opts.mode,
     },
     environment: env,
+    summaries,
     results,
     harnessError: harnessError ?? null,
   };
@@ -912,11 +1176,11 @@ async function main(): Promise<number> {
   } else {
     const out: string[] = [];
     out.push(
-      `HTTP proxy comparison: wrk -t${opts.threads} -c${opts.connections} -d${opts.duration}s --latency (keep-alive),` +
+      `${opts.mode === 'tcp' ? 'L4 (tcp mode)' : 'HTTP'} proxy comparison: wrk -t${opts.threads} -c${opts.connections} -d${opts.duration}s --latency (keep-alive),` +
         ` ${opts.warmup}s warm-up, ${opts.backends} node:http backends, ${env.cpus} CPUs, node ${env.node}`,
     );
     out.push('');
-    out.push(table(results));
+    out.push(table(summaries));
     const notes = results.flatMap((r) => [
       ...(r.status === 'failed' ? [`${r.target}: FAILED: ${r.failure}`] : []),
       ...r.flags.map((f) => `${r.target}: ${f}`),
@@ -929,6 +1193,12 @@ async function main(): Promise<number> {
     out.push('');
     out.push('peak RSS = VmHWM of the proxy process tree (nginx: master + worker); direct has no proxy.');
     out.push('CPU/req = user+system CPU time of the proxy process tree per request during the measured run.');
+    out.push('idle RSS = before any load / 2 s after the measured run; heap/req = V8 heap bytes allocated');
+    out.push(
+      '  per request over the measured run (Fulcrum: bench/heapProbe.ts; Buffer backing stores not counted).',
+    );
+    if (opts.repeat > 1) out.push(`${opts.repeat} interleaved rounds: median (min-max).`);
+    if (opts.pin) out.push('pinned: proxy alone on core 0; wrk, backends and harness on core 1.');
     out.push(`JSON: ${path.relative(process.cwd(), outFile) || outFile}`);
     if (opts.cpuProf && opts.targets.includes('fulcrum')) {
       out.push(`CPU profile: ${path.join(root, 'test-output', 'prof')}/*.cpuprofile`);

@@ -233,6 +233,28 @@ interface Options {
   keepTmp: boolean;
   json: boolean;
   fulcrumCli: string | undefined;
+  /** Proxies alone on core 0; the backend, the load generator and the harness on core 1. */
+  pin: boolean;
+}
+
+/** taskset, when --pin. */
+let tasksetBin: string | undefined;
+const PROXY_CORE = 0;
+const LOAD_CORE = 1;
+/** `[cmd, args]` run on one CPU core with taskset when pinning, else unchanged. */
+function onCore(core: number, cmd: string, args: string[]): [string, string[]] {
+  return tasksetBin ? [tasksetBin, ['-c', String(core), cmd, ...args]] : [cmd, args];
+}
+
+/** CPU time (user + system) of one process, in clock ticks (USER_HZ, 100 on Linux). */
+function cpuTicks(pid: number): number | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(f[11]) + Number(f[12]);
+  } catch {
+    return undefined;
+  }
 }
 
 const USAGE = `Usage: node <out>/bench/tcp.js [options]
@@ -247,6 +269,7 @@ rotates each round). Figures are medians over rounds; ratios to direct are taken
   --connections N        concurrent connections for download/upload (default 4)
   --cps-connections N    concurrent connect-exchange-close loops for cps (default 32)
   --fulcrum-cli PATH     Fulcrum CLI (default: ../src/cli/main.js next to this file, else dist/)
+  --pin                  proxies alone on core 0; backend, load generator, harness on core 1
   --keep-tmp             keep the generated configs and logs
   --json                 print the JSON result instead of the table
   -h, --help             this help
@@ -266,6 +289,7 @@ function parseOptions(argv: string[]): Options {
       connections: { type: 'string', default: '4' },
       'cps-connections': { type: 'string', default: '32' },
       'fulcrum-cli': { type: 'string' },
+      pin: { type: 'boolean', default: false },
       'keep-tmp': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -304,6 +328,7 @@ function parseOptions(argv: string[]): Options {
     keepTmp: values['keep-tmp'] ?? false,
     json: values.json ?? false,
     fulcrumCli: values['fulcrum-cli'],
+    pin: values.pin ?? false,
   };
 }
 
@@ -335,7 +360,8 @@ function runClientProc(
       '--duration',
       String(duration),
     );
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const [cmd, cmdArgs] = tasksetBin ? onCore(LOAD_CORE, process.execPath, args) : [process.execPath, args];
+    const child = spawn(cmd, cmdArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
     const pid = child.pid;
     if (pid !== undefined) clientPids.add(pid);
     let out = '';
@@ -435,8 +461,7 @@ async function startTarget(name: TargetName, ctx: Ctx): Promise<Target> {
       fs.writeFileSync(cfg, fulcrumYaml(t.port, ctx.backendPorts));
       t.proc = startProc(
         name,
-        process.execPath,
-        [ctx.fulcrumCli, 'start', '-c', cfg],
+        ...onCore(PROXY_CORE, process.execPath, [ctx.fulcrumCli, 'start', '-c', cfg]),
         path.join(dir, 'fulcrum.log'),
         { env: { ...process.env, FULCRUM_LOG_LEVEL: 'warn' } },
       );
@@ -449,7 +474,11 @@ async function startTarget(name: TargetName, ctx: Ctx): Promise<Target> {
       const check = spawnSync(ctx.haproxy, ['-c', '-f', cfg], { encoding: 'utf8', timeout: 10_000 });
       if (check.status !== 0)
         throw new Error(`haproxy -c rejected the config:\n${check.stdout}${check.stderr}`);
-      t.proc = startProc(name, ctx.haproxy, ['-f', cfg, '-db'], path.join(dir, 'haproxy.log'));
+      t.proc = startProc(
+        name,
+        ...onCore(PROXY_CORE, ctx.haproxy, ['-f', cfg, '-db']),
+        path.join(dir, 'haproxy.log'),
+      );
     }
   } catch (err) {
     t.ok = false;
@@ -483,6 +512,11 @@ interface Measurement {
   seconds?: number;
   errors?: number;
   error?: string;
+  /**
+   * Proxy CPU µs per connection (cps) or per MiB (download/upload), over the client's whole run
+   * (warm-up included, so the count is scaled from the measured rate to the whole run).
+   */
+  cpuUs?: number;
 }
 
 interface RoundMode {
@@ -509,6 +543,8 @@ interface ModeStats extends Spread {
   /** Connection errors summed over rounds (the client's count, excluding warm-up). */
   errors: number;
   failedRounds: number;
+  /** Median proxy CPU µs per connection (cps) or per MiB over rounds, when measured. */
+  cpuUs?: number;
 }
 
 interface TargetResult {
@@ -559,6 +595,13 @@ function summarize(targets: Target[], rounds: RoundMode[], modes: Mode[]): Targe
       const s = spread(values.filter((v): v is number => v !== null));
       if (!s) continue;
       const ms: ModeStats = { ...s, values, errors, failedRounds };
+      const cpu = spread(
+        rounds
+          .filter((x) => x.mode === mode)
+          .map((rm) => rm.measurements.find((x) => x.target === t.name)?.cpuUs)
+          .filter((v): v is number => v !== undefined),
+      );
+      if (cpu) ms.cpuUs = Math.round(cpu.median * 10) / 10;
       const r = spread(ratios.filter((v): v is number => v !== null));
       if (hasDirect && t.name !== 'direct' && r) ms.ratioToDirect = { ...r, perRound: ratios };
       stats[mode] = ms;
@@ -655,16 +698,26 @@ async function harness(argv: string[]): Promise<number> {
     console.error(`bench: --fulcrum-cli ${opts.fulcrumCli} not found`);
     return 2;
   }
+  if (opts.pin) {
+    tasksetBin = findBinary('taskset');
+    if (!tasksetBin || os.cpus().length < 2) {
+      console.error('bench: --pin needs taskset (util-linux) and at least 2 CPUs');
+      return 2;
+    }
+    spawnSync(tasksetBin, ['-a', '-p', '-c', String(LOAD_CORE), String(process.pid)], { stdio: 'ignore' });
+  }
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fulcrum-bench-tcp-'));
   if (!opts.keepTmp) tmpToRemove = tmp;
   else log(`configs and logs in ${tmp}`);
 
   const backendPorts = [await freePort(), await freePort()];
   const ctx: Ctx = { tmp, backendPorts, fulcrumCli, haproxy: findBinary('haproxy') };
+  const backendCmd = [self, '--role', 'backend', '--ports', backendPorts.join(',')];
   const backend = startProc(
     'backend',
-    process.execPath,
-    [self, '--role', 'backend', '--ports', backendPorts.join(',')],
+    ...(tasksetBin
+      ? onCore(LOAD_CORE, process.execPath, backendCmd)
+      : ([process.execPath, backendCmd] as const)),
     path.join(tmp, 'backend.log'),
   );
   const targets: Target[] = [];
@@ -700,8 +753,14 @@ async function harness(argv: string[]): Promise<number> {
           const m: Measurement = { target: t.name, position, value: null };
           rm.measurements.push(m);
           try {
+            const cpu0 = t.proc ? cpuTicks(t.proc.pid) : undefined;
             const r = await runClientProc(mode, t.port, conns, opts.warmup, opts.duration);
+            const cpu1 = t.proc ? cpuTicks(t.proc.pid) : undefined;
             m.value = toValue(mode, r);
+            if (cpu0 !== undefined && cpu1 !== undefined && m.value && r.seconds > 0) {
+              const units = m.value * (opts.warmup + opts.duration);
+              m.cpuUs = Math.round(((cpu1 - cpu0) * 10_000 * 10) / units) / 10;
+            }
             m.count = r.count;
             m.seconds = r.seconds;
             m.errors = r.errors;
@@ -759,6 +818,12 @@ async function harness(argv: string[]): Promise<number> {
   if (opts.json) console.log(JSON.stringify(doc, null, 2));
   else {
     printTable(results, opts, runSeconds);
+    for (const r of results) {
+      const parts = opts.modes
+        .map((m) => (r.stats[m]?.cpuUs === undefined ? '' : `${m} ${r.stats[m]?.cpuUs} us`))
+        .filter(Boolean);
+      if (parts.length > 0) console.log(`${r.target} CPU per conn (cps) / per MiB: ${parts.join(', ')}`);
+    }
     console.log(`JSON: ${path.relative(process.cwd(), outFile)}`);
   }
   return results.every((r) => r.ok) ? 0 : 1;

@@ -3,9 +3,9 @@
  * connection-specific (hop-by-hop, never forwarded), what a proxy adds (X-Forwarded-For, -Proto,
  * -Host, Via), and whose X-Forwarded-* to believe (trusted proxies only).
  */
-import { randomUUID } from 'node:crypto';
 import type { CidrSet } from '../core/cidr.js';
 import { Framing, isHopByHop, type MessageHead, type RequestHead, rawLines } from './http/headParser.js';
+import { newRequestId } from './requestId.js';
 
 /** Who sent a request, as the header rules need it. */
 export interface ForwardedFor {
@@ -15,6 +15,22 @@ export interface ForwardedFor {
   trustedPeer: boolean;
   /** The scheme the client used to reach us. */
   proto: 'http' | 'https';
+}
+
+/** The lines every forwarded head ends with, made once rather than per request. */
+const PROTO_LINE = { http: 'x-forwarded-proto: http\r\n', https: 'x-forwarded-proto: https\r\n' } as const;
+const VIA_END = ['via: 1.0 fulcrum\r\n\r\n', 'via: 1.1 fulcrum\r\n\r\n'] as const;
+const VIA_END_H2 = 'via: 2 fulcrum\r\n\r\n';
+/** The X-Forwarded-For line of the last peer seen alone (no earlier hops): clients reconnect. */
+let lastPeer = '';
+let lastPeerLine = '';
+
+function peerLine(peerIp: string): string {
+  if (peerIp !== lastPeer) {
+    lastPeer = peerIp;
+    lastPeerLine = `x-forwarded-for: ${peerIp}\r\n`;
+  }
+  return lastPeerLine;
 }
 
 /**
@@ -72,14 +88,14 @@ export function upstreamRequestHead(r: RequestHead, from: ForwardedFor, serverAd
   else if (r.absoluteForm) h += `host: ${r.hostHeader}\r\n`;
   if (r.framing === Framing.Chunked) h += 'transfer-encoding: chunked\r\n';
   if (upgrade !== '') h += `connection: upgrade\r\nupgrade: ${upgrade}\r\n`;
-  h += `x-forwarded-for: ${xff === '' ? from.peerIp : `${xff}, ${from.peerIp}`}\r\n`;
-  if (!keepProto) h += `x-forwarded-proto: ${from.proto}\r\n`;
+  h += xff === '' ? peerLine(from.peerIp) : `x-forwarded-for: ${xff}, ${from.peerIp}\r\n`;
+  if (!keepProto) h += PROTO_LINE[from.proto];
   if (!keepHost && r.hostHeader !== '') h += `x-forwarded-host: ${r.hostHeader}\r\n`;
   if (!hasId) {
-    if (r.requestId === '') r.requestId = randomUUID();
+    if (r.requestId === '') r.requestId = newRequestId();
     h += `x-request-id: ${r.requestId}\r\n`;
   }
-  return `${h}via: ${r.h2 ? '2' : `1.${r.minor}`} fulcrum\r\n\r\n`;
+  return h + (r.h2 ? VIA_END_H2 : (VIA_END[r.minor] ?? `via: 1.${r.minor} fulcrum\r\n\r\n`));
 }
 
 /**

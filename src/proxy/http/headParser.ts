@@ -126,6 +126,23 @@ enum Scan {
  */
 const CONTROL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/;
 
+/** Lower-cased field names seen so far, by their spelling on the wire (bounded). */
+const lowerNames = new Map<string, string>();
+const MAX_LOWER_NAMES = 512;
+
+/**
+ * The lower-case form of a field name: the same string for every message that spells it the
+ * same way (`Content-Type` costs one toLowerCase per process, not one per message).
+ */
+function lowerName(raw: string): string {
+  let name = lowerNames.get(raw);
+  if (name === undefined) {
+    name = raw.toLowerCase();
+    if (lowerNames.size < MAX_LOWER_NAMES) lowerNames.set(raw, name);
+  }
+  return name;
+}
+
 /**
  * Parses header lines from `pos` (just after the start line's CRLF) to the end.
  * Returns 0 or an error status (400; 431 when there are too many headers).
@@ -164,7 +181,7 @@ function parseFields(s: string, pos: number, m: MessageHead, maxHeaders: number)
     if (m.count >= maxHeaders) return fail(m, 'too many header fields', 431);
     const n = m.count++;
     m.lineStarts[n] = pos;
-    m.names[n] = s.slice(pos, colon).toLowerCase();
+    m.names[n] = lowerName(s.slice(pos, colon));
     m.values[n] = s.slice(vStart, vEnd);
     if (lineEnd < 0) break;
     pos = lineEnd + 2;

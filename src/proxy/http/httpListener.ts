@@ -8,11 +8,13 @@ import type { TrafficObserver } from '../../core/observer.js';
 import { ListenerProtection } from '../../protection/listenerProtection.js';
 import type { FrontConnection } from '../frontConnection.js';
 import { createH2Factory, H2Connection, type H2Settings } from '../http2/h2Connection.js';
+import { adoptWithOnread } from '../l4/adoptSocket.js';
 import { type Listener, type ListenerDeps, listenError, type PoolLookup, sweepPeriod } from '../listener.js';
 import { LogThrottle } from '../logThrottle.js';
 import { DYNAMIC_ALPN, TlsTerminator } from '../tls/tlsTerminator.js';
 import { ClientConnection, type ListenerContext } from './clientConnection.js';
 import { Router } from './router.js';
+import { copyOfRead, SHARED_READ_BUFFER } from './sharedRead.js';
 import type { UpstreamPool } from './upstreamPool.js';
 
 /** The listener's timeouts, with the slow-client ones of `protection.timeouts` over them. */
@@ -110,7 +112,9 @@ export class HttpListener implements ListenerContext, Listener {
     // terminator, so a reload can turn TLS on or off without closing the socket.
     // allowHalfOpen: a client may send its request and shut down its side, and still expects
     // the whole response (TLS sockets take it from the connection they wrap).
-    this.server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+    // pauseOnConnect: nothing is read before accept() has moved a plain socket to the shared
+    // read buffer (sharedRead.ts, adoptSocket.ts); a TLS socket reads through its TLS wrap.
+    this.server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (socket) => {
       const tls = this.tls;
       if (tls === null) return this.accept(socket);
       // Known until it closes: a shutdown cuts those still in their handshake after the grace.
@@ -192,7 +196,25 @@ export class HttpListener implements ListenerContext, Listener {
     }
     if (this.h2 !== null && (socket as TLSSocket).alpnProtocol === 'h2')
       return this.handOver(socket, protection);
-    new ClientConnection(socket, this, protection);
+    if (this.tls !== null) {
+      new ClientConnection(socket, this, protection);
+      return;
+    }
+    // Plain HTTP: accepted paused. Without h2c (which hands the socket to node:http2 as it is),
+    // it reads into the shared buffer; otherwise, and if adopting fails, the ordinary way.
+    let conn: ClientConnection | undefined;
+    const adopted =
+      this.h2c === null
+        ? adoptWithOnread(socket, {
+            buffer: SHARED_READ_BUFFER,
+            callback: (n: number) => {
+              conn?.onData(copyOfRead(n));
+              return true;
+            },
+          })
+        : undefined;
+    conn = new ClientConnection(adopted ?? socket, this, protection, adopted === undefined);
+    (adopted ?? socket).resume();
   }
 
   /** An HTTP/2 connection: the factory makes its session (synchronously, see onSession). */

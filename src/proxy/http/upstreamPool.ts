@@ -2,6 +2,7 @@ import { connect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { ServerTls } from '../../core/pool.js';
 import type { Server } from '../../core/server.js';
+import { copyOfRead, SHARED_READ_BUFFER } from './sharedRead.js';
 
 /** What an upstream connection reports to the exchange currently using it. */
 export interface UpstreamOwner {
@@ -78,17 +79,21 @@ export class UpstreamConnection {
     this.port = server.port;
     const tls = idle.settings.tls;
     const socket =
-      tls === undefined ? connect({ host: server.host, port: server.port, noDelay: true }) : this.tls(tls);
+      tls === undefined
+        ? connect({
+            host: server.host,
+            port: server.port,
+            noDelay: true,
+            onread: { buffer: SHARED_READ_BUFFER, callback: (n: number) => this.onRead(n) },
+          })
+        : this.tls(tls);
     this.socket = socket;
     // With TLS, usable once the handshake is done (and the server's certificate checked).
     socket.on(tls === undefined ? 'connect' : 'secureConnect', () => {
       this.connected = true;
       this.owner?.onUpstreamConnect(this);
     });
-    socket.on('data', (chunk: Buffer) => {
-      if (this.owner !== null) this.owner.onUpstreamData(this, chunk);
-      else socket.destroy(); // bytes on an idle connection: the server is confused; never reuse it
-    });
+    if (tls !== undefined) socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.owner?.onUpstreamDrain(this));
     socket.on('error', (err: NodeJS.ErrnoException) => {
       this.error = err;
@@ -109,6 +114,17 @@ export class UpstreamConnection {
   destroy(): void {
     this.owner = null;
     this.socket.destroy();
+  }
+
+  /** `n` bytes read into the shared buffer (plain sockets): a copy goes on, the buffer is reused. */
+  private onRead(n: number): boolean {
+    this.onData(copyOfRead(n));
+    return true;
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.owner !== null) this.owner.onUpstreamData(this, chunk);
+    else this.socket.destroy(); // bytes on an idle connection: the server is confused; never reuse it
   }
 
   /** A TLS connection, resuming the last session with this server when there is one. */
