@@ -181,7 +181,18 @@ const ProtectionSchema = z
         sustain: value(h.integer(1, 100)).default(2),
       })
       .optional(),
+    surge: z
+      .strictObject({
+        enabled: value(v.boolean).default(true),
+        window: value(h.duration(1000, 600_000)).default(5000),
+        baseline: value(h.duration(1000)).default(60_000),
+        factor: value(h.integer(2, 1000)).default(5),
+        floor: value(h.integer(0)).default(50),
+        sessionCookies: z.array(value(v.cookieName)).default([]),
+      })
+      .optional(),
     shared: value(v.redisUrl).optional(),
+    failClosed: value(v.boolean).default(false),
     allow: z.array(value(v.cidr)).default([]),
     deny: z.array(value(v.cidr)).default([]),
   })

@@ -129,10 +129,29 @@ export interface ProtectionConfig {
    * `rateLimit.per`); absent: counted in this process.
    */
   shared?: string;
+  /** With `shared`: while Redis is unreachable, requests are refused (503) instead of counted locally. */
+  failClosed: boolean;
+  /**
+   * Listener-wide surge shedding: when the request rate over the last `window` ms exceeds
+   * `factor` times its baseline (a moving average with time constant `baseline` ms) and `floor`
+   * requests per second, new clients get 503 while clients with the pool's sticky cookie or one
+   * of `sessionCookies` are still served.
+   */
+  surge?: SurgeConfig;
   /** Canonical CIDRs never limited. */
   allow: string[];
   /** Canonical CIDRs refused at accept. */
   deny: string[];
+}
+
+/** Listener-wide surge shedding (see ProtectionConfig.surge). */
+export interface SurgeConfig {
+  enabled: boolean;
+  window: number;
+  baseline: number;
+  factor: number;
+  floor: number;
+  sessionCookies: string[];
 }
 
 /** One zone a dns listener is authoritative for (SOA and NS are generated). */

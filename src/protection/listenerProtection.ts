@@ -11,6 +11,7 @@ import type { Logger } from '../core/log.js';
 import { DEFAULT_DETECTOR, Detector } from './detector.js';
 import { RateLimiter } from './rateLimiter.js';
 import { SharedWindowCounter } from './sharedCounter.js';
+import { SurgeDetector } from './surge.js';
 
 /** What protection reads of a request (an HTTP/1.1 head or an HTTP/2 stream's headers). */
 export interface RequestFacts {
@@ -30,7 +31,9 @@ export type RejectReason =
   | 'rate'
   | 'body-size'
   | 'url-length'
-  | 'slow-body';
+  | 'slow-body'
+  | 'surge'
+  | 'shared-down';
 
 /** How often idle rate-limit entries are forgotten (ms). */
 const SWEEP_MS = 10_000;
@@ -61,6 +64,10 @@ export class ListenerProtection {
   private readonly left = { value: 0 };
   /** ms until the client's next token, after a 429. */
   retryAfterMs = 0;
+  /** Listener-wide surge shedding, when `surge.enabled` (kept across a reload that keeps it). */
+  readonly surge: SurgeDetector | null;
+  /** Cookies that mark a client as known during a surge: `surge.sessionCookies` and the pools' sticky cookies. */
+  private keep: string[] = [];
 
   /**
    * `listener` and `log` name the shared counters and report their state, when `shared` is set;
@@ -82,9 +89,21 @@ export class ListenerProtection {
     this.bodyMinRate = config.timeouts?.bodyMinRate;
     const prev = previous?.shared;
     if (r === undefined || config.shared === undefined) this.shared = null;
-    else if (prev != null && previous!.config.shared === config.shared && prev.windowMs === r.per)
+    else if (
+      prev != null &&
+      previous!.config.shared === config.shared &&
+      previous!.config.failClosed === config.failClosed &&
+      prev.windowMs === r.per
+    )
       this.shared = prev;
-    else this.shared = new SharedWindowCounter(config.shared, `fulcrum:rl:${listener}`, r.per, log);
+    else
+      this.shared = new SharedWindowCounter(
+        config.shared,
+        `fulcrum:rl:${listener}`,
+        r.per,
+        log,
+        config.failClosed,
+      );
     if (prev != null && prev !== this.shared) void prev.close();
     const d = config.detect;
     if (d === undefined || !d.enabled) this.detector = null;
@@ -97,6 +116,12 @@ export class ListenerProtection {
         window: d.window,
         sustain: d.sustain,
       });
+    const sg = config.surge;
+    if (sg === undefined || !sg.enabled) this.surge = null;
+    else if (previous?.surge != null && isDeepStrictEqual(previous.config.surge, sg))
+      this.surge = previous.surge;
+    else this.surge = new SurgeDetector(sg);
+    this.keep = sg?.sessionCookies ?? [];
     this.rejected = previous?.rejected ?? {
       deny: 0,
       blocked: 0,
@@ -105,7 +130,21 @@ export class ListenerProtection {
       'body-size': 0,
       'url-length': 0,
       'slow-body': 0,
+      surge: 0,
+      'shared-down': 0,
     };
+    // A reload that added a reason keeps the old counts and starts the new one at 0.
+    this.rejected.surge ??= 0;
+    this.rejected['shared-down'] ??= 0;
+  }
+
+  /**
+   * The sticky cookies of the pools this listener routes to: during a surge, a client holding one
+   * is served like a client holding one of `surge.sessionCookies`.
+   */
+  keepCookies(names: readonly string[]): void {
+    const configured = this.config.surge?.sessionCookies ?? [];
+    this.keep = [...new Set([...configured, ...names])];
   }
 
   /** The address is on the allow list: never limited. */
@@ -144,8 +183,9 @@ export class ListenerProtection {
   }
 
   /**
-   * Whether a parsed request may go on: 0, or the status to answer (414 target too long, 413
-   * body too large by its Content-Length, 429 over the rate, with `retryAfterMs` set).
+   * Whether a parsed request may go on: 0, or the status to answer (403 blocked, 414 target too
+   * long, 413 body too large by its Content-Length, 503 a new client during a surge or shared
+   * counters unreachable with `failClosed`, 429 over the rate, with `retryAfterMs` set).
    * `clientIp` is the client's address after trusted proxies.
    */
   checkRequest(req: RequestFacts, clientIp: string, now: number): number {
@@ -163,10 +203,19 @@ export class ListenerProtection {
       this.rejected['body-size']++;
       return 413;
     }
+    if (this.surge?.hit(now) === true && !this.known(req) && !this.allowed(clientIp)) {
+      this.rejected.surge++;
+      return 503;
+    }
     const rate = this.rate;
     if (rate === null || this.allowed(clientIp)) return 0;
+    const shared = this.shared;
+    if (shared !== null && this.config.failClosed && !shared.reachable) {
+      this.rejected['shared-down']++;
+      return 503;
+    }
     const wait =
-      this.shared === null
+      shared === null
         ? rate.take(this.keyOf(req, clientIp), now, this.left)
         : this.sharedWait(req, clientIp, now);
     detector?.onRate(clientIp, wait !== 0, now);
@@ -232,6 +281,18 @@ export class ListenerProtection {
       `ratelimit-policy: "default";q=${r.requests};w=${window}\r\n` +
       `ratelimit: "default";r=${this.left.value};t=${seconds}\r\n`
     );
+  }
+
+  /** The request carries one of the cookies that mark a known client (its session, its server). */
+  private known(req: RequestFacts): boolean {
+    const keep = this.keep;
+    if (keep.length === 0) return false;
+    for (let i = 0; i < req.count; i++) {
+      if (req.names[i] !== 'cookie') continue;
+      const header = req.values[i]!;
+      for (const name of keep) if ((cookieValue(header, name) ?? '') !== '') return true;
+    }
+    return false;
   }
 
   /** The key a request is counted under: its client address, a header, or a cookie. */

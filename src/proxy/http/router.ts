@@ -46,6 +46,11 @@ export class Router {
     });
   }
 
+  /** Every pool a request may go to: the default one and the routes', once each. */
+  pools(): Pool[] {
+    return [...new Set([this.defaultPool, ...this.routes.map((r) => r.pool)])];
+  }
+
   select(req: RequestHead): Pool {
     const routes = this.routes;
     for (let i = 0; i < routes.length; i++) {
