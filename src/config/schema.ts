@@ -25,6 +25,7 @@ import type {
   ProtectionConfig,
   QueueConfig,
   RateKey,
+  RateLimitConfig,
   RetriesConfig,
   RetryOn,
   RouteConfig,
@@ -105,28 +106,6 @@ const RouteMatchSchema = z.strictObject({
 // "At least one condition" is checked in checks.ts, on the raw mapping: here a match holding
 // only a misspelt key would be reported twice.
 
-const RouteSchema = z.strictObject({
-  match: RouteMatchSchema,
-  pool: value(v.nonEmptyString),
-}) satisfies z.ZodType<RouteConfig>;
-
-const QueueSchema = z.strictObject({
-  size: value(h.integer(0)).default(1000),
-  timeout: value(h.duration(1)).default(5000),
-}) satisfies z.ZodType<QueueConfig>;
-
-const TlsSchema = z.strictObject({
-  certificates: z
-    .array(z.strictObject({ cert: value(v.nonEmptyString), key: value(v.nonEmptyString) }))
-    .min(1, 'expected at least one certificate, got an empty list'),
-  minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
-  alpn: z
-    .array(z.enum(['h2', 'http/1.1']))
-    .min(1, 'expected at least one protocol, got an empty list')
-    .default(['h2', 'http/1.1'])
-    .transform((alpn) => [...new Set(alpn)]),
-  clientCa: value(v.nonEmptyString).optional(),
-}) satisfies z.ZodType<TlsConfig>;
 /** `ip`, `header:NAME` or `cookie:NAME`. */
 function rateKey(input: unknown): RateKey {
   if (input === 'ip') return { from: 'ip' };
@@ -147,17 +126,42 @@ const RATE_KEY = h.hinted(rateKey, {
   description: 'ip, header:NAME or cookie:NAME',
 });
 
+/** `protection.rateLimit`, and a route's own (http). */
+const RateLimitSchema = z
+  .strictObject({
+    requests: value(positive),
+    per: value(h.duration(1)),
+    burst: value(positive).optional(),
+    key: value(RATE_KEY).default({ from: 'ip' }),
+  })
+  .transform((r): RateLimitConfig => ({ ...r, burst: r.burst ?? r.requests }));
+
+const RouteSchema = z.strictObject({
+  match: RouteMatchSchema,
+  pool: value(v.nonEmptyString),
+  rateLimit: RateLimitSchema.optional(),
+}) satisfies z.ZodType<RouteConfig>;
+
+const QueueSchema = z.strictObject({
+  size: value(h.integer(0)).default(1000),
+  timeout: value(h.duration(1)).default(5000),
+}) satisfies z.ZodType<QueueConfig>;
+
+const TlsSchema = z.strictObject({
+  certificates: z
+    .array(z.strictObject({ cert: value(v.nonEmptyString), key: value(v.nonEmptyString) }))
+    .min(1, 'expected at least one certificate, got an empty list'),
+  minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+  alpn: z
+    .array(z.enum(['h2', 'http/1.1']))
+    .min(1, 'expected at least one protocol, got an empty list')
+    .default(['h2', 'http/1.1'])
+    .transform((alpn) => [...new Set(alpn)]),
+  clientCa: value(v.nonEmptyString).optional(),
+}) satisfies z.ZodType<TlsConfig>;
 const ProtectionSchema = z
   .strictObject({
-    rateLimit: z
-      .strictObject({
-        requests: value(positive),
-        per: value(h.duration(1)),
-        burst: value(positive).optional(),
-        key: value(RATE_KEY).default({ from: 'ip' }),
-      })
-      .transform((r) => ({ ...r, burst: r.burst ?? r.requests }))
-      .optional(),
+    rateLimit: RateLimitSchema.optional(),
     connections: z.strictObject({ perClient: value(positive) }).optional(),
     timeouts: z
       .strictObject({

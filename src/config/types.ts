@@ -108,8 +108,8 @@ export interface TlsCertificateConfig {
 export type RateKey = { from: 'ip' } | { from: 'header'; name: string } | { from: 'cookie'; name: string };
 
 export interface ProtectionConfig {
-  /** Requests per client key: `burst` at once at most, refilled at `requests` per `per` ms. */
-  rateLimit?: { requests: number; per: number; burst: number; key: RateKey };
+  /** Requests per client key (routes may have their own). */
+  rateLimit?: RateLimitConfig;
   /** Concurrent connections per client address. */
   connections?: { perClient: number };
   /**
@@ -216,6 +216,16 @@ export interface RouteConfig {
   /** Every given condition must hold. */
   match: RouteMatch;
   pool: string;
+  /** http: the rate limit of the requests this route takes, over the listener's `protection.rateLimit`. */
+  rateLimit?: RateLimitConfig;
+}
+
+/** Requests per client key: `burst` at once at most, refilled at `requests` per `per` ms. */
+export interface RateLimitConfig {
+  requests: number;
+  per: number;
+  burst: number;
+  key: RateKey;
 }
 
 export interface RouteMatch {

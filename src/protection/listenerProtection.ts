@@ -5,12 +5,12 @@
  */
 
 import { isDeepStrictEqual } from 'node:util';
-import type { ProtectionConfig, RateKey } from '../config/types.js';
+import type { ProtectionConfig, RateLimitConfig } from '../config/types.js';
 import { CidrSet } from '../core/cidr.js';
 import type { Logger } from '../core/log.js';
 import { DEFAULT_DETECTOR, Detector } from './detector.js';
-import { RateLimiter } from './rateLimiter.js';
-import { SharedWindowCounter } from './sharedCounter.js';
+import { cookieValue, RateRule, type SharedSettings } from './rateRule.js';
+import type { SharedWindowCounter } from './sharedCounter.js';
 import { SurgeDetector } from './surge.js';
 
 /** What protection reads of a request (an HTTP/1.1 head or an HTTP/2 stream's headers). */
@@ -50,14 +50,16 @@ export class ListenerProtection {
   private readonly allow: CidrSet | null;
   private readonly deny: CidrSet | null;
   private readonly perClient: number | undefined;
-  private readonly rate: RateLimiter | null;
-  private readonly rateKey: RateKey;
+  /** The listener's rate limit, when `rateLimit`. */
+  readonly rule: RateRule | null;
+  /** Per route (by index): its own rate limit, or the listener's. */
+  private readonly routeRules: ReadonlyArray<RateRule | null>;
+  /** The rule of the last request refused for its rate (for the 429's fields). */
+  private lastRule: RateRule | null = null;
   private readonly maxUrlLength: number | undefined;
   /** Open connections per client address (carried over a reload). */
   private readonly open: Map<string, number>;
   private lastSweep = 0;
-  /** Rate counts shared through Redis, when `shared` (fixed windows of `rateLimit.per`). */
-  readonly shared: SharedWindowCounter | null;
   /** Abnormal-traffic detection, when `detect.enabled` (kept across a reload that keeps it). */
   readonly detector: Detector | null;
   /** The tokens left after the last `checkRequest` (for the RateLimit header). */
@@ -72,39 +74,45 @@ export class ListenerProtection {
   /**
    * `listener` and `log` name the shared counters and report their state, when `shared` is set;
    * `previous`: the instance this one replaces on a reload (counts, blocks and shared counters
-   * carry over where the settings allow).
+   * carry over where the settings allow); `routes`: each route's own rate limit, if any.
    */
-  constructor(config: ProtectionConfig, listener: string, log: Logger, previous?: ListenerProtection) {
+  constructor(
+    config: ProtectionConfig,
+    listener: string,
+    log: Logger,
+    previous?: ListenerProtection,
+    routes: ReadonlyArray<RateLimitConfig | undefined> = [],
+  ) {
     this.config = config;
     this.allow = config.allow.length > 0 ? new CidrSet(config.allow) : null;
     this.deny = config.deny.length > 0 ? new CidrSet(config.deny) : null;
     this.perClient = config.connections?.perClient;
+    const shared = (prefix: string): SharedSettings | null =>
+      config.shared === undefined ? null : { url: config.shared, failClosed: config.failClosed, prefix, log };
     const r = config.rateLimit;
-    this.rate = r === undefined ? null : new RateLimiter(r.requests, r.per, r.burst);
-    this.rateKey = r?.key ?? { from: 'ip' };
+    this.rule =
+      r === undefined ? null : new RateRule(r, 'default', shared(`fulcrum:rl:${listener}`), previous?.rule);
+    this.routeRules = routes.map((rl, i) =>
+      rl === undefined
+        ? this.rule
+        : new RateRule(
+            rl,
+            `route-${i}`,
+            shared(`fulcrum:rl:${listener}:route-${i}`),
+            previous?.routeRules[i],
+          ),
+    );
+    if (previous !== undefined) {
+      void previous.rule?.retire(this.rule);
+      previous.routeRules.forEach((old, i) => {
+        if (old !== previous.rule) void old?.retire(this.routeRules[i]);
+      });
+    }
     this.maxBodySize = config.limits?.maxBodySize;
     this.maxUrlLength = config.limits?.maxUrlLength;
     this.maxHeaders = config.limits?.maxHeaders;
     this.open = previous?.open ?? new Map();
     this.bodyMinRate = config.timeouts?.bodyMinRate;
-    const prev = previous?.shared;
-    if (r === undefined || config.shared === undefined) this.shared = null;
-    else if (
-      prev != null &&
-      previous!.config.shared === config.shared &&
-      previous!.config.failClosed === config.failClosed &&
-      prev.windowMs === r.per
-    )
-      this.shared = prev;
-    else
-      this.shared = new SharedWindowCounter(
-        config.shared,
-        `fulcrum:rl:${listener}`,
-        r.per,
-        log,
-        config.failClosed,
-      );
-    if (prev != null && prev !== this.shared) void prev.close();
     const d = config.detect;
     if (d === undefined || !d.enabled) this.detector = null;
     else if (previous?.detector != null && isDeepStrictEqual(previous.config.detect, d))
@@ -188,7 +196,7 @@ export class ListenerProtection {
    * counters unreachable with `failClosed`, 429 over the rate, with `retryAfterMs` set).
    * `clientIp` is the client's address after trusted proxies.
    */
-  checkRequest(req: RequestFacts, clientIp: string, now: number): number {
+  checkRequest(req: RequestFacts, clientIp: string, now: number, route = -1): number {
     this.sweep(now);
     const detector = this.detector;
     if (detector !== null && detector.blockOf(clientIp, now) !== undefined && !this.allowed(clientIp)) {
@@ -207,36 +215,29 @@ export class ListenerProtection {
       this.rejected.surge++;
       return 503;
     }
-    const rate = this.rate;
-    if (rate === null || this.allowed(clientIp)) return 0;
-    const shared = this.shared;
-    if (shared !== null && this.config.failClosed && !shared.reachable) {
+    const rule = route < 0 ? this.rule : (this.routeRules[route] ?? this.rule);
+    if (rule === null || this.allowed(clientIp)) return 0;
+    const wait = rule.take(req, clientIp, now, this.left);
+    if (wait < 0) {
       this.rejected['shared-down']++;
       return 503;
     }
-    const wait =
-      shared === null
-        ? rate.take(this.keyOf(req, clientIp), now, this.left)
-        : this.sharedWait(req, clientIp, now);
     detector?.onRate(clientIp, wait !== 0, now);
     if (wait === 0) return 0;
+    this.lastRule = rule;
     this.retryAfterMs = wait;
     this.rejected.rate++;
     return 429;
   }
 
-  /** The shared-count decision: 0 while the window's count across balancers is within the limit. */
-  private sharedWait(req: RequestFacts, clientIp: string, now: number): number {
-    const shared = this.shared!;
-    const count = shared.hit(this.keyOf(req, clientIp), now);
-    const limit = this.rate!.requests;
-    this.left.value = Math.max(0, limit - count);
-    return count <= limit ? 0 : shared.untilNextWindow(now);
+  /** Rate counts shared through Redis, when `shared` (the listener's rate limit's). */
+  get shared(): SharedWindowCounter | null {
+    return this.rule?.shared ?? null;
   }
 
   /** Stops what runs in the background (shared counters). */
   async close(): Promise<void> {
-    await this.shared?.close();
+    await Promise.all([this.rule, ...this.routeRules].map((r) => r?.retire(null)));
   }
 
   /** `clientIp` got an answer with `status` (detection judges error ratios). */
@@ -248,7 +249,8 @@ export class ListenerProtection {
   sweep(now: number): void {
     if (now - this.lastSweep < SWEEP_MS) return;
     this.lastSweep = now;
-    this.rate?.sweep(now);
+    this.rule?.limiter.sweep(now);
+    for (const r of this.routeRules) if (r !== this.rule) r?.limiter.sweep(now);
     this.detector?.sweep(now);
   }
 
@@ -273,13 +275,14 @@ export class ListenerProtection {
    * the IETF RateLimit fields draft (`RateLimit-Policy` and `RateLimit`).
    */
   rateHeaders(): string {
-    const r = this.rate!;
+    const rule = this.lastRule!;
+    const r = rule.limiter;
     const seconds = Math.max(1, Math.ceil(this.retryAfterMs / 1000));
     const window = Math.max(1, Math.round(r.perMs / 1000));
     return (
       `retry-after: ${seconds}\r\n` +
-      `ratelimit-policy: "default";q=${r.requests};w=${window}\r\n` +
-      `ratelimit: "default";r=${this.left.value};t=${seconds}\r\n`
+      `ratelimit-policy: "${rule.name}";q=${r.requests};w=${window}\r\n` +
+      `ratelimit: "${rule.name}";r=${this.left.value};t=${seconds}\r\n`
     );
   }
 
@@ -294,30 +297,4 @@ export class ListenerProtection {
     }
     return false;
   }
-
-  /** The key a request is counted under: its client address, a header, or a cookie. */
-  private keyOf(req: RequestFacts, clientIp: string): string {
-    const k = this.rateKey;
-    if (k.from === 'ip') return clientIp;
-    for (let i = 0; i < req.count; i++) {
-      const name = req.names[i]!;
-      if (k.from === 'header') {
-        if (name === k.name) return `h:${req.values[i]}`;
-      } else if (name === 'cookie') {
-        const value = cookieValue(req.values[i]!, k.name);
-        if (value !== undefined) return `c:${value}`;
-      }
-    }
-    // Without the header or cookie, the client is counted by its address.
-    return clientIp;
-  }
-}
-
-/** The value of cookie `name` in a Cookie header, if present. */
-function cookieValue(header: string, name: string): string | undefined {
-  for (const part of header.split(';')) {
-    const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
-  }
-  return undefined;
 }

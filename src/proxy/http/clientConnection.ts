@@ -274,12 +274,17 @@ export class ClientConnection implements ExchangeFront, FrontConnection {
       : this.from.peerIp;
     this.firstRequest = false;
     const protection = ctx.protection;
+    const pool = ctx.router.select(req);
     if (protection !== null) {
-      const refused = protection.checkRequest(req, this.selectCtx.clientIp, this.startedAt);
+      const refused = protection.checkRequest(
+        req,
+        this.selectCtx.clientIp,
+        this.startedAt,
+        ctx.router.matched,
+      );
       if (refused !== 0) return this.refuse(refused, protection);
     }
     if (ctx.redirectPort !== null) return this.redirect(ctx.redirectPort());
-    const pool = ctx.router.select(req);
     this.routed = true;
     this.reqFraming = req.framing;
     this.reqRemaining = req.contentLength;

@@ -168,8 +168,11 @@ export class HttpListener implements ListenerContext, Listener {
     router: Router,
     previous?: ListenerProtection,
   ): ListenerProtection | null {
-    if (config.protection === undefined) return null;
-    const p = new ListenerProtection(config.protection, this.name, this.log, previous);
+    const routeLimits = config.routes.map((r) => r.rateLimit);
+    if (config.protection === undefined && routeLimits.every((r) => r === undefined)) return null;
+    // Routes may have rate limits without the listener having protection of its own.
+    const settings = config.protection ?? { allow: [], deny: [], failClosed: false };
+    const p = new ListenerProtection(settings, this.name, this.log, previous, routeLimits);
     const cookies: string[] = [];
     for (const pool of router.pools())
       if (pool.affinity?.cookie !== undefined) cookies.push(pool.affinity.cookie);
@@ -202,7 +205,9 @@ export class HttpListener implements ListenerContext, Listener {
     this.maxHeaderSize = config.maxHeaderSize;
     this.timeouts = timeoutsOf(config);
     // Open-connection counts and refusal totals carry over; rate buckets start afresh.
-    this.protection = this.buildProtection(config, this.router, this.protection ?? undefined);
+    const before = this.protection;
+    this.protection = this.buildProtection(config, this.router, before ?? undefined);
+    if (before !== null && this.protection === null) void before.close();
     this.hsts = config.hsts === undefined ? '' : `max-age=${config.hsts}`;
     this.redirectPort = config.redirectHttps === true ? this.httpsPort : null;
     this.tlsConfig = config.tls;
