@@ -637,7 +637,8 @@ export class ClientConnection implements ExchangeFront, FrontConnection {
       `${this.ctx.name}: ${status} for client ${this.selectCtx.clientIp}: ${req.method} ${req.path} refused by protection`,
       false,
     );
-    this.keepAlive = req.framing === Framing.None && !req.close && !this.ctx.closing;
+    // A blocked client's connection is closed: its next one is refused at accept, cheaply.
+    this.keepAlive = status !== 403 && req.framing === Framing.None && !req.close && !this.ctx.closing;
     this.reqDone = true;
     const close = !this.keepAlive;
     this.phase = Phase.Exchange;
