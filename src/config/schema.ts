@@ -162,7 +162,23 @@ const TlsSchema = z.strictObject({
 const ProtectionSchema = z
   .strictObject({
     rateLimit: RateLimitSchema.optional(),
-    connections: z.strictObject({ perClient: value(positive) }).optional(),
+    connections: z
+      .strictObject({
+        perClient: value(positive).optional(),
+        rate: value(positive).optional(),
+        per: value(h.duration(1)).default(1000),
+        burst: value(positive).optional(),
+      })
+      .transform((c) => ({ ...c, burst: c.burst ?? c.rate }))
+      .optional(),
+    packets: z
+      .strictObject({
+        rate: value(positive),
+        per: value(h.duration(1)).default(1000),
+        burst: value(positive).optional(),
+      })
+      .transform((p) => ({ ...p, burst: p.burst ?? p.rate }))
+      .optional(),
     timeouts: z
       .strictObject({
         header: value(h.duration(1)).optional(),
@@ -292,7 +308,30 @@ const ListenerSchema = z
       if (tls) needs('redirectHttps', 'only allowed on a listener without tls (it redirects to a TLS one)');
       if (tls) needs('http2', 'only allowed on a listener without tls (with tls, tls.alpn offers h2)');
     }
-    only('protection', 'http', protocol === 'http', ' (L4 limits are not available yet)');
+    only('protection', 'http, tcp or udp', protocol !== 'dns', ' (dns has responseRateLimit)');
+    // The L4 listeners take the protection keys that make sense without HTTP.
+    const l4Keys: Record<string, readonly string[]> = {
+      tcp: ['connections', 'allow', 'deny'],
+      udp: ['packets', 'allow', 'deny'],
+    };
+    const allowed = l4Keys[protocol];
+    const given = listener.protection as Record<string, unknown> | undefined;
+    for (const key of Object.keys(given ?? {})) {
+      const raw = given![key];
+      // Defaults (allow, deny, failClosed) are filled in for every protocol: only keys set count.
+      if (raw === undefined || (Array.isArray(raw) && raw.length === 0) || raw === false) continue;
+      const ok = allowed === undefined ? key !== 'packets' : allowed.includes(key);
+      if (ok) continue;
+      ctx.issues.push({
+        code: 'custom',
+        input: raw,
+        path: ['protection', key],
+        message:
+          key === 'packets'
+            ? `only allowed when protocol is udp, got protocol "${protocol}"`
+            : `only allowed when protocol is http, got protocol "${protocol}" (a ${protocol} listener takes ${allowed?.join(', ')})`,
+      });
+    }
     if (listener.acceptProxyProtocol === true && listener.trustedProxies.length === 0) {
       ctx.issues.push({
         code: 'custom',

@@ -110,8 +110,13 @@ export type RateKey = { from: 'ip' } | { from: 'header'; name: string } | { from
 export interface ProtectionConfig {
   /** Requests per client key (routes may have their own). */
   rateLimit?: RateLimitConfig;
-  /** Concurrent connections per client address. */
-  connections?: { perClient: number };
+  /**
+   * Per client address (http, tcp): `perClient` concurrent connections, and new connections at
+   * `rate` per `per` ms (`burst` at once).
+   */
+  connections?: { perClient?: number; rate?: number; per: number; burst?: number };
+  /** udp: datagrams per client address, `rate` per `per` ms (`burst` at once); more are dropped. */
+  packets?: { rate: number; per: number; burst: number };
   /**
    * Slow clients: `header` and `idle` (ms) override the listener's `timeouts.requestHead` and
    * `timeouts.idle`; `bodyMinRate` (bytes/s): a request body arriving slower is cut with 408.

@@ -9,6 +9,7 @@ import type { ProtectionConfig, RateLimitConfig } from '../config/types.js';
 import { CidrSet } from '../core/cidr.js';
 import type { Logger } from '../core/log.js';
 import { DEFAULT_DETECTOR, Detector } from './detector.js';
+import { RateLimiter } from './rateLimiter.js';
 import { cookieValue, RateRule, type SharedSettings } from './rateRule.js';
 import type { SharedWindowCounter } from './sharedCounter.js';
 import { SurgeDetector } from './surge.js';
@@ -33,7 +34,9 @@ export type RejectReason =
   | 'url-length'
   | 'slow-body'
   | 'surge'
-  | 'shared-down';
+  | 'shared-down'
+  | 'connection-rate'
+  | 'packets';
 
 /** How often idle rate-limit entries are forgotten (ms). */
 const SWEEP_MS = 10_000;
@@ -50,6 +53,10 @@ export class ListenerProtection {
   private readonly allow: CidrSet | null;
   private readonly deny: CidrSet | null;
   private readonly perClient: number | undefined;
+  /** New connections per client address, when `connections.rate`. */
+  private readonly connectionRate: RateLimiter | null;
+  /** udp: datagrams per client address, when `packets`. */
+  private readonly packetRate: RateLimiter | null;
   /** The listener's rate limit, when `rateLimit`. */
   readonly rule: RateRule | null;
   /** Per route (by index): its own rate limit, or the listener's. */
@@ -86,7 +93,11 @@ export class ListenerProtection {
     this.config = config;
     this.allow = config.allow.length > 0 ? new CidrSet(config.allow) : null;
     this.deny = config.deny.length > 0 ? new CidrSet(config.deny) : null;
-    this.perClient = config.connections?.perClient;
+    const c = config.connections;
+    this.perClient = c?.perClient;
+    this.connectionRate = c?.rate === undefined ? null : new RateLimiter(c.rate, c.per, c.burst ?? c.rate);
+    const pk = config.packets;
+    this.packetRate = pk === undefined ? null : new RateLimiter(pk.rate, pk.per, pk.burst);
     const shared = (prefix: string): SharedSettings | null =>
       config.shared === undefined ? null : { url: config.shared, failClosed: config.failClosed, prefix, log };
     const r = config.rateLimit;
@@ -140,10 +151,9 @@ export class ListenerProtection {
       'slow-body': 0,
       surge: 0,
       'shared-down': 0,
+      'connection-rate': 0,
+      packets: 0,
     };
-    // A reload that added a reason keeps the old counts and starts the new one at 0.
-    this.rejected.surge ??= 0;
-    this.rejected['shared-down'] ??= 0;
   }
 
   /**
@@ -178,8 +188,33 @@ export class ListenerProtection {
       this.rejected.connections++;
       return false;
     }
+    if (this.connectionRate !== null && !this.allowed(ip)) {
+      const now = Date.now();
+      this.sweep(now);
+      if (this.connectionRate.take(ip, now) !== 0) {
+        this.rejected['connection-rate']++;
+        return false;
+      }
+    }
     this.open.set(ip, n + 1);
     return true;
+  }
+
+  /**
+   * udp: whether a datagram from `ip` may go on (not denied, within `packets`); a refused one is
+   * dropped by the listener.
+   */
+  packet(ip: string, now: number): boolean {
+    if (this.deny?.has(ip) === true && !this.allowed(ip)) {
+      this.rejected.deny++;
+      return false;
+    }
+    const rate = this.packetRate;
+    if (rate === null || this.allowed(ip)) return true;
+    this.sweep(now);
+    if (rate.take(ip, now) === 0) return true;
+    this.rejected.packets++;
+    return false;
   }
 
   /** A connection admitted by `admit(ip)` closed. */
@@ -250,6 +285,8 @@ export class ListenerProtection {
     if (now - this.lastSweep < SWEEP_MS) return;
     this.lastSweep = now;
     this.rule?.limiter.sweep(now);
+    this.connectionRate?.sweep(now);
+    this.packetRate?.sweep(now);
     for (const r of this.routeRules) if (r !== this.rule) r?.limiter.sweep(now);
     this.detector?.sweep(now);
   }
