@@ -69,7 +69,7 @@ export const ROUTES: ReadonlyArray<[string, string, string]> = [
     'drain, then remove (?wait=true to answer once removed; ?timeout=30s)',
   ],
   ['POST', '/api/reload', 'reload the config file (and the state file)'],
-  ['GET', '/api/protection', 'per listener: refusals by reason, blocked clients, top talkers'],
+  ['GET', '/api/protection', 'per listener: refusals by reason, blocked clients, top talkers, surge state'],
   ['DELETE', '/api/protection/:listener/blocked/:ip', 'unblock a client blocked by detection'],
   ['GET', '/api/events', 'server-sent events: snapshot (every second), transition'],
   ['GET', '/metrics', 'Prometheus metrics'],
@@ -95,9 +95,15 @@ export function createAdminHandler(deps: AdminDeps): RequestListener {
       const p = l.protection;
       if (p == null) continue;
       const d = p.detector;
+      const surge = p.surge?.state(now);
       listeners.push({
         listener: l.name,
+        protocol: l.protocol,
         rejected: p.rejected,
+        surge:
+          surge === undefined
+            ? null
+            : { ...surge, since: surge.since === 0 ? null : new Date(surge.since).toISOString() },
         blocked:
           d === null ? [] : d.blocks(now).map((b) => ({ ...b, until: new Date(b.until).toISOString() })),
         top: d === null ? [] : d.top(10),

@@ -73,6 +73,8 @@ export class ListenerProtection {
   private readonly left = { value: 0 };
   /** ms until the client's next token, after a 429. */
   retryAfterMs = 0;
+  /** Why the last request `checkRequest` refused was refused (for the access log). */
+  lastReason: RejectReason | null = null;
   /** Listener-wide surge shedding, when `surge.enabled` (kept across a reload that keeps it). */
   readonly surge: SurgeDetector | null;
   /** Cookies that mark a client as known during a surge: `surge.sessionCookies` and the pools' sticky cookies. */
@@ -235,34 +237,44 @@ export class ListenerProtection {
     this.sweep(now);
     const detector = this.detector;
     if (detector !== null && detector.blockOf(clientIp, now) !== undefined && !this.allowed(clientIp)) {
-      this.rejected.blocked++;
+      this.refusedFor('blocked');
       return 403;
     }
     if (this.maxUrlLength !== undefined && req.target.length > this.maxUrlLength) {
-      this.rejected['url-length']++;
+      this.refusedFor('url-length');
       return 414;
     }
     if (this.maxBodySize !== undefined && req.contentLength > this.maxBodySize) {
-      this.rejected['body-size']++;
+      this.refusedFor('body-size');
       return 413;
     }
     if (this.surge?.hit(now) === true && !this.known(req) && !this.allowed(clientIp)) {
-      this.rejected.surge++;
+      this.refusedFor('surge');
       return 503;
     }
     const rule = route < 0 ? this.rule : (this.routeRules[route] ?? this.rule);
     if (rule === null || this.allowed(clientIp)) return 0;
     const wait = rule.take(req, clientIp, now, this.left);
     if (wait < 0) {
-      this.rejected['shared-down']++;
+      this.refusedFor('shared-down');
       return 503;
     }
     detector?.onRate(clientIp, wait !== 0, now);
     if (wait === 0) return 0;
     this.lastRule = rule;
     this.retryAfterMs = wait;
-    this.rejected.rate++;
+    this.refusedFor('rate');
     return 429;
+  }
+
+  private refusedFor(reason: RejectReason): void {
+    this.rejected[reason]++;
+    this.lastReason = reason;
+  }
+
+  /** Clients blocked by detection now. */
+  blockedCount(now: number): number {
+    return this.detector?.blocks(now).length ?? 0;
   }
 
   /** Rate counts shared through Redis, when `shared` (the listener's rate limit's). */

@@ -81,6 +81,8 @@ export class ClientConnection implements ExchangeFront, FrontConnection {
   private readonly exchange: Exchange;
   private readonly from: ForwardedFor;
   private readonly selectCtx: SelectContext;
+  /** Why protection refused the request being reported, for the access log. */
+  private refusal: string | undefined = undefined;
   /** The protection that admitted this connection (it is released there on close). */
   private readonly admittedBy: ListenerProtection | null;
   /** Body bytes of the current request so far (for `limits.maxBodySize`). */
@@ -643,7 +645,9 @@ export class ClientConnection implements ExchangeFront, FrontConnection {
     const close = !this.keepAlive;
     this.phase = Phase.Exchange;
     this.writeError(status, close, status === 429 ? protection.rateHeaders() : '');
+    this.refusal = protection.lastReason ?? undefined;
     this.report(status);
+    this.refusal = undefined;
     if (close) this.inBuf = null;
     this.nextRequest();
   }
@@ -689,6 +693,7 @@ export class ClientConnection implements ExchangeFront, FrontConnection {
       durationMs: this.reportStart >= 0 ? performance.now() - this.reportAt : now - this.startedAt,
       retries: this.routed ? Math.max(0, tried.length - 1) : 0,
       at: now,
+      refusedBy: this.refusal,
     });
   }
 }
