@@ -62,6 +62,13 @@ ${serverList([{ id: 'a', port: backend!.port }])}
     assert.match(blocked.stdout, /127\.0\.0\.81\s+until \S+\s+100% of \d+ answers were 401\/403\/404/);
     const json = await runCli(['protection', '--json', ...target]);
     assert.equal(JSON.parse(json.stdout).listeners[0].blocked[0].ip, '127.0.0.81');
+    // The dashboard's protection panel is served (its own script, loaded by the page).
+    const page = await (await fetch(`http://127.0.0.1:${admin.address.port}/`)).text();
+    assert.match(page, /<section id="protection"/);
+    assert.match(page, /<script src="\/dashboard\/protection\.js"><\/script>/);
+    const panel = await fetch(`http://127.0.0.1:${admin.address.port}/dashboard/protection.js`);
+    assert.equal(panel.status, 200);
+    assert.match(await panel.text(), /\/api\/protection/);
     const lifted = await runCli(['protection', 'unblock', 'web', '127.0.0.81', ...target]);
     assert.equal(lifted.code, 0, lifted.stderr);
     assert.match(lifted.stdout, /unblocked 127\.0\.0\.81 on web/);
