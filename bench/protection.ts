@@ -225,6 +225,7 @@ async function slowloris(backendPort: number) {
       'GET / HTTP/1.1\r\nHost: slow.example\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n',
     );
     const lifetimes: number[] = [];
+    const answered: number[] = [];
     let refused = 0;
     const sent = new Map<net.Socket, number>();
     const started = Date.now();
@@ -238,6 +239,10 @@ async function slowloris(backendPort: number) {
         opened = Date.now();
         sent.set(s, 1);
         s.write(head.subarray(0, 1));
+      });
+      s.once('data', (c: Buffer) => {
+        // The balancer's answer (408) arrives before it closes (after a short linger).
+        if (c.toString('latin1').startsWith('HTTP/1.1 408')) answered.push((Date.now() - opened) / 1000);
       });
       s.on('close', () => {
         if (sent.has(s)) lifetimes.push((Date.now() - opened) / 1000);
@@ -266,17 +271,21 @@ async function slowloris(backendPort: number) {
     clearInterval(sampler);
     clearInterval(ticker);
     lifetimes.sort((a, b) => a - b);
+    answered.sort((a, b) => a - b);
+    const spread = (xs: number[]) => ({
+      min: Math.round((xs[0] ?? 0) * 10) / 10,
+      median: Math.round((xs[Math.floor(xs.length / 2)] ?? 0) * 10) / 10,
+      max: Math.round((xs[xs.length - 1] ?? 0) * 10) / 10,
+    });
     return {
       connections: opts.slowloris,
       headerTimeoutS: opts.headerTimeout,
       closedByBalancer: lifetimes.length,
       stillOpen: sent.size,
       refusedOrFailed: refused,
-      closedAfterS: {
-        min: Math.round((lifetimes[0] ?? 0) * 10) / 10,
-        median: Math.round((lifetimes[Math.floor(lifetimes.length / 2)] ?? 0) * 10) / 10,
-        max: Math.round((lifetimes[lifetimes.length - 1] ?? 0) * 10) / 10,
-      },
+      answered408: answered.length,
+      answered408AfterS: spread(answered),
+      closedAfterS: spread(lifetimes),
       ordinaryBefore: before,
       ordinaryDuring: during,
       rssMiB: { before: Math.round(rssBefore), peak: Math.round(rssPeak) },
