@@ -14,6 +14,8 @@ import type { Logger } from '../core/log.js';
 
 /** How often local hits are added to the shared counts (ms). */
 export const SYNC_MS = 100;
+/** How long the first connection may take before counting without it is said (ms). */
+const CONNECT_GRACE_MS = 2000;
 /** Longest a sync waits for Redis (ms) before counting locally. */
 const COMMAND_TIMEOUT_MS = 250;
 
@@ -53,6 +55,9 @@ export class SharedWindowCounter {
   /** The last sync failed: said once, until one succeeds. */
   private down = false;
   private readonly failClosed: boolean;
+  private readonly createdAt = Date.now();
+  /** The client has connected once (a lost connection is a failure from then on). */
+  private connected = false;
 
   /**
    * `url`: the Redis server; `prefix`: names this listener's counters (balancers sharing them
@@ -124,6 +129,7 @@ export class SharedWindowCounter {
       client.on('error', () => {}); // reported through the failed syncs, once
       this.client = client;
       await client.connect();
+      this.connected = true;
     } catch (err) {
       this.failed(err);
     }
@@ -148,7 +154,9 @@ export class SharedWindowCounter {
     }
     if (!client.isReady) {
       // Said at once, even with nothing to count (failClosed refuses and counts nothing).
-      if (this.up || keys.length > 0) this.failed(new Error('not connected to Redis'));
+      // (At start, the first connection gets a moment before its absence is a failure.)
+      if (this.connected || (keys.length > 0 && Date.now() - this.createdAt > CONNECT_GRACE_MS))
+        this.failed(new Error('not connected to Redis'));
       return;
     }
     if (keys.length === 0) {
