@@ -106,7 +106,7 @@ export function createAdminHandler(deps: AdminDeps): RequestListener {
             : { ...surge, since: surge.since === 0 ? null : new Date(surge.since).toISOString() },
         blocked:
           d === null ? [] : d.blocks(now).map((b) => ({ ...b, until: new Date(b.until).toISOString() })),
-        top: d === null ? [] : d.top(10),
+        top: p.topTalkers(10, now),
       });
     }
     sendJson(res, 200, { listeners });

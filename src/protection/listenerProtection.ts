@@ -13,6 +13,7 @@ import { RateLimiter } from './rateLimiter.js';
 import { cookieValue, RateRule, type SharedSettings } from './rateRule.js';
 import type { SharedWindowCounter } from './sharedCounter.js';
 import { SurgeDetector } from './surge.js';
+import { TopTalkers } from './topTalkers.js';
 
 /** What protection reads of a request (an HTTP/1.1 head or an HTTP/2 stream's headers). */
 export interface RequestFacts {
@@ -75,6 +76,8 @@ export class ListenerProtection {
   retryAfterMs = 0;
   /** Why the last request `checkRequest` refused was refused (for the access log). */
   lastReason: RejectReason | null = null;
+  /** Who sends the most, when detection (which keeps its own tallies) is off. */
+  private readonly talkers: TopTalkers | null;
   /** Listener-wide surge shedding, when `surge.enabled` (kept across a reload that keeps it). */
   readonly surge: SurgeDetector | null;
   /** Cookies that mark a client as known during a surge: `surge.sessionCookies` and the pools' sticky cookies. */
@@ -137,6 +140,7 @@ export class ListenerProtection {
         window: d.window,
         sustain: d.sustain,
       });
+    this.talkers = this.detector === null ? (previous?.talkers ?? new TopTalkers()) : null;
     const sg = config.surge;
     if (sg === undefined || !sg.enabled) this.surge = null;
     else if (previous?.surge != null && isDeepStrictEqual(previous.config.surge, sg))
@@ -173,10 +177,17 @@ export class ListenerProtection {
   }
 
   /**
-   * A new connection from `ip`: false when it must be refused (denied, or the client has its
-   * `connections.perClient` open already); when admitted it counts until `release(ip)`.
+   * A new connection from `ip`: false when it must be refused (blocked, denied, at its
+   * `connections.perClient`, over its `connections.rate`); when admitted it counts until
+   * `release(ip)`. `countAsTalker`: L4, where connections are what a client sends.
    */
-  admit(ip: string): boolean {
+  admit(ip: string, countAsTalker = false): boolean {
+    const ok = this.admission(ip);
+    if (countAsTalker) this.talkers?.hit(ip, !ok, Date.now());
+    return ok;
+  }
+
+  private admission(ip: string): boolean {
     if (this.detector?.blockOf(ip, Date.now()) !== undefined && !this.allowed(ip)) {
       this.rejected.blocked++;
       return false;
@@ -207,16 +218,19 @@ export class ListenerProtection {
    * dropped by the listener.
    */
   packet(ip: string, now: number): boolean {
+    let ok = true;
     if (this.deny?.has(ip) === true && !this.allowed(ip)) {
       this.rejected.deny++;
-      return false;
+      ok = false;
+    } else if (this.packetRate !== null && !this.allowed(ip)) {
+      this.sweep(now);
+      if (this.packetRate.take(ip, now) !== 0) {
+        this.rejected.packets++;
+        ok = false;
+      }
     }
-    const rate = this.packetRate;
-    if (rate === null || this.allowed(ip)) return true;
-    this.sweep(now);
-    if (rate.take(ip, now) === 0) return true;
-    this.rejected.packets++;
-    return false;
+    this.talkers?.hit(ip, !ok, now);
+    return ok;
   }
 
   /** A connection admitted by `admit(ip)` closed. */
@@ -260,6 +274,7 @@ export class ListenerProtection {
       return 503;
     }
     detector?.onRate(clientIp, wait !== 0, now);
+    this.talkers?.hit(clientIp, wait !== 0, now);
     if (wait === 0) return 0;
     this.lastRule = rule;
     this.retryAfterMs = wait;
@@ -270,6 +285,14 @@ export class ListenerProtection {
   private refusedFor(reason: RejectReason): void {
     this.rejected[reason]++;
     this.lastReason = reason;
+  }
+
+  /** The clients that sent the most lately, most first (detection's tallies when it is on). */
+  topTalkers(
+    n: number,
+    now: number,
+  ): Array<{ ip: string; requests: number; refused: number; errors: number }> {
+    return this.detector?.top(n) ?? this.talkers?.top(n, now) ?? [];
   }
 
   /** Clients blocked by detection now. */

@@ -84,6 +84,12 @@ pools:
     const p = lb.runtime.listeners.get('t')!.protection!;
     assert.equal(p.rejected.connections, 1);
     assert.equal(p.rejected['connection-rate'], 3);
+    // Top talkers count connections at L4, refused ones too.
+    const top = p.topTalkers(10, Date.now());
+    assert.deepEqual(
+      top.find((t) => t.ip === '127.0.0.73'),
+      { ip: '127.0.0.73', requests: 8, refused: 3, errors: 0 },
+    );
     // Closed connections give their slot back.
     for (const s of open.splice(0, 2)) s.destroy();
     await sleep(200);
@@ -135,6 +141,12 @@ pools:
     assert.equal(await send('127.0.0.79', 5), 0, 'denied');
     const p = lb.runtime.listeners.get('u')!.protection!;
     assert.equal(p.rejected.packets, 20);
+    assert.deepEqual(p.topTalkers(1, Date.now())[0], {
+      ip: '127.0.0.75',
+      requests: 30,
+      refused: 20,
+      errors: 0,
+    });
     assert.equal(p.rejected.deny, 5);
     assert.equal(received, 15);
   } finally {

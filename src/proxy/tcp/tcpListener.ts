@@ -157,7 +157,7 @@ export class TcpListener implements Listener, TcpListenerContext {
     }
     // Denied addresses, and sources over their connection rate or count, are closed at once.
     const protection = this.protection;
-    if (protection !== null && !protection.admit(peer)) {
+    if (protection !== null && !protection.admit(peer, true)) {
       this.throttle.note(
         'protection',
         `listener ${this.name}: connection from ${hostPort(peer, socket.remotePort)} refused by protection`,
