@@ -9,7 +9,8 @@
  * (b) Slowloris: a balancer with `timeouts.header`; N connections each send one byte of a request
  *     head per second. Reported: when they were closed (vs the timeout), the p99 of ordinary
  *     requests before and during the attack (with their errors), and the balancer's RSS before and
- *     at its peak.
+ *     at its peak. Then slow POST: a quarter as many connections send a head and one body byte
+ *     per second, cut by `bodyMinRate: 1KiB/s` (408, or a close when the backend answered first).
  *
  * Usage: node dist/bench/protection.js [--duration 5] [--rounds 2] [--connections 32]
  *        [--slowloris 2000] [--header-timeout 10] [--skip-cpu] [--json]
@@ -211,10 +212,85 @@ async function ordinary(
   };
 }
 
+/**
+ * Slow POST: `n` connections send a whole head announcing a 100 kB body, then one body byte per
+ * second; `bodyMinRate: 1KiB/s` must cut them (408) after its first second of slack.
+ */
+async function slowPosts(port: number, n: number) {
+  const closed: number[] = [];
+  const statuses = new Map<string, number>();
+  let ticking = true;
+  const sockets: net.Socket[] = [];
+  const head = 'POST /upload HTTP/1.1\r\nHost: slow.example\r\nContent-Length: 100000\r\n\r\n';
+  let ticker: NodeJS.Timeout | undefined;
+  try {
+    await Promise.all(
+      Array.from(
+        { length: n },
+        (_, i) =>
+          new Promise<void>((resolve) => {
+            const s = net.connect({ host: HOST, port, localAddress: `127.0.2.${1 + (i % 50)}` });
+            let started = Date.now();
+            s.on('error', () => resolve());
+            s.on('connect', () => {
+              started = Date.now();
+              s.write(`${head}x`);
+              resolve();
+            });
+            s.once('data', (c: Buffer) => {
+              const status = c.toString('latin1').slice(9, 12);
+              statuses.set(status, (statuses.get(status) ?? 0) + 1);
+            });
+            // Cut: closed by the balancer (the backend may have answered before the body ended).
+            s.on('close', () => {
+              if (ticking) closed.push((Date.now() - started) / 1000);
+            });
+            sockets.push(s);
+          }),
+      ),
+    );
+    ticker = setInterval(() => {
+      for (const s of sockets) if (!s.destroyed) s.write('x');
+    }, 1000);
+    const deadline = Date.now() + 15_000;
+    while (closed.length < n && Date.now() < deadline) await sleep(200);
+  } finally {
+    ticking = false;
+    if (ticker !== undefined) clearInterval(ticker);
+    for (const s of sockets) s.destroy();
+  }
+  closed.sort((a, b) => a - b);
+  return {
+    connections: n,
+    firstStatus: Object.fromEntries(statuses),
+    cutByBalancer: closed.length,
+    cutAfterS: {
+      min: Math.round((closed[0] ?? 0) * 10) / 10,
+      median: Math.round((closed[Math.floor(closed.length / 2)] ?? 0) * 10) / 10,
+      max: Math.round((closed[closed.length - 1] ?? 0) * 10) / 10,
+    },
+  };
+}
+
 async function slowloris(backendPort: number) {
+  // /upload goes to a server that answers once the whole body is in (as an upload handler does).
+  const uploads = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.end('stored'));
+  });
+  uploads.on('clientError', (_err, socket) => socket.destroy());
+  await new Promise<void>((r) => uploads.listen(0, HOST, r));
+  const uploadPort = (uploads.address() as net.AddressInfo).port;
   const lb = await startBalancer(
     'lb-slowloris',
-    yamlFor(backendPort, `    protection:\n      timeouts: { header: ${opts.headerTimeout}s }`),
+    yamlFor(
+      backendPort,
+      `    protection:\n      timeouts: { header: ${opts.headerTimeout}s, bodyMinRate: 1KiB/s }
+    routes: [ { match: { pathPrefix: /upload }, pool: uploads } ]`,
+    ).replace(
+      'pools:\n',
+      `pools:\n  - { name: uploads, servers: [ { address: "${HOST}:${uploadPort}" } ] }\n`,
+    ),
   );
   const sockets: net.Socket[] = [];
   let ticker: NodeJS.Timeout | undefined;
@@ -277,7 +353,9 @@ async function slowloris(backendPort: number) {
       median: Math.round((xs[Math.floor(xs.length / 2)] ?? 0) * 10) / 10,
       max: Math.round((xs[xs.length - 1] ?? 0) * 10) / 10,
     });
+    const slowPost = await slowPosts(lb.port, Math.max(1, Math.floor(opts.slowloris / 4)));
     return {
+      slowPost,
       connections: opts.slowloris,
       headerTimeoutS: opts.headerTimeout,
       closedByBalancer: lifetimes.length,
@@ -294,6 +372,8 @@ async function slowloris(backendPort: number) {
     if (ticker !== undefined) clearInterval(ticker);
     for (const s of sockets) s.destroy();
     await stopProc(lb.proc);
+    uploads.closeAllConnections();
+    await new Promise((r) => uploads.close(r));
   }
 }
 
