@@ -9,6 +9,8 @@
  *    "bytesOut":161,"pool":"web","server":"a","duration":0.81,"retries":0,
  *    "requestId":"5b0c…","userAgent":"curl/8.5.0"}
  *
+ * A request refused by the listener's protection has `refusedBy` (`rate`, `surge`, `blocked`,
+ * `url-length`, `body-size`, `shared-down`).
  * `duration` is in milliseconds; L4 lines have no host, query, request id, user agent or bytesIn.
  * Lines still buffered are written on close (graceful stop) and on process exit; a crash may lose
  * the last second. The process log stays on stderr, so stdout carries only the access log.
@@ -129,6 +131,7 @@ export async function createAccessLog(config: AccessLogConfig): Promise<AccessLo
         retries: r.retries,
         requestId: r.requestId,
         userAgent: r.userAgent,
+        refusedBy: r.refusedBy,
       });
     },
     flush: () =>

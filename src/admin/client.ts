@@ -85,8 +85,8 @@ export async function call(target: Target, method: string, path: string, body?: 
   return { status: res.status, body: parsed };
 }
 
-/** Runs one API call for a command: prints the outcome, returns the exit status. */
-async function run(
+/** Runs one API call for a command: prints the outcome (or the JSON answer with --json), returns the exit status. */
+export async function run(
   opts: TargetOptions,
   method: string,
   path: string,

@@ -682,7 +682,7 @@ export class Telemetry implements TrafficObserver {
     }).set({ version: VERSION, node: process.versions.node }, 1);
     new Counter({
       name: 'fulcrum_protection_rejected_total',
-      help: "Connections and requests refused by a listener's protection, by reason (deny, connections, rate, body-size, url-length).",
+      help: "Connections, requests and datagrams refused by a listener's protection, by reason (deny, blocked, connections, connection-rate, rate, body-size, url-length, slow-body, surge, shared-down, packets).",
       labelNames: ['listener', 'reason'] as const,
       registers: [registry],
       collect() {
@@ -691,6 +691,35 @@ export class Telemetry implements TrafficObserver {
           const rejected = l.protection?.rejected;
           if (rejected === undefined) continue;
           for (const [reason, n] of Object.entries(rejected)) this.inc({ listener: l.name, reason }, n);
+        }
+      },
+    });
+    // Protection's state now: clients blocked by detection, and surge shedding on or off.
+    new Gauge({
+      name: 'fulcrum_protection_blocked_clients',
+      help: "Clients blocked by a listener's abnormal-traffic detection now.",
+      labelNames: ['listener'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        const now = Date.now();
+        for (const l of self.runtime.listeners.values()) {
+          const p = l.protection;
+          if (p != null) this.set({ listener: l.name }, p.blockedCount(now));
+        }
+      },
+    });
+    new Gauge({
+      name: 'fulcrum_protection_surge_active',
+      help: 'Whether a listener sheds new clients because of a surge now (1) or not (0); only for listeners with surge shedding.',
+      labelNames: ['listener'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        const now = Date.now();
+        for (const l of self.runtime.listeners.values()) {
+          const surge = l.protection?.surge;
+          if (surge != null) this.set({ listener: l.name }, surge.state(now).active ? 1 : 0);
         }
       },
     });

@@ -72,7 +72,7 @@ export const ROUTES: ReadonlyArray<[string, string, string]> = [
     'drain, then remove (?wait=true to answer once removed; ?timeout=30s)',
   ],
   ['POST', '/api/reload', 'reload the config file (and the state file)'],
-  ['GET', '/api/protection', 'per listener: refusals by reason, blocked clients, top talkers'],
+  ['GET', '/api/protection', 'per listener: refusals by reason, blocked clients, top talkers, surge state'],
   ['DELETE', '/api/protection/:listener/blocked/:ip', 'unblock a client blocked by detection'],
   ['GET', '/api/events', 'server-sent events: snapshot (every second), transition'],
   ['GET', '/metrics', 'Prometheus metrics'],
@@ -101,12 +101,18 @@ export function createAdminHandler(deps: AdminDeps): RequestListener {
       const p = l.protection;
       if (p == null) continue;
       const d = p.detector;
+      const surge = p.surge?.state(now);
       listeners.push({
         listener: l.name,
+        protocol: l.protocol,
         rejected: p.rejected,
+        surge:
+          surge === undefined
+            ? null
+            : { ...surge, since: surge.since === 0 ? null : new Date(surge.since).toISOString() },
         blocked:
           d === null ? [] : d.blocks(now).map((b) => ({ ...b, until: new Date(b.until).toISOString() })),
-        top: d === null ? [] : d.top(10),
+        top: p.topTalkers(10, now),
       });
     }
     sendJson(res, 200, { listeners });
@@ -412,7 +418,7 @@ function loadAssets(log: Logger) {
   };
   const dir = dashboardDir();
   if (dir === undefined) log.warn('admin: dashboard files not found; the dashboard is unavailable');
-  else for (const name of ['index.html', 'app.js', 'style.css']) add(name, join(dir, name));
+  else for (const name of ['index.html', 'app.js', 'style.css', 'protection.js']) add(name, join(dir, name));
   try {
     const uplot = dirname(createRequire(import.meta.url).resolve('uplot/dist/uPlot.iife.min.js'));
     add('uPlot.iife.min.js', join(uplot, 'uPlot.iife.min.js'));

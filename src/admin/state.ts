@@ -97,6 +97,9 @@ export function rawValue(value: unknown, key = ''): unknown {
   if (value !== null && typeof value === 'object') {
     const o = value as Record<string, unknown>;
     if (isAddress(o)) return o.text;
+    // A rate limit's key ({ from: 'header', name } → "header:NAME").
+    if (key === 'key' && typeof o.from === 'string')
+      return o.from === 'ip' ? 'ip' : `${o.from}:${String(o.name)}`;
     const out: Raw = {};
     for (const [k, v] of Object.entries(o)) if (v !== undefined) out[k] = rawValue(v, k);
     return out;

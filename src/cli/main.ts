@@ -356,6 +356,24 @@ adminTarget(
   process.exitCode = await (await adminClient()).reload(opts);
 });
 
+// `fulcrum protection`: blocked clients, top talkers, refusals and surges; unblock.
+const protectionCmd = adminTarget(
+  program
+    .command('protection')
+    .description(
+      "Show the listeners' protection on a running balancer: refusals by reason, blocked clients, top talkers, surge state.",
+    ),
+).action(async (opts) => {
+  process.exitCode = await (await import('../admin/protectionClient.js')).protection(opts);
+});
+adminTarget(
+  protectionCmd.command('unblock <listener> <ip>').description('Lift the block detection put on a client.'),
+).action(async (listener: string, ip: string, _opts, cmd: Command) => {
+  // --admin and the others may be taken by the parent command: both are read.
+  const opts = cmd.optsWithGlobals();
+  process.exitCode = await (await import('../admin/protectionClient.js')).unblock(listener, ip, opts);
+});
+
 // --------------------------------------------------------------------------- end of admin client
 
 interface Running {

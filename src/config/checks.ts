@@ -86,6 +86,12 @@ export function checkConfig(raw: unknown): PathProblem[] {
       checkPoolReference(route.pool, [...routeAt, 'pool'], poolNames, problems);
       // udp and dns: the routes key itself is refused above.
       if (!isMapping(route.match) || protocol === 'udp' || protocol === 'dns') continue;
+      if (protocol === 'tcp' && isMapping(route) && route.rateLimit !== undefined) {
+        problems.push({
+          path: [...routeAt, 'rateLimit'],
+          message: 'only allowed when protocol is http, got protocol "tcp"',
+        });
+      }
       if (protocol === 'tcp') {
         onlyFor(
           route.match,

@@ -25,6 +25,7 @@ import type {
   ProtectionConfig,
   QueueConfig,
   RateKey,
+  RateLimitConfig,
   RetriesConfig,
   RetryOn,
   RouteConfig,
@@ -105,28 +106,6 @@ const RouteMatchSchema = z.strictObject({
 // "At least one condition" is checked in checks.ts, on the raw mapping: here a match holding
 // only a misspelt key would be reported twice.
 
-const RouteSchema = z.strictObject({
-  match: RouteMatchSchema,
-  pool: value(v.nonEmptyString),
-}) satisfies z.ZodType<RouteConfig>;
-
-const QueueSchema = z.strictObject({
-  size: value(h.integer(0)).default(1000),
-  timeout: value(h.duration(1)).default(5000),
-}) satisfies z.ZodType<QueueConfig>;
-
-const TlsSchema = z.strictObject({
-  certificates: z
-    .array(z.strictObject({ cert: value(v.nonEmptyString), key: value(v.nonEmptyString) }))
-    .min(1, 'expected at least one certificate, got an empty list'),
-  minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
-  alpn: z
-    .array(z.enum(['h2', 'http/1.1']))
-    .min(1, 'expected at least one protocol, got an empty list')
-    .default(['h2', 'http/1.1'])
-    .transform((alpn) => [...new Set(alpn)]),
-  clientCa: value(v.nonEmptyString).optional(),
-}) satisfies z.ZodType<TlsConfig>;
 /** `ip`, `header:NAME` or `cookie:NAME`. */
 function rateKey(input: unknown): RateKey {
   if (input === 'ip') return { from: 'ip' };
@@ -159,18 +138,59 @@ const RATE_KEY = h.hinted(rateKey, {
   description: 'ip, header:NAME or cookie:NAME',
 });
 
+/** `protection.rateLimit`, and a route's own (http). */
+const RateLimitSchema = z
+  .strictObject({
+    requests: value(positive),
+    per: value(h.duration(1)),
+    burst: value(positive).optional(),
+    key: value(RATE_KEY).default({ from: 'ip' }),
+  })
+  .transform((r): RateLimitConfig => ({ ...r, burst: r.burst ?? r.requests }));
+
+const RouteSchema = z.strictObject({
+  match: RouteMatchSchema,
+  pool: value(v.nonEmptyString),
+  rateLimit: RateLimitSchema.optional(),
+}) satisfies z.ZodType<RouteConfig>;
+
+const QueueSchema = z.strictObject({
+  size: value(h.integer(0)).default(1000),
+  timeout: value(h.duration(1)).default(5000),
+}) satisfies z.ZodType<QueueConfig>;
+
+const TlsSchema = z.strictObject({
+  certificates: z
+    .array(z.strictObject({ cert: value(v.nonEmptyString), key: value(v.nonEmptyString) }))
+    .min(1, 'expected at least one certificate, got an empty list'),
+  minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+  alpn: z
+    .array(z.enum(['h2', 'http/1.1']))
+    .min(1, 'expected at least one protocol, got an empty list')
+    .default(['h2', 'http/1.1'])
+    .transform((alpn) => [...new Set(alpn)]),
+  clientCa: value(v.nonEmptyString).optional(),
+}) satisfies z.ZodType<TlsConfig>;
 const ProtectionSchema = z
   .strictObject({
-    rateLimit: z
+    rateLimit: RateLimitSchema.optional(),
+    connections: z
       .strictObject({
-        requests: value(positive),
-        per: value(h.duration(1)),
+        perClient: value(positive).optional(),
+        rate: value(positive).optional(),
+        per: value(h.duration(1)).default(1000),
         burst: value(positive).optional(),
-        key: value(RATE_KEY).default({ from: 'ip' }),
       })
-      .transform((r) => ({ ...r, burst: r.burst ?? r.requests }))
+      .transform((c) => ({ ...c, burst: c.burst ?? c.rate }))
       .optional(),
-    connections: z.strictObject({ perClient: value(positive) }).optional(),
+    packets: z
+      .strictObject({
+        rate: value(positive),
+        per: value(h.duration(1)).default(1000),
+        burst: value(positive).optional(),
+      })
+      .transform((p) => ({ ...p, burst: p.burst ?? p.rate }))
+      .optional(),
     timeouts: z
       .strictObject({
         header: value(h.duration(1)).optional(),
@@ -193,7 +213,18 @@ const ProtectionSchema = z
         sustain: value(h.integer(1, 100)).default(2),
       })
       .optional(),
+    surge: z
+      .strictObject({
+        enabled: value(v.boolean).default(true),
+        window: value(h.duration(1000, 600_000)).default(5000),
+        baseline: value(h.duration(1000)).default(60_000),
+        factor: value(h.integer(2, 1000)).default(5),
+        floor: value(h.integer(0)).default(50),
+        sessionCookies: z.array(value(v.cookieName)).default([]),
+      })
+      .optional(),
     shared: value(v.redisUrl).optional(),
+    failClosed: value(v.boolean).default(false),
     allow: z.array(value(v.cidr)).default([]),
     deny: z.array(value(v.cidr)).default([]),
   })
@@ -289,7 +320,30 @@ const ListenerSchema = z
       if (tls) needs('redirectHttps', 'only allowed on a listener without tls (it redirects to a TLS one)');
       if (tls) needs('http2', 'only allowed on a listener without tls (with tls, tls.alpn offers h2)');
     }
-    only('protection', 'http', protocol === 'http', ' (L4 limits are not available yet)');
+    only('protection', 'http, tcp or udp', protocol !== 'dns', ' (dns has responseRateLimit)');
+    // The L4 listeners take the protection keys that make sense without HTTP.
+    const l4Keys: Record<string, readonly string[]> = {
+      tcp: ['connections', 'allow', 'deny'],
+      udp: ['packets', 'allow', 'deny'],
+    };
+    const allowed = l4Keys[protocol];
+    const given = listener.protection as Record<string, unknown> | undefined;
+    for (const key of Object.keys(given ?? {})) {
+      const raw = given![key];
+      // Defaults (allow, deny, failClosed) are filled in for every protocol: only keys set count.
+      if (raw === undefined || (Array.isArray(raw) && raw.length === 0) || raw === false) continue;
+      const ok = allowed === undefined ? key !== 'packets' : allowed.includes(key);
+      if (ok) continue;
+      ctx.issues.push({
+        code: 'custom',
+        input: raw,
+        path: ['protection', key],
+        message:
+          key === 'packets'
+            ? `only allowed when protocol is udp, got protocol "${protocol}"`
+            : `only allowed when protocol is http, got protocol "${protocol}" (a ${protocol} listener takes ${allowed?.join(', ')})`,
+      });
+    }
     if (listener.acceptProxyProtocol === true && listener.trustedProxies.length === 0) {
       ctx.issues.push({
         code: 'custom',

@@ -112,10 +112,15 @@ export interface TlsCertificateConfig {
 export type RateKey = { from: 'ip' } | { from: 'header'; name: string } | { from: 'cookie'; name: string };
 
 export interface ProtectionConfig {
-  /** Requests per client key: `burst` at once at most, refilled at `requests` per `per` ms. */
-  rateLimit?: { requests: number; per: number; burst: number; key: RateKey };
-  /** Concurrent connections per client address. */
-  connections?: { perClient: number };
+  /** Requests per client key (routes may have their own). */
+  rateLimit?: RateLimitConfig;
+  /**
+   * Per client address (http, tcp): `perClient` concurrent connections, and new connections at
+   * `rate` per `per` ms (`burst` at once).
+   */
+  connections?: { perClient?: number; rate?: number; per: number; burst?: number };
+  /** udp: datagrams per client address, `rate` per `per` ms (`burst` at once); more are dropped. */
+  packets?: { rate: number; per: number; burst: number };
   /**
    * Slow clients: `header` and `idle` (ms) override the listener's `timeouts.requestHead` and
    * `timeouts.idle`; `bodyMinRate` (bytes/s): a request body arriving slower is cut with 408.
@@ -133,10 +138,29 @@ export interface ProtectionConfig {
    * `rateLimit.per`); absent: counted in this process.
    */
   shared?: string;
+  /** With `shared`: while Redis is unreachable, requests are refused (503) instead of counted locally. */
+  failClosed: boolean;
+  /**
+   * Listener-wide surge shedding: when the request rate over the last `window` ms exceeds
+   * `factor` times its baseline (a moving average with time constant `baseline` ms) and `floor`
+   * requests per second, new clients get 503 while clients with the pool's sticky cookie or one
+   * of `sessionCookies` are still served.
+   */
+  surge?: SurgeConfig;
   /** Canonical CIDRs never limited. */
   allow: string[];
   /** Canonical CIDRs refused at accept. */
   deny: string[];
+}
+
+/** Listener-wide surge shedding (see ProtectionConfig.surge). */
+export interface SurgeConfig {
+  enabled: boolean;
+  window: number;
+  baseline: number;
+  factor: number;
+  floor: number;
+  sessionCookies: string[];
 }
 
 /** One zone a dns listener is authoritative for (SOA and NS are generated). */
@@ -201,6 +225,16 @@ export interface RouteConfig {
   /** Every given condition must hold. */
   match: RouteMatch;
   pool: string;
+  /** http: the rate limit of the requests this route takes, over the listener's `protection.rateLimit`. */
+  rateLimit?: RateLimitConfig;
+}
+
+/** Requests per client key: `burst` at once at most, refilled at `requests` per `per` ms. */
+export interface RateLimitConfig {
+  requests: number;
+  per: number;
+  burst: number;
+  key: RateKey;
 }
 
 export interface RouteMatch {

@@ -5,6 +5,8 @@ import type { Server } from './server.js';
  * chooses when there is no affinity, or the pinned server is not eligible.
  */
 export interface Affinity {
+  /** The cookie it reads, when it is cookie-based (protection serves its holders during a surge). */
+  readonly cookie?: string;
   /**
    * The server this client is pinned to, if any, looked up before balancing. HTTP passes its
    * request's cookies; L4 passes null. May return a promise when a shared store must be asked.

@@ -30,6 +30,8 @@ export interface ExchangeRecord {
   retries: number;
   /** Time of the end of the exchange (ms since epoch). */
   at: number;
+  /** HTTP: why the listener's protection refused the request (rate, surge, blocked, ...), if it did. */
+  refusedBy?: string | undefined;
 }
 
 export interface TrafficObserver {

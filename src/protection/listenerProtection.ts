@@ -5,12 +5,15 @@
  */
 
 import { isDeepStrictEqual } from 'node:util';
-import type { ProtectionConfig, RateKey } from '../config/types.js';
+import type { ProtectionConfig, RateLimitConfig } from '../config/types.js';
 import { CidrSet } from '../core/cidr.js';
 import type { Logger } from '../core/log.js';
 import { DEFAULT_DETECTOR, Detector } from './detector.js';
 import { RateLimiter } from './rateLimiter.js';
-import { SharedWindowCounter } from './sharedCounter.js';
+import { cookieValue, RateRule, type SharedSettings } from './rateRule.js';
+import type { SharedWindowCounter } from './sharedCounter.js';
+import { SurgeDetector } from './surge.js';
+import { TopTalkers } from './topTalkers.js';
 
 /** What protection reads of a request (an HTTP/1.1 head or an HTTP/2 stream's headers). */
 export interface RequestFacts {
@@ -30,7 +33,11 @@ export type RejectReason =
   | 'rate'
   | 'body-size'
   | 'url-length'
-  | 'slow-body';
+  | 'slow-body'
+  | 'surge'
+  | 'shared-down'
+  | 'connection-rate'
+  | 'packets';
 
 /** How often idle rate-limit entries are forgotten (ms). */
 const SWEEP_MS = 10_000;
@@ -47,45 +54,81 @@ export class ListenerProtection {
   private readonly allow: CidrSet | null;
   private readonly deny: CidrSet | null;
   private readonly perClient: number | undefined;
-  private readonly rate: RateLimiter | null;
-  private readonly rateKey: RateKey;
+  /** New connections per client address, when `connections.rate`. */
+  private readonly connectionRate: RateLimiter | null;
+  /** udp: datagrams per client address, when `packets`. */
+  private readonly packetRate: RateLimiter | null;
+  /** The listener's rate limit, when `rateLimit`. */
+  readonly rule: RateRule | null;
+  /** Per route (by index): its own rate limit, or the listener's. */
+  private readonly routeRules: ReadonlyArray<RateRule | null>;
+  /** The rule of the last request refused for its rate (for the 429's fields). */
+  private lastRule: RateRule | null = null;
   private readonly maxUrlLength: number | undefined;
   /** Open connections per client address (carried over a reload). */
   private readonly open: Map<string, number>;
   private lastSweep = 0;
-  /** Rate counts shared through Redis, when `shared` (fixed windows of `rateLimit.per`). */
-  readonly shared: SharedWindowCounter | null;
   /** Abnormal-traffic detection, when `detect.enabled` (kept across a reload that keeps it). */
   readonly detector: Detector | null;
   /** The tokens left after the last `checkRequest` (for the RateLimit header). */
   private readonly left = { value: 0 };
   /** ms until the client's next token, after a 429. */
   retryAfterMs = 0;
+  /** Why the last request `checkRequest` refused was refused (for the access log). */
+  lastReason: RejectReason | null = null;
+  /** Who sends the most, when detection (which keeps its own tallies) is off. */
+  private readonly talkers: TopTalkers | null;
+  /** Listener-wide surge shedding, when `surge.enabled` (kept across a reload that keeps it). */
+  readonly surge: SurgeDetector | null;
+  /** Cookies that mark a client as known during a surge: `surge.sessionCookies` and the pools' sticky cookies. */
+  private keep: string[] = [];
 
   /**
    * `listener` and `log` name the shared counters and report their state, when `shared` is set;
    * `previous`: the instance this one replaces on a reload (counts, blocks and shared counters
-   * carry over where the settings allow).
+   * carry over where the settings allow); `routes`: each route's own rate limit, if any.
    */
-  constructor(config: ProtectionConfig, listener: string, log: Logger, previous?: ListenerProtection) {
+  constructor(
+    config: ProtectionConfig,
+    listener: string,
+    log: Logger,
+    previous?: ListenerProtection,
+    routes: ReadonlyArray<RateLimitConfig | undefined> = [],
+  ) {
     this.config = config;
     this.allow = config.allow.length > 0 ? new CidrSet(config.allow) : null;
     this.deny = config.deny.length > 0 ? new CidrSet(config.deny) : null;
-    this.perClient = config.connections?.perClient;
+    const c = config.connections;
+    this.perClient = c?.perClient;
+    this.connectionRate = c?.rate === undefined ? null : new RateLimiter(c.rate, c.per, c.burst ?? c.rate);
+    const pk = config.packets;
+    this.packetRate = pk === undefined ? null : new RateLimiter(pk.rate, pk.per, pk.burst);
+    const shared = (prefix: string): SharedSettings | null =>
+      config.shared === undefined ? null : { url: config.shared, failClosed: config.failClosed, prefix, log };
     const r = config.rateLimit;
-    this.rate = r === undefined ? null : new RateLimiter(r.requests, r.per, r.burst);
-    this.rateKey = r?.key ?? { from: 'ip' };
+    this.rule =
+      r === undefined ? null : new RateRule(r, 'default', shared(`fulcrum:rl:${listener}`), previous?.rule);
+    this.routeRules = routes.map((rl, i) =>
+      rl === undefined
+        ? this.rule
+        : new RateRule(
+            rl,
+            `route-${i}`,
+            shared(`fulcrum:rl:${listener}:route-${i}`),
+            previous?.routeRules[i],
+          ),
+    );
+    if (previous !== undefined) {
+      void previous.rule?.retire(this.rule);
+      previous.routeRules.forEach((old, i) => {
+        if (old !== previous.rule) void old?.retire(this.routeRules[i]);
+      });
+    }
     this.maxBodySize = config.limits?.maxBodySize;
     this.maxUrlLength = config.limits?.maxUrlLength;
     this.maxHeaders = config.limits?.maxHeaders;
     this.open = previous?.open ?? new Map();
     this.bodyMinRate = config.timeouts?.bodyMinRate;
-    const prev = previous?.shared;
-    if (r === undefined || config.shared === undefined) this.shared = null;
-    else if (prev != null && previous!.config.shared === config.shared && prev.windowMs === r.per)
-      this.shared = prev;
-    else this.shared = new SharedWindowCounter(config.shared, `fulcrum:rl:${listener}`, r.per, log);
-    if (prev != null && prev !== this.shared) void prev.close();
     const d = config.detect;
     if (d === undefined || !d.enabled) this.detector = null;
     else if (previous?.detector != null && isDeepStrictEqual(previous.config.detect, d))
@@ -97,6 +140,13 @@ export class ListenerProtection {
         window: d.window,
         sustain: d.sustain,
       });
+    this.talkers = this.detector === null ? (previous?.talkers ?? new TopTalkers()) : null;
+    const sg = config.surge;
+    if (sg === undefined || !sg.enabled) this.surge = null;
+    else if (previous?.surge != null && isDeepStrictEqual(previous.config.surge, sg))
+      this.surge = previous.surge;
+    else this.surge = new SurgeDetector(sg);
+    this.keep = sg?.sessionCookies ?? [];
     this.rejected = previous?.rejected ?? {
       deny: 0,
       blocked: 0,
@@ -105,7 +155,20 @@ export class ListenerProtection {
       'body-size': 0,
       'url-length': 0,
       'slow-body': 0,
+      surge: 0,
+      'shared-down': 0,
+      'connection-rate': 0,
+      packets: 0,
     };
+  }
+
+  /**
+   * The sticky cookies of the pools this listener routes to: during a surge, a client holding one
+   * is served like a client holding one of `surge.sessionCookies`.
+   */
+  keepCookies(names: readonly string[]): void {
+    const configured = this.config.surge?.sessionCookies ?? [];
+    this.keep = [...new Set([...configured, ...names])];
   }
 
   /** The address is on the allow list: never limited. */
@@ -114,10 +177,17 @@ export class ListenerProtection {
   }
 
   /**
-   * A new connection from `ip`: false when it must be refused (denied, or the client has its
-   * `connections.perClient` open already); when admitted it counts until `release(ip)`.
+   * A new connection from `ip`: false when it must be refused (blocked, denied, at its
+   * `connections.perClient`, over its `connections.rate`); when admitted it counts until
+   * `release(ip)`. `countAsTalker`: L4, where connections are what a client sends.
    */
-  admit(ip: string): boolean {
+  admit(ip: string, countAsTalker = false): boolean {
+    const ok = this.admission(ip);
+    if (countAsTalker) this.talkers?.hit(ip, !ok, Date.now());
+    return ok;
+  }
+
+  private admission(ip: string): boolean {
     if (this.detector?.blockOf(ip, Date.now()) !== undefined && !this.allowed(ip)) {
       this.rejected.blocked++;
       return false;
@@ -131,8 +201,36 @@ export class ListenerProtection {
       this.rejected.connections++;
       return false;
     }
+    if (this.connectionRate !== null && !this.allowed(ip)) {
+      const now = Date.now();
+      this.sweep(now);
+      if (this.connectionRate.take(ip, now) !== 0) {
+        this.rejected['connection-rate']++;
+        return false;
+      }
+    }
     this.open.set(ip, n + 1);
     return true;
+  }
+
+  /**
+   * udp: whether a datagram from `ip` may go on (not denied, within `packets`); a refused one is
+   * dropped by the listener.
+   */
+  packet(ip: string, now: number): boolean {
+    let ok = true;
+    if (this.deny?.has(ip) === true && !this.allowed(ip)) {
+      this.rejected.deny++;
+      ok = false;
+    } else if (this.packetRate !== null && !this.allowed(ip)) {
+      this.sweep(now);
+      if (this.packetRate.take(ip, now) !== 0) {
+        this.rejected.packets++;
+        ok = false;
+      }
+    }
+    this.talkers?.hit(ip, !ok, now);
+    return ok;
   }
 
   /** A connection admitted by `admit(ip)` closed. */
@@ -144,50 +242,72 @@ export class ListenerProtection {
   }
 
   /**
-   * Whether a parsed request may go on: 0, or the status to answer (414 target too long, 413
-   * body too large by its Content-Length, 429 over the rate, with `retryAfterMs` set).
+   * Whether a parsed request may go on: 0, or the status to answer (403 blocked, 414 target too
+   * long, 413 body too large by its Content-Length, 503 a new client during a surge or shared
+   * counters unreachable with `failClosed`, 429 over the rate, with `retryAfterMs` set).
    * `clientIp` is the client's address after trusted proxies.
    */
-  checkRequest(req: RequestFacts, clientIp: string, now: number): number {
+  checkRequest(req: RequestFacts, clientIp: string, now: number, route = -1): number {
     this.sweep(now);
     const detector = this.detector;
     if (detector !== null && detector.blockOf(clientIp, now) !== undefined && !this.allowed(clientIp)) {
-      this.rejected.blocked++;
+      this.refusedFor('blocked');
       return 403;
     }
     if (this.maxUrlLength !== undefined && req.target.length > this.maxUrlLength) {
-      this.rejected['url-length']++;
+      this.refusedFor('url-length');
       return 414;
     }
     if (this.maxBodySize !== undefined && req.contentLength > this.maxBodySize) {
-      this.rejected['body-size']++;
+      this.refusedFor('body-size');
       return 413;
     }
-    const rate = this.rate;
-    if (rate === null || this.allowed(clientIp)) return 0;
-    const wait =
-      this.shared === null
-        ? rate.take(this.keyOf(req, clientIp), now, this.left)
-        : this.sharedWait(req, clientIp, now);
+    if (this.surge?.hit(now) === true && !this.known(req) && !this.allowed(clientIp)) {
+      this.refusedFor('surge');
+      return 503;
+    }
+    const rule = route < 0 ? this.rule : (this.routeRules[route] ?? this.rule);
+    if (rule === null || this.allowed(clientIp)) return 0;
+    const wait = rule.take(req, clientIp, now, this.left);
+    if (wait < 0) {
+      this.refusedFor('shared-down');
+      return 503;
+    }
     detector?.onRate(clientIp, wait !== 0, now);
+    this.talkers?.hit(clientIp, wait !== 0, now);
     if (wait === 0) return 0;
+    this.lastRule = rule;
     this.retryAfterMs = wait;
-    this.rejected.rate++;
+    this.refusedFor('rate');
     return 429;
   }
 
-  /** The shared-count decision: 0 while the window's count across balancers is within the limit. */
-  private sharedWait(req: RequestFacts, clientIp: string, now: number): number {
-    const shared = this.shared!;
-    const count = shared.hit(this.keyOf(req, clientIp), now);
-    const limit = this.rate!.requests;
-    this.left.value = Math.max(0, limit - count);
-    return count <= limit ? 0 : shared.untilNextWindow(now);
+  private refusedFor(reason: RejectReason): void {
+    this.rejected[reason]++;
+    this.lastReason = reason;
+  }
+
+  /** The clients that sent the most lately, most first (detection's tallies when it is on). */
+  topTalkers(
+    n: number,
+    now: number,
+  ): Array<{ ip: string; requests: number; refused: number; errors: number }> {
+    return this.detector?.top(n) ?? this.talkers?.top(n, now) ?? [];
+  }
+
+  /** Clients blocked by detection now. */
+  blockedCount(now: number): number {
+    return this.detector?.blocks(now).length ?? 0;
+  }
+
+  /** Rate counts shared through Redis, when `shared` (the listener's rate limit's). */
+  get shared(): SharedWindowCounter | null {
+    return this.rule?.shared ?? null;
   }
 
   /** Stops what runs in the background (shared counters). */
   async close(): Promise<void> {
-    await this.shared?.close();
+    await Promise.all([this.rule, ...this.routeRules].map((r) => r?.retire(null)));
   }
 
   /** `clientIp` got an answer with `status` (detection judges error ratios). */
@@ -199,7 +319,10 @@ export class ListenerProtection {
   sweep(now: number): void {
     if (now - this.lastSweep < SWEEP_MS) return;
     this.lastSweep = now;
-    this.rate?.sweep(now);
+    this.rule?.limiter.sweep(now);
+    this.connectionRate?.sweep(now);
+    this.packetRate?.sweep(now);
+    for (const r of this.routeRules) if (r !== this.rule) r?.limiter.sweep(now);
     this.detector?.sweep(now);
   }
 
@@ -224,39 +347,26 @@ export class ListenerProtection {
    * the IETF RateLimit fields draft (`RateLimit-Policy` and `RateLimit`).
    */
   rateHeaders(): string {
-    const r = this.rate!;
+    const rule = this.lastRule!;
+    const r = rule.limiter;
     const seconds = Math.max(1, Math.ceil(this.retryAfterMs / 1000));
     const window = Math.max(1, Math.round(r.perMs / 1000));
     return (
       `retry-after: ${seconds}\r\n` +
-      `ratelimit-policy: "default";q=${r.requests};w=${window}\r\n` +
-      `ratelimit: "default";r=${this.left.value};t=${seconds}\r\n`
+      `ratelimit-policy: "${rule.name}";q=${r.requests};w=${window}\r\n` +
+      `ratelimit: "${rule.name}";r=${this.left.value};t=${seconds}\r\n`
     );
   }
 
-  /** The key a request is counted under: its client address, a header, or a cookie. */
-  private keyOf(req: RequestFacts, clientIp: string): string {
-    const k = this.rateKey;
-    if (k.from === 'ip') return clientIp;
+  /** The request carries one of the cookies that mark a known client (its session, its server). */
+  private known(req: RequestFacts): boolean {
+    const keep = this.keep;
+    if (keep.length === 0) return false;
     for (let i = 0; i < req.count; i++) {
-      const name = req.names[i]!;
-      if (k.from === 'header') {
-        if (name === k.name) return `h:${req.values[i]}`;
-      } else if (name === 'cookie') {
-        const value = cookieValue(req.values[i]!, k.name);
-        if (value !== undefined) return `c:${value}`;
-      }
+      if (req.names[i] !== 'cookie') continue;
+      const header = req.values[i]!;
+      for (const name of keep) if ((cookieValue(header, name) ?? '') !== '') return true;
     }
-    // Without the header or cookie, the client is counted by its address.
-    return clientIp;
+    return false;
   }
-}
-
-/** The value of cookie `name` in a Cookie header, if present. */
-function cookieValue(header: string, name: string): string | undefined {
-  for (const part of header.split(';')) {
-    const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
-  }
-  return undefined;
 }

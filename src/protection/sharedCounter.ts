@@ -6,13 +6,16 @@
  * one sync period old.
  *
  * Redis down or slow: counting goes on locally (fail-open), said once in the log, and the shared
- * count resumes by itself when Redis answers again.
+ * count resumes by itself when Redis answers again. With `failClosed`, the listener refuses
+ * requests instead while `reachable` is false.
  */
 import { bounded } from '../core/bounded.js';
 import type { Logger } from '../core/log.js';
 
 /** How often local hits are added to the shared counts (ms). */
 export const SYNC_MS = 100;
+/** How long the first connection may take before counting without it is said (ms). */
+const CONNECT_GRACE_MS = 2000;
 /** Longest a sync waits for Redis (ms) before counting locally. */
 const COMMAND_TIMEOUT_MS = 250;
 
@@ -30,6 +33,7 @@ interface RedisLike {
   close(): Promise<unknown>;
   destroy(): void;
   readonly isReady: boolean;
+  ping(): Promise<unknown>;
   on(event: 'error', listener: (err: Error) => void): unknown;
   multi(): {
     incrBy(key: string, n: number): unknown;
@@ -50,13 +54,18 @@ export class SharedWindowCounter {
   private closed = false;
   /** The last sync failed: said once, until one succeeds. */
   private down = false;
+  private readonly failClosed: boolean;
+  private readonly createdAt = Date.now();
+  /** The client has connected once (a lost connection is a failure from then on). */
+  private connected = false;
 
   /**
    * `url`: the Redis server; `prefix`: names this listener's counters (balancers sharing them
    * must use the same); `windowMs`: the length of a counting window.
    */
-  constructor(url: string, prefix: string, windowMs: number, log: Logger) {
+  constructor(url: string, prefix: string, windowMs: number, log: Logger, failClosed = false) {
     this.windowMs = windowMs;
+    this.failClosed = failClosed;
     this.prefix = prefix;
     this.log = log;
     this.timer = setInterval(() => void this.sync(), SYNC_MS);
@@ -67,6 +76,14 @@ export class SharedWindowCounter {
   /** Redis answers (the counts are shared right now). */
   get shared(): boolean {
     return this.up;
+  }
+
+  /**
+   * Redis is connected and the last sync (or ping) succeeded: false from the start until the
+   * connection is made, and as soon as the connection drops or a sync fails.
+   */
+  get reachable(): boolean {
+    return this.client?.isReady === true && !this.down;
   }
 
   /** Counts one hit for `key` and returns its count in the current window, every balancer's. */
@@ -112,6 +129,7 @@ export class SharedWindowCounter {
       client.on('error', () => {}); // reported through the failed syncs, once
       this.client = client;
       await client.connect();
+      this.connected = true;
     } catch (err) {
       this.failed(err);
     }
@@ -134,7 +152,29 @@ export class SharedWindowCounter {
       keys.push(key);
       sent.push(e.pending);
     }
-    if (keys.length === 0) return;
+    if (!client.isReady) {
+      // Said at once, even with nothing to count (failClosed refuses and counts nothing).
+      // (At start, the first connection gets a moment before its absence is a failure.)
+      if (this.connected || (keys.length > 0 && Date.now() - this.createdAt > CONNECT_GRACE_MS))
+        this.failed(new Error('not connected to Redis'));
+      return;
+    }
+    if (keys.length === 0) {
+      // Nothing to add, but a failure said must be cleared once Redis is back (failClosed
+      // refuses the requests that would otherwise have synced).
+      if (this.down && client.isReady) {
+        this.syncing = true;
+        try {
+          await bounded(client.ping(), COMMAND_TIMEOUT_MS);
+          this.back();
+        } catch (err) {
+          this.failed(err);
+        } finally {
+          this.syncing = false;
+        }
+      }
+      return;
+    }
     this.syncing = true;
     try {
       const m = client.multi();
@@ -151,11 +191,7 @@ export class SharedWindowCounter {
         e.pending -= sent[i]!;
         e.total = Number(replies[i * 2]);
       }
-      if (!this.up) {
-        this.up = true;
-        if (this.down) this.log.info(`protection: shared counters back (${this.prefix})`);
-        this.down = false;
-      }
+      this.back();
     } catch (err) {
       this.failed(err);
     } finally {
@@ -163,12 +199,19 @@ export class SharedWindowCounter {
     }
   }
 
+  private back(): void {
+    if (this.up) return;
+    this.up = true;
+    if (this.down) this.log.info(`protection: shared counters back (${this.prefix})`);
+    this.down = false;
+  }
+
   private failed(err: unknown): void {
     this.up = false;
     if (this.down || this.closed) return;
     this.down = true;
     this.log.warn(
-      `protection: shared counters unavailable (${(err as Error).message}); counting locally until Redis answers`,
+      `protection: shared counters unavailable (${(err as Error).message}); ${this.failClosed ? 'refusing requests (503, failClosed)' : 'counting locally'} until Redis answers`,
     );
   }
 }

@@ -52,6 +52,11 @@ export class InsertCookieAffinity implements Affinity {
   private created = 0;
   private due = false;
 
+  /** The cookie it reads. */
+  get cookie(): string {
+    return this.name;
+  }
+
   constructor(pool: Pool, options: InsertCookieOptions, ring: Keyring) {
     this.pool = pool;
     this.name = options.cookie;
@@ -170,6 +175,11 @@ export class LearnCookieAffinity implements Affinity {
     const s = this.pool.find(id);
     return s !== undefined && this.pool.eligibleServers().includes(s);
   };
+
+  /** The cookie it reads. */
+  get cookie(): string {
+    return this.name;
+  }
 
   constructor(pool: Pool, cookie: string, ring: Keyring, table: StickTable) {
     this.pool = pool;

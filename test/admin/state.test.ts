@@ -36,10 +36,30 @@ pools:
     outlierDetection: { consecutiveFailures: 2, on5xx: true }
 `;
 
+const PROTECTED = `
+listeners:
+  - name: web
+    listen: 127.0.0.1:0
+    pool: p
+    protection:
+      rateLimit: { requests: 10, per: 1s, key: "header:X-Api-Key" }
+      connections: { perClient: 5, rate: 10 }
+      surge: { sessionCookies: [sid] }
+      shared: redis://127.0.0.1:6379
+      failClosed: true
+      detect: { blockFor: 1m }
+    routes:
+      - { match: { pathPrefix: /login }, pool: p, rateLimit: { requests: 1, per: 10s, key: "cookie:sid" } }
+  - { name: t, protocol: tcp, listen: 127.0.0.1:0, pool: p, protection: { connections: { rate: 5 }, deny: [10.0.0.0/8] } }
+  - { name: u, protocol: udp, listen: 127.0.0.1:0, pool: p, protection: { packets: { rate: 100 } } }
+pools:
+  - { name: p, servers: [{ address: 10.0.0.1:80 }] }
+`;
+
 test('toRaw turns every example config back into data that parses to the same config', () => {
   const doc = readFileSync(join(repoRoot(), 'docs', 'configuration.md'), 'utf8');
   const examples = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!).slice(0, 2);
-  for (const text of [...examples, L4]) {
+  for (const text of [...examples, L4, PROTECTED]) {
     const config = parseConfig(text, 'example.yaml');
     const again = validate(toRaw(config), 'again');
     // The same content (key order may differ: the admin keeps unchanged pools' objects).

@@ -203,7 +203,11 @@ pools: [{ name: p, servers: [{ address: "127.0.0.1:1" }] }]
     /rateLimit\.key: expected ip, header:NAME or cookie:NAME, got "query:x"/,
   );
   assert.throws(bad('{ limits: { maxBodySize: "10 parsecs" } }'), /limits\.maxBodySize: expected a size/);
-  assert.throws(bad('{ deny: [127.0.0.1] }', 'tcp'), /protection: only allowed when protocol is http/);
+  // tcp and udp take the L4 keys (protectionL4.test.ts); a tcp listener refuses the HTTP ones.
+  assert.throws(
+    bad('{ limits: { maxUrlLength: 1KiB } }', 'tcp'),
+    /protection\.limits: only allowed when protocol is http/,
+  );
 });
 
 test('slow clients: a head slower than timeouts.header gets 408, a body below bodyMinRate gets 408; a steady client is untouched', async () => {

@@ -81,6 +81,8 @@ export class ClientConnection implements ExchangeFront, FrontConnection {
   private readonly exchange: Exchange;
   private readonly from: ForwardedFor;
   private readonly selectCtx: SelectContext;
+  /** Why protection refused the request being reported, for the access log. */
+  private refusal: string | undefined = undefined;
   /** The protection that admitted this connection (it is released there on close). */
   private readonly admittedBy: ListenerProtection | null;
   /** Body bytes of the current request so far (for `limits.maxBodySize`). */
@@ -285,12 +287,17 @@ export class ClientConnection implements ExchangeFront, FrontConnection {
       : this.from.peerIp;
     this.firstRequest = false;
     const protection = ctx.protection;
+    const pool = ctx.router.select(req);
     if (protection !== null) {
-      const refused = protection.checkRequest(req, this.selectCtx.clientIp, this.startedAt);
+      const refused = protection.checkRequest(
+        req,
+        this.selectCtx.clientIp,
+        this.startedAt,
+        ctx.router.matched,
+      );
       if (refused !== 0) return this.refuse(refused, protection);
     }
     if (ctx.redirectPort !== null) return this.redirect(ctx.redirectPort());
-    const pool = ctx.router.select(req);
     this.routed = true;
     this.reqFraming = req.framing;
     this.reqRemaining = req.contentLength;
@@ -645,12 +652,15 @@ export class ClientConnection implements ExchangeFront, FrontConnection {
       `${this.ctx.name}: ${status} for client ${this.selectCtx.clientIp}: ${req.method} ${req.path} refused by protection`,
       false,
     );
-    this.keepAlive = req.framing === Framing.None && !req.close && !this.ctx.closing;
+    // A blocked client's connection is closed: its next one is refused at accept, cheaply.
+    this.keepAlive = status !== 403 && req.framing === Framing.None && !req.close && !this.ctx.closing;
     this.reqDone = true;
     const close = !this.keepAlive;
     this.phase = Phase.Exchange;
     this.writeError(status, close, status === 429 ? protection.rateHeaders() : '');
+    this.refusal = protection.lastReason ?? undefined;
     this.report(status);
+    this.refusal = undefined;
     if (close) this.inBuf = null;
     this.nextRequest();
   }
@@ -696,6 +706,7 @@ export class ClientConnection implements ExchangeFront, FrontConnection {
       durationMs: this.reportStart >= 0 ? performance.now() - this.reportAt : now - this.startedAt,
       retries: this.routed ? Math.max(0, tried.length - 1) : 0,
       at: now,
+      refusedBy: this.refusal,
     });
   }
 }

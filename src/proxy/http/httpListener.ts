@@ -96,7 +96,7 @@ export class HttpListener implements ListenerContext, Listener {
     this.timeouts = timeoutsOf(config);
     this.log = deps.log;
     this.throttle = new LogThrottle(deps.log);
-    this.protection = this.buildProtection(config);
+    this.protection = this.buildProtection(config, this.router);
     this.upstreams = deps.upstreams;
     this.host = config.listen.host;
     this.requestedPort = config.listen.port;
@@ -239,10 +239,32 @@ export class HttpListener implements ListenerContext, Listener {
     new H2Connection(session, socket, this, this.handingAdmission);
   }
 
-  /** The listener's protection, its detection's blocks logged (one line per block). */
-  private buildProtection(config: ListenerConfig, previous?: ListenerProtection): ListenerProtection | null {
-    if (config.protection === undefined) return null;
-    const p = new ListenerProtection(config.protection, this.name, this.log, previous);
+  /**
+   * The listener's protection, its detection's blocks and its surges logged (one line each),
+   * the sticky cookies of `router`'s pools kept through a surge.
+   */
+  private buildProtection(
+    config: ListenerConfig,
+    router: Router,
+    previous?: ListenerProtection,
+  ): ListenerProtection | null {
+    const routeLimits = config.routes.map((r) => r.rateLimit);
+    if (config.protection === undefined && routeLimits.every((r) => r === undefined)) return null;
+    // Routes may have rate limits without the listener having protection of its own.
+    const settings = config.protection ?? { allow: [], deny: [], failClosed: false };
+    const p = new ListenerProtection(settings, this.name, this.log, previous, routeLimits);
+    const cookies: string[] = [];
+    for (const pool of router.pools())
+      if (pool.affinity?.cookie !== undefined) cookies.push(pool.affinity.cookie);
+    p.keepCookies(cookies);
+    if (p.surge !== null) {
+      p.surge.onChange = (s) =>
+        this.log.warn(
+          s.active
+            ? `listener ${this.name}: surge: ${s.rate} req/s over the last seconds, above ${s.threshold} (baseline ${s.baseline} req/s): new clients get 503, clients with a session keep being served`
+            : `listener ${this.name}: surge over: ${s.rate} req/s, under ${s.threshold} (baseline ${s.baseline} req/s); shed ${p.rejected.surge} requests so far`,
+        );
+    }
     if (p.detector !== null) {
       p.detector.onBlock = (b) =>
         this.log.warn(
@@ -263,7 +285,9 @@ export class HttpListener implements ListenerContext, Listener {
     this.maxHeaderSize = config.maxHeaderSize;
     this.timeouts = timeoutsOf(config);
     // Open-connection counts and refusal totals carry over; rate buckets start afresh.
-    this.protection = this.buildProtection(config, this.protection ?? undefined);
+    const before = this.protection;
+    this.protection = this.buildProtection(config, this.router, before ?? undefined);
+    if (before !== null && this.protection === null) void before.close();
     this.hsts = config.hsts === undefined ? '' : `max-age=${config.hsts}`;
     this.redirectPort = config.redirectHttps === true ? this.httpsPort : null;
     this.applyTls(config.tls);

@@ -27,6 +27,8 @@ interface CompiledRoute {
 export class Router {
   private readonly routes: CompiledRoute[];
   readonly defaultPool: Pool;
+  /** The index of the route the last `select` matched, -1 for the default pool. */
+  matched = -1;
 
   constructor(routes: ReadonlyArray<{ match: RouteMatch; pool: Pool }>, defaultPool: Pool) {
     this.defaultPool = defaultPool;
@@ -46,6 +48,11 @@ export class Router {
     });
   }
 
+  /** Every pool a request may go to: the default one and the routes', once each. */
+  pools(): Pool[] {
+    return [...new Set([this.defaultPool, ...this.routes.map((r) => r.pool)])];
+  }
+
   select(req: RequestHead): Pool {
     const routes = this.routes;
     for (let i = 0; i < routes.length; i++) {
@@ -58,8 +65,10 @@ export class Router {
       if (r.pathPrefix !== null && !req.path.startsWith(r.pathPrefix)) continue;
       if (r.method !== null && req.method !== r.method) continue;
       if (r.headers.length > 0 && !r.headers.every(([k, v]) => headerValue(req, k) === v)) continue;
+      this.matched = i;
       return r.pool;
     }
+    this.matched = -1;
     return this.defaultPool;
   }
 }

@@ -140,7 +140,9 @@ export class H2Connection implements FrontConnection, StreamOwner {
       : this.from.peerIp;
     const protection = this.ctx.protection;
     if (protection !== null) {
-      const refused = protection.checkRequest(req, clientIp, Date.now());
+      // The route decides which rate limit applies (the stream routes again when it starts).
+      this.ctx.router.select(req);
+      const refused = protection.checkRequest(req, clientIp, Date.now(), this.ctx.router.matched);
       if (refused !== 0) {
         stream.on('error', () => {});
         this.ctx.note(

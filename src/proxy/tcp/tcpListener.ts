@@ -4,6 +4,7 @@ import { CidrSet, unmapIPv4 } from '../../core/cidr.js';
 import type { Logger } from '../../core/log.js';
 import type { TrafficObserver } from '../../core/observer.js';
 import type { Pool } from '../../core/pool.js';
+import { ListenerProtection } from '../../protection/listenerProtection.js';
 import { DEFAULT_QUEUE, hostPort, LogThrottle, PROXY_HEADER_TIMEOUT } from '../l4/l4.js';
 import type { Listener, ListenerDeps, PoolLookup } from '../listener.js';
 import { listenError, sweepPeriod } from '../listener.js';
@@ -64,6 +65,10 @@ export class TcpListener implements Listener, TcpListenerContext {
   private readonly host: string;
   private readonly requestedPort: number;
   private sweeper: NodeJS.Timeout | undefined;
+  /** Per-source connection limits and allow/deny lists, when `protection`. */
+  protection: ListenerProtection | null;
+  /** The address each admitted session counts under, and the protection that admitted it. */
+  private readonly admitted = new Map<TcpSession, { ip: string; by: ListenerProtection }>();
 
   constructor(config: ListenerConfig, deps: ListenerDeps) {
     this.name = config.name;
@@ -80,6 +85,8 @@ export class TcpListener implements Listener, TcpListenerContext {
     this.trusted = config.trustedProxies.length > 0 ? new CidrSet(config.trustedProxies) : null;
     this.maxConnections = config.maxConnections;
     this.queue = keys.queue ?? DEFAULT_QUEUE;
+    this.protection =
+      config.protection === undefined ? null : new ListenerProtection(config.protection, this.name, this.log);
     // allowHalfOpen: a client that shuts down its sending side still gets the server's answer.
     // pauseOnConnect: nothing is read before the session takes the socket over (adoptSocket.ts).
     this.server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (socket) =>
@@ -122,6 +129,11 @@ export class TcpListener implements Listener, TcpListenerContext {
     this.trusted = config.trustedProxies.length > 0 ? new CidrSet(config.trustedProxies) : null;
     this.maxConnections = config.maxConnections;
     this.queue = keys.queue ?? DEFAULT_QUEUE;
+    // Open-connection counts and refusal totals carry over; rate buckets start afresh.
+    this.protection =
+      config.protection === undefined
+        ? null
+        : new ListenerProtection(config.protection, this.name, this.log, this.protection ?? undefined);
     this.startSweeper();
     this.processQueue();
   }
@@ -143,15 +155,28 @@ export class TcpListener implements Listener, TcpListenerContext {
       socket.destroy();
       return;
     }
+    // Denied addresses, and sources over their connection rate or count, are closed at once.
+    const protection = this.protection;
+    if (protection !== null && !protection.admit(peer, true)) {
+      this.throttle.note(
+        'protection',
+        `listener ${this.name}: connection from ${hostPort(peer, socket.remotePort)} refused by protection`,
+        false,
+      );
+      socket.destroy();
+      return;
+    }
     const full = this.maxConnections !== undefined && this.active >= this.maxConnections;
     if (!full && this.slotQueue.length === 0) {
       const session = new TcpSession(socket, this, false);
+      if (protection !== null) this.admitted.set(session, { ip: peer, by: protection });
       this.sessions.add(session);
       this.active++;
       session.admit(Date.now());
       return;
     }
     if (this.queued() >= this.queue.size) {
+      protection?.release(peer);
       this.throttle.note(
         'refused',
         `listener ${this.name}: connection from ${hostPort(peer, socket.remotePort)} refused: maxConnections (${this.maxConnections}) reached and the queue is full (${this.queue.size})`,
@@ -160,6 +185,7 @@ export class TcpListener implements Listener, TcpListenerContext {
       return;
     }
     const session = new TcpSession(socket, this, true);
+    if (protection !== null) this.admitted.set(session, { ip: peer, by: protection });
     this.sessions.add(session);
     session.deadline = Date.now() + this.queue.timeout;
     this.slotQueue.push(session);
@@ -188,6 +214,11 @@ export class TcpListener implements Listener, TcpListenerContext {
 
   ended(session: TcpSession): void {
     this.sessions.delete(session);
+    const admission = this.admitted.get(session);
+    if (admission !== undefined) {
+      this.admitted.delete(session);
+      admission.by.release(admission.ip);
+    }
     if (session.hasSlot) {
       session.hasSlot = false;
       this.active--;

@@ -7,6 +7,7 @@ import type { TrafficObserver } from '../../core/observer.js';
 import type { Pool } from '../../core/pool.js';
 import { type SelectContext, Selection } from '../../core/selection.js';
 import type { Server } from '../../core/server.js';
+import { ListenerProtection } from '../../protection/listenerProtection.js';
 import {
   atMaxConnections,
   DEFAULT_MAX_FLOWS,
@@ -54,6 +55,8 @@ export class UdpListener implements Listener, FlowOwner {
   private bound = false;
   /** Replies dropped because the listener's send queue was full. */
   dropped = 0;
+  /** Per-source packet rate and allow/deny lists, when `protection`. */
+  protection: ListenerProtection | null;
 
   constructor(config: ListenerConfig, deps: ListenerDeps) {
     this.name = config.name;
@@ -64,6 +67,8 @@ export class UdpListener implements Listener, FlowOwner {
     this.pool = deps.pools(config.pool);
     this.idleTimeout = config.timeouts.idle;
     this.maxFlows = (config as ListenerConfig & UdpListenerKeys).maxFlows ?? DEFAULT_MAX_FLOWS;
+    this.protection =
+      config.protection === undefined ? null : new ListenerProtection(config.protection, this.name, this.log);
     this.socket = createSocket(this.host.includes(':') ? 'udp6' : 'udp4');
     this.socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
     this.socket.on('error', (err) => {
@@ -98,10 +103,24 @@ export class UdpListener implements Listener, FlowOwner {
     this.pool = pools(config.pool);
     this.idleTimeout = config.timeouts.idle;
     this.maxFlows = (config as ListenerConfig & UdpListenerKeys).maxFlows ?? DEFAULT_MAX_FLOWS;
+    this.protection =
+      config.protection === undefined
+        ? null
+        : new ListenerProtection(config.protection, this.name, this.log, this.protection ?? undefined);
     this.startSweeper();
   }
 
   private onMessage(msg: Buffer, rinfo: RemoteInfo): void {
+    // Denied sources and datagrams over the source's packet rate are dropped (counted, not logged each).
+    const protection = this.protection;
+    if (protection !== null && !protection.packet(unmapIPv4(rinfo.address), Date.now())) {
+      this.throttle.note(
+        'protection',
+        `listener ${this.name}: datagram from ${hostPort(rinfo.address, rinfo.port)} dropped by protection`,
+        false,
+      );
+      return;
+    }
     const key = `${rinfo.address}|${rinfo.port}`;
     let flow = this.flows.get(key);
     if (flow !== undefined && this.mustMove(flow, Date.now())) {
