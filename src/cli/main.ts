@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { configOrDefault, DEFAULT_CONFIG } from '../config/defaultFile.js';
 // Light modules only at the top: the proxy (runtime) and the config schema load when a command
 // needs them, so that `fulcrum health`, run every second by keepalived, starts quickly.
 import { formatAddress } from '../config/address.js';
+import { configOrDefault, DEFAULT_CONFIG } from '../config/defaultFile.js';
 import { parseDuration } from '../config/duration.js';
 import { ConfigError } from '../config/errors.js';
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel, log } from '../core/log.js';
@@ -461,7 +461,8 @@ function port(value: string): number {
 
 function count(value: string): number {
   const n = Number(value);
-  if (value.trim() === '' || !Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected an integer >= 0');
+  if (value.trim() === '' || !Number.isInteger(n) || n < 0)
+    throw new InvalidArgumentError('expected an integer >= 0');
   return n;
 }
 
