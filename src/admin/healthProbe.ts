@@ -8,6 +8,8 @@
  * `-c FILE`). `--admin` skips reading the file: a probe then keeps answering for the running
  * balancer while the file is being edited.
  */
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { ConfigError } from '../config/errors.js';
 import type { TargetOptions } from './client.js';
 
@@ -41,24 +43,16 @@ export async function health(opts: ProbeOptions): Promise<number> {
   let status: number;
   let body: { ready?: unknown; reason?: unknown; error?: unknown };
   try {
-    const res = await fetch(`${url}/ready${query}`, {
-      headers: { accept: 'application/json' },
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    status = res.status;
-    const text = await res.text();
+    const answer = await get(`${url}/ready${query}`, timeoutMs);
+    status = answer.status;
     try {
-      body = JSON.parse(text) as typeof body;
+      body = JSON.parse(answer.text) as typeof body;
     } catch {
-      body = { error: text.trim().slice(0, 200) || res.statusText };
+      body = { error: answer.text.trim().slice(0, 200) || `HTTP ${status}` };
     }
   } catch (err) {
-    const e = err as Error & { cause?: { code?: string; message?: string } };
-    const why =
-      e.name === 'TimeoutError'
-        ? `no answer in ${timeoutMs} ms`
-        : (e.cause?.code ?? e.cause?.message ?? e.message);
-    process.stderr.write(`not ready: cannot reach the admin API at ${url}: ${why}\n`);
+    const e = err as NodeJS.ErrnoException;
+    process.stderr.write(`not ready: cannot reach the admin API at ${url}: ${e.code ?? e.message}\n`);
     return EXIT_FAILED;
   }
   if (status === 200 && body.ready === true) {
@@ -86,4 +80,39 @@ async function targetUrl(opts: ProbeOptions): Promise<string> {
   }
   const { resolveTarget } = await import('./client.js');
   return (await resolveTarget(opts)).url;
+}
+
+/**
+ * One GET on its own connection, closed after the answer (node:http, not fetch: fetch keeps the
+ * connection for reuse, and the process then lingered about two seconds before exiting).
+ */
+function get(url: string, timeoutMs: number): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const request = url.startsWith('https:') ? httpsRequest : httpRequest;
+    const req = request(
+      url,
+      { agent: false, headers: { accept: 'application/json', connection: 'close' } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          if (text.length < 65_536) text += chunk;
+        });
+        res.on('error', reject);
+        res.on('end', () => {
+          clearTimeout(timer);
+          resolve({ status: res.statusCode ?? 0, text });
+        });
+      },
+    );
+    const timer = setTimeout(
+      () => req.destroy(Object.assign(new Error(`no answer in ${timeoutMs} ms`), { code: undefined })),
+      timeoutMs,
+    );
+    req.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    req.end();
+  });
 }
