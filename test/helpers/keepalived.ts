@@ -29,6 +29,8 @@ export interface KeepalivedHost {
   virtualRouterId?: number;
   /** Seconds keepalived lets one run of the script take (default 3; a loaded test host needs more). */
   scriptTimeout?: number;
+  /** Seconds between two runs of the script (default 1). */
+  scriptInterval?: number;
 }
 
 /** The keepalived.conf text for `host`. */
@@ -41,7 +43,7 @@ export function keepalivedConf(host: KeepalivedHost): string {
 
 vrrp_script fulcrum_health {
   script "${host.healthCommand}"
-  interval 1
+  interval ${host.scriptInterval ?? 1}
   timeout ${host.scriptTimeout ?? 3}
   fall 2
   rise 2
