@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the test suite runs for real when it is missing: redis-server, memcached, haproxy, dig
+# Installs what the test suite runs for real when it is missing: redis-server, memcached, haproxy, dig, keepalived
 # (tests start their own instances on free loopback ports and stop them by PID; nothing here starts
 # a service; haproxy is the peer of the PROXY protocol interop test) and Debian's Chromium (the
 # dashboard's browser test drives it with playwright-core).
@@ -12,6 +12,9 @@ command -v memcached >/dev/null 2>&1 || need+=(memcached)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 # dig (bind9-dnsutils): the DNS listener's end-to-end test queries it as a user would.
 command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
+# keepalived: the redundancy test runs a real VRRP pair in network namespaces (as root; it skips
+# otherwise). Debian puts it in /usr/sbin.
+{ command -v keepalived || [ -x /usr/sbin/keepalived ]; } >/dev/null 2>&1 || need+=(keepalived)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ] && ! command -v sudo >/dev/null 2>&1; then
     echo "test-deps: missing ${need[*]}; install them (Debian: apt-get install ${need[*]})" >&2

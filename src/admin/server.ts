@@ -24,6 +24,7 @@ import type { ClusterView } from './clusterView.js';
 import { AdminError, type Control, DEFAULT_REMOVE_TIMEOUT_MS, noPool, noServer } from './control.js';
 import type { EventStream } from './events.js';
 import type { Telemetry } from './metrics.js';
+import { readiness } from './readiness.js';
 import { listenerViews, poolView, serverView, statusView, type ViewContext } from './snapshot.js';
 
 export interface AdminDeps {
@@ -76,6 +77,7 @@ export const ROUTES: ReadonlyArray<[string, string, string]> = [
   ['DELETE', '/api/protection/:listener/blocked/:ip', 'unblock a client blocked by detection'],
   ['GET', '/api/events', 'server-sent events: snapshot (every second), transition'],
   ['GET', '/metrics', 'Prometheus metrics'],
+  ['GET', '/ready', 'readiness: 200 or 503 with the reason (?minServers=N; no token needed)'],
   ['GET', '/', 'the dashboard'],
 ];
 
@@ -201,6 +203,11 @@ export function createAdminHandler(deps: AdminDeps): RequestListener {
     }
     const url = requestUrl(req.url ?? '/');
     if (req.method === 'POST' && url.pathname === '/login') return login(req, res);
+    // Readiness answers without the token: probes (keepalived, systemd, containers) carry none,
+    // and it tells no more than whether the balancer serves.
+    if (url.pathname === '/ready' && (req.method === 'GET' || req.method === 'HEAD')) {
+      return ready(res, url);
+    }
     const verdict = deps.auth().check(req);
     if (verdict === 'cross-origin') {
       throw new AdminError(403, 'cross-origin request refused (send it from the dashboard, curl or the CLI)');
@@ -249,6 +256,31 @@ export function createAdminHandler(deps: AdminDeps): RequestListener {
       );
     }
     throw new AdminError(404, `no admin route ${url.pathname} (GET /api lists them)`);
+  }
+
+  function ready(res: ServerResponse, url: URL): void {
+    const text = url.searchParams.get('minServers');
+    let minServers: number | undefined;
+    if (text !== null) {
+      minServers = Number(text);
+      if (text.trim() === '' || !Number.isInteger(minServers) || minServers < 0) {
+        throw new AdminError(400, `minServers: expected an integer >= 0, got ${JSON.stringify(text)}`, [
+          { path: 'minServers', message: `expected an integer >= 0, got ${JSON.stringify(text)}` },
+        ]);
+      }
+    }
+    const cluster = deps.cluster;
+    const verdict = readiness(view().runtime, {
+      ...(minServers === undefined ? {} : { minServers }),
+      // A supervisor binds nothing: a listener counts as bound when a serving worker reports it.
+      ...(cluster === undefined
+        ? {}
+        : {
+            bound: (name: string) =>
+              cluster.workers().some((w) => w.state === 'serving') && cluster.listener(name) !== undefined,
+          }),
+    });
+    sendJson(res, verdict.ready ? 200 : 503, verdict);
   }
 
   async function login(req: IncomingMessage, res: ServerResponse): Promise<void> {

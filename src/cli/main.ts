@@ -1,11 +1,15 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from 'commander';
+// Light modules only at the top: the proxy (runtime) and the config schema load when a command
+// needs them, so that `fulcrum health`, run every second by keepalived, starts quickly.
+import { formatAddress } from '../config/address.js';
 import { configOrDefault, DEFAULT_CONFIG } from '../config/defaultFile.js';
-import { ConfigError, formatAddress, parseDuration } from '../config/index.js';
+import { parseDuration } from '../config/duration.js';
+import { ConfigError } from '../config/errors.js';
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel, log } from '../core/log.js';
 import { VERSION } from '../core/version.js';
 import { describeReload } from '../runtime/describeReload.js';
-import { type ReloadSummary, Runtime } from '../runtime/runtime.js';
+import type { ReloadSummary, Runtime } from '../runtime/runtime.js';
 
 /** Exit status for a bad config (`check` and `start`), as the contract says. */
 const EXIT_CONFIG = 2;
@@ -374,6 +378,32 @@ adminTarget(
   process.exitCode = await (await import('../admin/protectionClient.js')).unblock(listener, ip, opts);
 });
 
+program
+  .command('health')
+  .description(
+    'Exit 0 when the running balancer serves (every listener bound, usable servers in every default pool), 1 with the reason when not. For keepalived, systemd and container probes.',
+  )
+  .option('--admin <url>', 'admin API URL (default: $FULCRUM_ADMIN, admin.listen of the config file)')
+  .option(
+    '-c, --config <file>',
+    `take the admin address from this config file (default: ./${DEFAULT_CONFIG} when present)`,
+  )
+  .option('--min-servers <n>', "usable servers each listener's default pool needs (default 1)", count)
+  .option('--timeout <duration>', 'give up waiting for the admin API after this long', duration, 2000)
+  .addHelpText(
+    'after',
+    '\nExamples:\n  fulcrum health -c /etc/fulcrum/fulcrum.yaml\n  fulcrum health --admin http://127.0.0.1:9000 --min-servers 2',
+  )
+  .action(async (opts: { admin?: string; config?: string; minServers?: number; timeout: number }) => {
+    const { health } = await import('../admin/healthProbe.js');
+    process.exitCode = await health({
+      ...(opts.admin === undefined ? {} : { admin: opts.admin }),
+      ...(opts.config === undefined ? {} : { config: opts.config }),
+      ...(opts.minServers === undefined ? {} : { minServers: opts.minServers }),
+      timeoutMs: opts.timeout,
+    });
+  });
+
 // --------------------------------------------------------------------------- end of admin client
 
 interface Running {
@@ -391,12 +421,17 @@ interface Running {
  */
 async function loadAndStart(file: string): Promise<Running> {
   try {
-    const [{ loadWithState, restoreStates, stateFileOf }, { Control }, { followAdmin, startAccessLog }] =
-      await Promise.all([
-        import('../admin/state.js'),
-        import('../admin/control.js'),
-        import('../admin/followers.js'),
-      ]);
+    const [
+      { loadWithState, restoreStates, stateFileOf },
+      { Control },
+      { followAdmin, startAccessLog },
+      { Runtime },
+    ] = await Promise.all([
+      import('../admin/state.js'),
+      import('../admin/control.js'),
+      import('../admin/followers.js'),
+      import('../runtime/runtime.js'),
+    ]);
     const applied = await loadWithState(file, log);
     // workers: N > 1: a supervisor of N worker processes (src/cluster/, docs/workers.md).
     const { workerCount } = await import('../cluster/workerCount.js');
@@ -447,6 +482,13 @@ function exitWithConfigError(err: unknown): never {
 function port(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port 0..65535');
+  return n;
+}
+
+function count(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isInteger(n) || n < 0)
+    throw new InvalidArgumentError('expected an integer >= 0');
   return n;
 }
 

@@ -157,6 +157,11 @@ export class Runtime {
     return remove;
   }
 
+  /** Whether every listener is bound: between a successful start() and the start of shutdown(). */
+  get isRunning(): boolean {
+    return this.running;
+  }
+
   /** Sets (or clears) the traffic observer of every listener, now and after reloads. */
   setObserver(observer: TrafficObserver | null): void {
     this.observer = observer;

@@ -67,6 +67,23 @@ test('toRaw turns every example config back into data that parses to the same co
   }
 });
 
+test('toRaw gives rate-limit keys back as text (a listener with protection starts)', () => {
+  for (const key of ['ip', 'header:x-api-key', 'cookie:sid']) {
+    const config = parseConfig(
+      `listeners:
+  - name: web
+    protocol: http
+    listen: 127.0.0.1:0
+    pool: web
+    protection: { rateLimit: { requests: 100, per: 10s, key: "${key}" } }
+pools: [{ name: web, servers: [{ address: 127.0.0.1:1 }] }]
+`,
+      'example.yaml',
+    );
+    assert.deepStrictEqual(validate(toRaw(config), 'again'), config);
+  }
+});
+
 test('validate reports problems with key paths and without line numbers', () => {
   const raw = toRaw(parseConfig(L4, 'x.yaml'));
   ((raw.pools as Array<Record<string, unknown>>)[0]!.servers as Array<Record<string, unknown>>)[0]!.weight =

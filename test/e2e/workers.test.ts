@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { chromium } from 'playwright-core';
 import { request, startBackends } from '../helpers/balancer.js';
-import { type CliProcess, freePort, spawnCli, tempDir } from '../helpers/processes.js';
+import { type CliProcess, freePort, runCli, spawnCli, tempDir } from '../helpers/processes.js';
 
 const HEALTH_INTERVAL_MS = 500;
 const CHROMIUM = '/usr/bin/chromium';
@@ -228,6 +228,15 @@ test('workers: 2 under a supervisor: one view, one health checker, shared affini
       t.diagnostic(
         `${n} requests: a ${backends[0]!.requests}, b ${backends[1]!.requests}; status and /metrics say ${n}`,
       );
+    });
+
+    await t.test('GET /ready and fulcrum health ask the workers: ready while they serve', async () => {
+      const ready = await request(admin, { path: '/ready' });
+      assert.equal(ready.status, 200, ready.body);
+      const verdict = JSON.parse(ready.body) as { ready: boolean; listeners: { bound: boolean }[] };
+      assert.ok(verdict.ready && verdict.listeners.every((l) => l.bound), ready.body);
+      const probe = await runCli(['health', '--admin', `http://127.0.0.1:${admin}`]);
+      assert.equal(probe.code, 0, probe.stderr);
     });
 
     await t.test(
