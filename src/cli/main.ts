@@ -262,6 +262,39 @@ program
   });
 
 program
+  .command('lab')
+  .description(
+    'Run the load-balancing lab: real backends, balancers, redis-server and memcached on loopback; writes a report with charts.',
+  )
+  .option('--quick', 'fewer and shorter repetitions (about two minutes)')
+  .option('--only <names>', 'run only these scenarios, NAME,NAME,... (see below)')
+  .option('--out <dir>', 'where index.html, report.md and results.json go', 'lab-report')
+  .option('--keep-work', "copy the processes' logs and configs to DIR/work")
+  .addHelpText(
+    'after',
+    '\nScenarios: algorithms, ip-hash, failover, sessions, store-restart, session-cluster, and (listed, not run yet)\n  scale-out, hot-spot, l4-l7, dns, protection, redundancy.\nExample:\n  fulcrum lab --quick --out lab-report && xdg-open lab-report/index.html\nExit status: 0 when every check holds, 1 when one does not or a scenario failed.',
+  )
+  .action(async (opts: { quick?: boolean; only?: string; out: string; keepWork?: boolean }) => {
+    const { runLab, unknownScenarios, scenarioNames } = await import('../lab/runner.js');
+    const only = (opts.only ?? '')
+      .split(',')
+      .map((n) => n.trim())
+      .filter((n) => n !== '');
+    const unknown = unknownScenarios(only);
+    if (unknown.length > 0) {
+      process.stderr.write(`fulcrum lab: --only: unknown scenario ${unknown.join(', ')}; expected some of ${scenarioNames().join(', ')}\n`);
+      process.exit(EXIT_CONFIG);
+    }
+    const report = await runLab({ quick: opts.quick === true, only, out: opts.out, keepWork: opts.keepWork === true });
+    const failed = report.results.filter((r) => r.status === 'failed').length;
+    const bad = report.results.flatMap((r) => (r.checks ?? []).filter((c) => !c.ok)).length;
+    process.stderr.write(
+      `lab: report in ${opts.out}/index.html and ${opts.out}/report.md (${report.seconds.toFixed(0)} s; ${bad} check(s) not holding, ${failed} scenario(s) failed)\n`,
+    );
+    process.exitCode = failed > 0 || bad > 0 ? 1 : 0;
+  });
+
+program
   .command('schema')
   .description("Print the config file's JSON Schema (for editors: completion and checking of fulcrum.yaml).")
   .addHelpText(

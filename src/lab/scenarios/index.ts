@@ -1,0 +1,9 @@
+/** Every scenario of the lab, in the order of the report. */
+import type { Scenario } from '../scenario.js';
+import { algorithms } from './algorithms.js';
+import { failover } from './failover.js';
+import { ipHash } from './ipHash.js';
+import { NOT_YET } from './notYet.js';
+
+/** The lab's scenarios by issue 21's priority: those that run, then those that do not yet. */
+export const SCENARIOS: Scenario[] = [algorithms, ipHash, failover, ...NOT_YET];
