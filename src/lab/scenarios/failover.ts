@@ -71,8 +71,8 @@ export const failover: Scenario = {
       const downAt = now();
       await sleep(Math.max(0, killAt + p.downFor - now()));
       ctx.progress(`repetition ${rep + 1}: starting backend b again`);
-      const restartAt = now();
       await restartBackend(ctx.procs, victim);
+      const restartAt = now();
       const recoverMs = await waitForServerState(lb, 'no-retries', 'b', 'up', 10_000);
       const upAt = now();
       const [plain, retry] = await load;
@@ -128,7 +128,7 @@ export const failover: Scenario = {
     const marks = [
       { x: last.killAt / 1000, label: 'killed' },
       { x: last.downAt / 1000, label: 'down' },
-      { x: last.restartAt / 1000, label: 'restarted' },
+      { x: last.restartAt / 1000, label: 'listening' },
       { x: last.upAt / 1000, label: 'up' },
     ];
     return {
@@ -140,7 +140,7 @@ export const failover: Scenario = {
             ['requests sent', fmtSpread(sp((r) => r.total.plain), 0), fmtSpread(sp((r) => r.total.retry), 0)],
             ['failed requests', fmtSpread(errPlain, 0), fmtSpread(errRetry, 0)],
             ['time from kill to marked down (ms)', fmtSpread(detect, 0), 'same servers, same checks'],
-            ['time from restart to marked up (ms)', fmtSpread(recover, 0), ''],
+            ['time from listening again to marked up (ms)', fmtSpread(recover, 0), ''],
           ],
         },
       ],

@@ -4,6 +4,7 @@ import { algorithms } from './algorithms.js';
 import { failover } from './failover.js';
 import { ipHash } from './ipHash.js';
 import { NOT_YET } from './notYet.js';
+import { sessions } from './sessions.js';
 
 /** The lab's scenarios by issue 21's priority: those that run, then those that do not yet. */
-export const SCENARIOS: Scenario[] = [algorithms, ipHash, failover, ...NOT_YET];
+export const SCENARIOS: Scenario[] = [algorithms, ipHash, failover, sessions, ...NOT_YET];
