@@ -5,6 +5,7 @@ import { failover } from './failover.js';
 import { ipHash } from './ipHash.js';
 import { NOT_YET } from './notYet.js';
 import { sessions } from './sessions.js';
+import { storeRestart } from './storeRestart.js';
 
 /** The lab's scenarios by issue 21's priority: those that run, then those that do not yet. */
-export const SCENARIOS: Scenario[] = [algorithms, ipHash, failover, sessions, ...NOT_YET];
+export const SCENARIOS: Scenario[] = [algorithms, ipHash, failover, sessions, storeRestart, ...NOT_YET];
