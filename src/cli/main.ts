@@ -282,10 +282,17 @@ program
       .filter((n) => n !== '');
     const unknown = unknownScenarios(only);
     if (unknown.length > 0) {
-      process.stderr.write(`fulcrum lab: --only: unknown scenario ${unknown.join(', ')}; expected some of ${scenarioNames().join(', ')}\n`);
+      process.stderr.write(
+        `fulcrum lab: --only: unknown scenario ${unknown.join(', ')}; expected some of ${scenarioNames().join(', ')}\n`,
+      );
       process.exit(EXIT_CONFIG);
     }
-    const report = await runLab({ quick: opts.quick === true, only, out: opts.out, keepWork: opts.keepWork === true });
+    const report = await runLab({
+      quick: opts.quick === true,
+      only,
+      out: opts.out,
+      keepWork: opts.keepWork === true,
+    });
     const failed = report.results.filter((r) => r.status === 'failed').length;
     const bad = report.results.flatMap((r) => (r.checks ?? []).filter((c) => !c.ok)).length;
     process.stderr.write(

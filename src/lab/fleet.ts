@@ -6,7 +6,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { request } from './load.js';
-import { findBinary, freePort, HOST, type LabProcess, type ProcessGroup, sleep, waitForPort } from './processes.js';
+import {
+  findBinary,
+  freePort,
+  HOST,
+  type LabProcess,
+  type ProcessGroup,
+  sleep,
+  waitForPort,
+} from './processes.js';
 
 /** A running sample backend. */
 export interface Backend {
@@ -18,7 +26,12 @@ export interface Backend {
 }
 
 /** Starts `fulcrum backend` as `id` on a free port with extra arguments (`--delay`, `--session-store`...). */
-export async function startBackend(procs: ProcessGroup, id: string, args: string[] = [], port?: number): Promise<Backend> {
+export async function startBackend(
+  procs: ProcessGroup,
+  id: string,
+  args: string[] = [],
+  port?: number,
+): Promise<Backend> {
   const p = port ?? (await freePort());
   const all = ['--id', id, ...args];
   const proc = procs.fulcrum(`backend-${id}`, ['backend', '--port', String(p), ...all]);
@@ -81,7 +94,10 @@ export async function startBalancer(
 
 /** The servers of `pool` as the admin API shows them (id, state, ejected...). */
 export async function serverStates(b: Balancer, pool: string): Promise<Map<string, string>> {
-  const s = await request(b.adminPort, { path: `/api/pools/${encodeURIComponent(pool)}/servers`, timeoutMs: 3000 });
+  const s = await request(b.adminPort, {
+    path: `/api/pools/${encodeURIComponent(pool)}/servers`,
+    timeoutMs: 3000,
+  });
   const states = new Map<string, string>();
   if (s.status !== 200) return states;
   const body = JSON.parse(s.body) as { servers: { id: string; state: string; ejected: boolean }[] };

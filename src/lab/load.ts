@@ -32,7 +32,11 @@ export interface RequestOptions {
 }
 
 /** Sends one GET and resolves with its sample; never rejects (a failure is status 0). */
-export function request(port: number, options: RequestOptions = {}, origin = performance.now()): Promise<Sample> {
+export function request(
+  port: number,
+  options: RequestOptions = {},
+  origin = performance.now(),
+): Promise<Sample> {
   const started = performance.now();
   return new Promise<Sample>((resolve) => {
     let settled = false;

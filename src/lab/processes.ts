@@ -165,7 +165,9 @@ export async function waitForPort(port: number, proc: LabProcess, timeoutMs = 20
     });
     if (ok) return;
     if (Date.now() > deadline) {
-      throw new Error(`${proc.name} did not listen on ${port} within ${timeoutMs} ms:\n${tail(proc.logFile)}`);
+      throw new Error(
+        `${proc.name} did not listen on ${port} within ${timeoutMs} ms:\n${tail(proc.logFile)}`,
+      );
     }
     await sleep(50);
   }

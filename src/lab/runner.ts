@@ -60,7 +60,8 @@ async function runOne(s: Scenario, ctx: LabContext): Promise<ScenarioResult> {
 /** Runs the lab and writes the report; resolves with it. */
 export async function runLab(options: LabOptions): Promise<LabReport> {
   const say = options.progress ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const chosen = options.only.length === 0 ? SCENARIOS : SCENARIOS.filter((s) => options.only.includes(s.name));
+  const chosen =
+    options.only.length === 0 ? SCENARIOS : SCENARIOS.filter((s) => options.only.includes(s.name));
   fs.mkdirSync(options.out, { recursive: true });
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fulcrum-lab-'));
   const procs = new ProcessGroup(path.join(workDir, 'logs'));

@@ -38,7 +38,11 @@ export function mean(values: readonly number[]): number {
 }
 
 /** The fraction of `items` under each key, for every key of `keys` (0 when absent). */
-export function shares<T>(items: readonly T[], keyOf: (item: T) => string, keys: readonly string[]): number[] {
+export function shares<T>(
+  items: readonly T[],
+  keyOf: (item: T) => string,
+  keys: readonly string[],
+): number[] {
   const counts = new Map<string, number>();
   for (const item of items) {
     const k = keyOf(item);

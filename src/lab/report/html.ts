@@ -22,7 +22,9 @@ function tableHtml(caption: string, columns: string[], rows: string[][]): string
   return (
     `<table><caption>${esc(caption)}</caption><thead><tr>${columns.map((c) => `<th>${esc(c)}</th>`).join('')}</tr></thead><tbody>` +
     rows
-      .map((r) => `<tr>${r.map((c) => `<td${numeric(c) ? ' class="num"' : ''}>${esc(c)}</td>`).join('')}</tr>`)
+      .map(
+        (r) => `<tr>${r.map((c) => `<td${numeric(c) ? ' class="num"' : ''}>${esc(c)}</td>`).join('')}</tr>`,
+      )
       .join('') +
     '</tbody></table>'
   );
@@ -60,7 +62,7 @@ function section(r: ScenarioResult, index: number): string {
 /** The report as one HTML page. */
 export function renderHtml(report: LabReport): string {
   const toc = report.results
-    .map((r, i) => `<li><a href="#${esc(r.name)}">${esc(r.title)}</a> — ${esc(verdict(r))}</li>`)
+    .map((r) => `<li><a href="#${esc(r.name)}">${esc(r.title)}</a> — ${esc(verdict(r))}</li>`)
     .join('');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">

@@ -15,7 +15,8 @@ function table(columns: string[], rows: string[][]): string {
 }
 
 function chartData(chart: Chart): string {
-  const num = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? '–' : String(Number(v.toPrecision(4))));
+  const num = (v: number | undefined) =>
+    v === undefined || !Number.isFinite(v) ? '–' : String(Number(v.toPrecision(4)));
   if (chart.kind === 'bar') {
     const rows = chart.categories.map((cat, i) => [
       cat,
@@ -33,7 +34,10 @@ function chartData(chart: Chart): string {
     const lines = chart.series.map((s) => `- ${s.name}: ${s.points.length} points`);
     return `*Chart: ${chart.title}* (${chart.xLabel} → ${chart.yLabel}; ${xs.length} points, see index.html)\n\n${lines.join('\n')}`;
   }
-  const rows = xs.map((x) => [num(x), ...chart.series.map((s) => num(s.points.find((p) => p[0] === x)?.[1]))]);
+  const rows = xs.map((x) => [
+    num(x),
+    ...chart.series.map((s) => num(s.points.find((p) => p[0] === x)?.[1])),
+  ]);
   return `*Chart: ${chart.title}* (${chart.yLabel})\n\n${table([chart.xLabel, ...chart.series.map((s) => s.name)], rows)}`;
 }
 
@@ -45,7 +49,8 @@ function section(r: ScenarioResult, index: number): string {
   }
   for (const t of r.tables ?? []) out.push(`*${t.caption}*`, '', table(t.columns, t.rows), '');
   // A bar chart draws a table the section already has; a line chart's points are written out.
-  for (const c of r.charts ?? []) if (c.kind === 'line' || (r.tables ?? []).length === 0) out.push(chartData(c), '');
+  for (const c of r.charts ?? [])
+    if (c.kind === 'line' || (r.tables ?? []).length === 0) out.push(chartData(c), '');
   out.push(`**What it means.** ${r.meaning ?? ''}`, '');
   for (const n of r.notes ?? []) out.push(`> ${n}`, '');
   out.push(`**Checks** (${verdict(r)}, ${r.seconds.toFixed(0)} s):`, '');

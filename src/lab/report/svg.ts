@@ -120,7 +120,9 @@ export function barChartSvg(chart: BarChart): string {
 export function lineChartSvg(chart: LineChart): string {
   const plotW = WIDTH - MARGIN.left - MARGIN.right;
   const plotH = HEIGHT - MARGIN.top - MARGIN.bottom;
-  const xs = chart.series.flatMap((s) => s.points.map((p) => p[0])).concat((chart.markers ?? []).map((m) => m.x));
+  const xs = chart.series
+    .flatMap((s) => s.points.map((p) => p[0]))
+    .concat((chart.markers ?? []).map((m) => m.x));
   const ys = chart.series.flatMap((s) => s.points.map((p) => p[1])).filter(Number.isFinite);
   const xTicks = niceTicks(Math.min(...xs, 0), Math.max(...xs, 1), 8);
   const yTicks = niceTicks(0, Math.max(...ys, 0) || 1);
@@ -145,7 +147,8 @@ export function lineChartSvg(chart: LineChart): string {
     if (pts.length === 0) return;
     body += `<polyline points="${pts.map((p) => `${x(p[0])},${y(p[1])}`).join(' ')}" fill="none" stroke="${color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`;
     if (pts.length <= 40) {
-      for (const p of pts) body += `<circle cx="${x(p[0])}" cy="${y(p[1])}" r="3" fill="${color}"><title>${esc(`${s.name}: ${tickText(p[0])}, ${tickText(p[1])}`)}</title></circle>`;
+      for (const p of pts)
+        body += `<circle cx="${x(p[0])}" cy="${y(p[1])}" r="3" fill="${color}"><title>${esc(`${s.name}: ${tickText(p[0])}, ${tickText(p[1])}`)}</title></circle>`;
     }
   });
   return frame(

@@ -7,7 +7,12 @@ import { closedLoop } from '../load.js';
 import { check, type Findings, type LabContext, type Scenario } from '../scenario.js';
 import { fmt, fmtSpread, mean, quantile, shares, spread } from '../stats.js';
 
-const ALGORITHMS = ['round-robin', 'weighted-round-robin', 'least-connections', 'least-response-time'] as const;
+const ALGORITHMS = [
+  'round-robin',
+  'weighted-round-robin',
+  'least-connections',
+  'least-response-time',
+] as const;
 const SHORT: Record<(typeof ALGORITHMS)[number], string> = {
   'round-robin': 'rr',
   'weighted-round-robin': 'wrr',
@@ -19,7 +24,7 @@ const CONCURRENCY = 6;
 const SERVERS = ['fast-a', 'fast-b', 'slow-c'];
 
 function plan(quick: boolean) {
-  return { reps: quick ? 2 : 3, seconds: quick ? 2 : 5 };
+  return { reps: quick ? 2 : 3, seconds: quick ? 1.5 : 5 };
 }
 
 /** The algorithms scenario. */
@@ -73,7 +78,7 @@ export const algorithms: Scenario = {
         });
         const ok = samples.filter((s) => s.status === 200);
         errors.set(a, (errors.get(a) ?? 0) + samples.length - ok.length);
-        shares(ok, (s) => s.servedBy, SERVERS).forEach((v, i) => share.get(a)![i]!.push(v));
+        for (const [i, v] of shares(ok, (s) => s.servedBy, SERVERS).entries()) share.get(a)![i]!.push(v);
         const ms = ok.map((s) => s.ms);
         p50.get(a)!.push(quantile(ms, 0.5));
         p99.get(a)!.push(quantile(ms, 0.99));
@@ -91,7 +96,11 @@ export const algorithms: Scenario = {
     }
     const rr = slowShare('round-robin');
     const checks = [
-      check('round robin gives the slow server about a third', rr > 0.25 && rr < 0.42, `slow-c share ${fmt(rr * 100)} %`),
+      check(
+        'round robin gives the slow server about a third',
+        rr > 0.25 && rr < 0.42,
+        `slow-c share ${fmt(rr * 100)} %`,
+      ),
       check(
         'weighted round robin follows the weights (1 of 7 to slow-c)',
         slowShare('weighted-round-robin') < rr && slowShare('weighted-round-robin') < 0.22,
@@ -104,7 +113,11 @@ export const algorithms: Scenario = {
       ),
       check(
         'least response time gives the slow server the smallest share',
-        SERVERS.every((_, i) => i === 2 || spread(share.get('least-response-time')![i]!).median > slowShare('least-response-time')),
+        SERVERS.every(
+          (_, i) =>
+            i === 2 ||
+            spread(share.get('least-response-time')![i]!).median > slowShare('least-response-time'),
+        ),
         `shares ${SERVERS.map((s, i) => `${s} ${fmt(spread(share.get('least-response-time')![i]!).median * 100)} %`).join(', ')}`,
       ),
       check(
@@ -121,7 +134,8 @@ export const algorithms: Scenario = {
     return {
       tables: [
         {
-          caption: 'Share of requests per server (%) and latency seen by the client (ms), median (min–max) over repetitions',
+          caption:
+            'Share of requests per server (%) and latency seen by the client (ms), median (min–max) over repetitions',
           columns: ['algorithm', ...SERVERS.map((s) => `${s} %`), 'p50 ms', 'p99 ms', 'mean ms'],
           rows: ALGORITHMS.map((a) => [
             a,
@@ -143,7 +157,12 @@ export const algorithms: Scenario = {
           categories: ALGORITHMS.map((a) => a),
           series: SERVERS.map((name, i) => {
             const s = ALGORITHMS.map((a) => spread(share.get(a)![i]!.map((v) => v * 100)));
-            return { name, values: s.map((x) => x.median), low: s.map((x) => x.min), high: s.map((x) => x.max) };
+            return {
+              name,
+              values: s.map((x) => x.median),
+              low: s.map((x) => x.min),
+              high: s.map((x) => x.max),
+            };
           }),
         },
         {
@@ -157,7 +176,12 @@ export const algorithms: Scenario = {
             ['mean', avg],
           ].map(([name, m]) => {
             const s = ALGORITHMS.map((a) => latency(m as Map<string, number[]>, a));
-            return { name: name as string, values: s.map((x) => x.median), low: s.map((x) => x.min), high: s.map((x) => x.max) };
+            return {
+              name: name as string,
+              values: s.map((x) => x.median),
+              low: s.map((x) => x.min),
+              high: s.map((x) => x.max),
+            };
           }),
         },
       ],

@@ -51,10 +51,21 @@ export const failover: Scenario = {
       );
       const servers = backends.map((b) => ({ address: `127.0.0.1:${b.port}`, name: b.id }));
       const healthCheck = { type: 'http', path: '/health', ...CHECK };
-      const lb = await startBalancer(ctx.procs, ctx.workDir, `failover-${rep}`, { plain: 'no-retries', retry: 'retries' }, [
-        { name: 'no-retries', servers, healthCheck, retries: { attempts: 0 } },
-        { name: 'retries', servers, healthCheck, retries: { attempts: 2, on: ['connect-failure', 'reset'] } },
-      ]);
+      const lb = await startBalancer(
+        ctx.procs,
+        ctx.workDir,
+        `failover-${rep}`,
+        { plain: 'no-retries', retry: 'retries' },
+        [
+          { name: 'no-retries', servers, healthCheck, retries: { attempts: 0 } },
+          {
+            name: 'retries',
+            servers,
+            healthCheck,
+            retries: { attempts: 2, on: ['connect-failure', 'reset'] },
+          },
+        ],
+      );
       const origin = performance.now();
       const now = () => performance.now() - origin;
       const load = Promise.all(
@@ -77,7 +88,10 @@ export const failover: Scenario = {
       const upAt = now();
       const [plain, retry] = await load;
       reps.push({
-        errors: { plain: plain!.filter((s) => s.status !== 200).length, retry: retry!.filter((s) => s.status !== 200).length },
+        errors: {
+          plain: plain!.filter((s) => s.status !== 200).length,
+          retry: retry!.filter((s) => s.status !== 200).length,
+        },
         total: { plain: plain!.length, retry: retry!.length },
         detectMs: Number.isFinite(detectMs) ? downAt - killAt : Number.NaN,
         recoverMs: Number.isFinite(recoverMs) ? upAt - restartAt : Number.NaN,
@@ -137,7 +151,17 @@ export const failover: Scenario = {
           caption: `Median (min–max) over ${reps.length} repetition(s)`,
           columns: ['', 'no retries', 'retries'],
           rows: [
-            ['requests sent', fmtSpread(sp((r) => r.total.plain), 0), fmtSpread(sp((r) => r.total.retry), 0)],
+            [
+              'requests sent',
+              fmtSpread(
+                sp((r) => r.total.plain),
+                0,
+              ),
+              fmtSpread(
+                sp((r) => r.total.retry),
+                0,
+              ),
+            ],
             ['failed requests', fmtSpread(errPlain, 0), fmtSpread(errRetry, 0)],
             ['time from kill to marked down (ms)', fmtSpread(detect, 0), 'same servers, same checks'],
             ['time from listening again to marked up (ms)', fmtSpread(recover, 0), ''],

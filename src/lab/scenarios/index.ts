@@ -4,8 +4,17 @@ import { algorithms } from './algorithms.js';
 import { failover } from './failover.js';
 import { ipHash } from './ipHash.js';
 import { NOT_YET } from './notYet.js';
+import { sessionCluster } from './sessionCluster.js';
 import { sessions } from './sessions.js';
 import { storeRestart } from './storeRestart.js';
 
 /** The lab's scenarios by issue 21's priority: those that run, then those that do not yet. */
-export const SCENARIOS: Scenario[] = [algorithms, ipHash, failover, sessions, storeRestart, ...NOT_YET];
+export const SCENARIOS: Scenario[] = [
+  algorithms,
+  ipHash,
+  failover,
+  sessions,
+  sessionCluster,
+  storeRestart,
+  ...NOT_YET,
+];

@@ -18,7 +18,14 @@ const MEASURED_SERVERS = 3;
 function servers(n: number): Server[] {
   return Array.from({ length: n }, (_, i) => {
     const port = 3001 + i;
-    return new Server({ id: `s${i + 1}`, host: '10.0.0.1', port, address: `10.0.0.1:${port}`, weight: 1, backup: false });
+    return new Server({
+      id: `s${i + 1}`,
+      host: '10.0.0.1',
+      port,
+      address: `10.0.0.1:${port}`,
+      weight: 1,
+      backup: false,
+    });
   });
 }
 
@@ -56,7 +63,7 @@ export const ipHash: Scenario = {
   number: 3,
   title: 'IP hash: consistent hashing vs modulo when a server leaves',
   claim:
-    'With hashing modulo N, removing one of N servers sends most clients to a different server (their sessions and caches are lost); with consistent hashing only the leaving server\'s clients move, about 1/N.',
+    "With hashing modulo N, removing one of N servers sends most clients to a different server (their sessions and caches are lost); with consistent hashing only the leaving server's clients move, about 1/N.",
   setup: (quick) =>
     `Computed: ${quick ? '20 000' : '100 000'} client addresses through Fulcrum's own ip-hash policy (src/balancing/ipHash.ts, a ring with 160 points per server) and through hash modulo N on the same hash, for N = ${SIZES.join(', ')}, each server leaving in turn (the spread is over which one leaves). Measured: a balancer with an ip-hash pool of ${MEASURED_SERVERS} sample backends and health checks every 200 ms; ${quick ? 40 : 120} clients, each its own loopback source address 127.0.0.x, ask GET /whoami; one backend is killed (SIGKILL); once the balancer has marked it down, the same clients ask again.`,
   async run(ctx: LabContext): Promise<Findings> {
@@ -88,7 +95,10 @@ export const ipHash: Scenario = {
         healthCheck: { type: 'http', path: '/health', interval: '200ms', timeout: '500ms', fall: 1, rise: 1 },
       },
     ]);
-    const clients = Array.from({ length: ctx.quick ? 40 : 120 }, (_, i) => `127.0.${1 + Math.floor(i / 250)}.${2 + (i % 250)}`);
+    const clients = Array.from(
+      { length: ctx.quick ? 40 : 120 },
+      (_, i) => `127.0.${1 + Math.floor(i / 250)}.${2 + (i % 250)}`,
+    );
     const ask = async () => {
       const seen = new Map<string, string>();
       for (let i = 0; i < clients.length; i += 10) {
@@ -96,7 +106,7 @@ export const ipHash: Scenario = {
         const answers = await Promise.all(
           batch.map((ip) => request(lb.ports.web!, { path: '/whoami', localAddress: ip })),
         );
-        batch.forEach((ip, k) => seen.set(ip, answers[k]!.servedBy));
+        for (const [k, ip] of batch.entries()) seen.set(ip, answers[k]!.servedBy);
       }
       return seen;
     };
@@ -139,21 +149,27 @@ export const ipHash: Scenario = {
       check(
         'consistent hashing moves about 1/N of the clients',
         ringNear,
-        SIZES.map((n) => `N=${n}: ${fmt(spread(ring.get(n)!).median * 100)} % (1/N = ${fmt(100 / n)} %)`).join('; '),
+        SIZES.map(
+          (n) => `N=${n}: ${fmt(spread(ring.get(n)!).median * 100)} % (1/N = ${fmt(100 / n)} %)`,
+        ).join('; '),
       ),
       check(
         'modulo moves far more (at least 1.8× as many for N ≥ 3)',
         moduloWorse,
         SIZES.map((n) => `N=${n}: ${fmt(spread(modulo.get(n)!).median * 100)} %`).join('; '),
       ),
-      check('with the ring, only the leaving server\'s clients move', strays === 0, `${strays} clients of staying servers moved`),
+      check(
+        "with the ring, only the leaving server's clients move",
+        strays === 0,
+        `${strays} clients of staying servers moved`,
+      ),
       check(
         'through the balancer: the killed server was marked down',
         Number.isFinite(downMs),
         Number.isFinite(downMs) ? `down after ${fmt(downMs, 0)} ms` : 'never marked down within 15 s',
       ),
       check(
-        'through the balancer: only the killed server\'s clients moved',
+        "through the balancer: only the killed server's clients moved",
         movedFromStayers === 0 && movedMeasured === onVictim && failedAfter === 0,
         `${movedMeasured} of ${clients.length} clients moved, ${onVictim} were on ${victim.id}, ${movedFromStayers} others moved, ${failedAfter} failed`,
       ),
@@ -161,7 +177,8 @@ export const ipHash: Scenario = {
     return {
       tables: [
         {
-          caption: 'Clients that change server when one of N leaves (%), median (min–max) over which server leaves',
+          caption:
+            'Clients that change server when one of N leaves (%), median (min–max) over which server leaves',
           columns: ['N', 'consistent (ip-hash ring)', 'modulo N', 'ideal 1/N'],
           rows: SIZES.map((n) => [
             String(n),
@@ -172,8 +189,22 @@ export const ipHash: Scenario = {
         },
         {
           caption: `Measured through the balancer (${MEASURED_SERVERS} servers, ${clients.length} loopback clients)`,
-          columns: ['clients', `on ${victim.id} before`, 'moved', 'moved from staying servers', 'time to mark down (ms)'],
-          rows: [[String(clients.length), String(onVictim), String(movedMeasured), String(movedFromStayers), fmt(downMs, 0)]],
+          columns: [
+            'clients',
+            `on ${victim.id} before`,
+            'moved',
+            'moved from staying servers',
+            'time to mark down (ms)',
+          ],
+          rows: [
+            [
+              String(clients.length),
+              String(onVictim),
+              String(movedMeasured),
+              String(movedFromStayers),
+              fmt(downMs, 0),
+            ],
+          ],
         },
       ],
       charts: [
@@ -184,7 +215,10 @@ export const ipHash: Scenario = {
           yLabel: 'clients that move (%)',
           series: [
             { name: 'modulo N', points: SIZES.map((n) => [n, spread(modulo.get(n)!).median * 100]) },
-            { name: 'consistent (ip-hash)', points: SIZES.map((n) => [n, spread(ring.get(n)!).median * 100]) },
+            {
+              name: 'consistent (ip-hash)',
+              points: SIZES.map((n) => [n, spread(ring.get(n)!).median * 100]),
+            },
             { name: 'ideal 1/N', points: SIZES.map((n) => [n, 100 / n]), dashed: true },
           ],
         },

@@ -23,7 +23,8 @@ function pending(
   };
 }
 
-const NOT_BUILT = 'not built yet in this version of the lab (issue 21 lists it; the report will show it once written).';
+const NOT_BUILT =
+  'not built yet in this version of the lab (issue 21 lists it; the report will show it once written).';
 
 /** Scenarios listed in the report but not run, with why. */
 export const NOT_YET: Scenario[] = [
@@ -31,7 +32,7 @@ export const NOT_YET: Scenario[] = [
     'scale-out',
     1,
     'Scale-out: 1, 2, 3 backends doing CPU work',
-    'Adding backends behind a balancer adds throughput until something else (here: this machine\'s cores) caps it.',
+    "Adding backends behind a balancer adds throughput until something else (here: this machine's cores) caps it.",
     'Backends that spend CPU per request, 1, 2 and 3 of them behind one balancer; throughput and latency by count.',
     `${NOT_BUILT} The sample backend has no CPU-work option yet (only --delay, which costs no CPU).`,
   ),
@@ -56,7 +57,7 @@ export const NOT_YET: Scenario[] = [
     9,
     "DNS balancing's coarse control",
     'Clients keep using an address they resolved until its TTL runs out, so traffic goes on reaching a dead server for up to the TTL.',
-    'Fulcrum\'s DNS listener answering for a pool; clients that cache answers for the TTL; a server killed.',
+    "Fulcrum's DNS listener answering for a pool; clients that cache answers for the TTL; a server killed.",
     `${NOT_BUILT} The DNS listener exists (docs/dns.md).`,
   ),
   pending(

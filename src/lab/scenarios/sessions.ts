@@ -3,7 +3,14 @@
  * backend's memory without stickiness, with sticky cookies, and in a shared Redis or Memcached
  * store: the requests that find their session gone, then the sessions lost when a server dies.
  */
-import { type Backend, startBackend, startBalancer, startStore, storesUnavailable, waitForServerState } from '../fleet.js';
+import {
+  type Backend,
+  startBackend,
+  startBalancer,
+  startStore,
+  storesUnavailable,
+  waitForServerState,
+} from '../fleet.js';
 import { CookieClient, keepAliveAgent } from '../load.js';
 import { check, type Findings, type LabContext, type Scenario } from '../scenario.js';
 import { fmt } from '../stats.js';
@@ -52,7 +59,7 @@ export const sessions: Scenario = {
   number: 5,
   title: 'Session consistency: memory, sticky sessions, a shared store',
   claim:
-    'Sessions kept in one server\'s memory are lost whenever the balancer sends the client elsewhere; sticky sessions fix that until a server dies (its clients, about 1/N, lose their sessions); a shared Redis or Memcached store loses none.',
+    "Sessions kept in one server's memory are lost whenever the balancer sends the client elsewhere; sticky sessions fix that until a server dies (its clients, about 1/N, lose their sessions); a shared Redis or Memcached store loses none.",
   setup: (quick) => {
     const p = plan(quick);
     return `Four groups of ${SERVERS} sample backends (fulcrum backend --session-store memory | redis://… | memcached://…, one redis-server and one memcached started by the lab), each group behind its own round-robin pool of one balancer (the sticky group with sticky: {type: cookie}); health checks every 250 ms. ${p.clients} clients per group, each with its own cookie jar, call GET /session ${p.requests} times (the backend counts the session's requests); a request "sees a lost session" when the count does not go on from the last one. Then one backend of each group is killed (SIGKILL); once marked down, every client calls once more: its session is lost when the count starts again.`;
@@ -97,7 +104,10 @@ export const sessions: Scenario = {
         const agent = keepAliveAgent(8);
         const t: Tally = { requests: 0, lost: 0, clients: p.clients, lostOnKill: 0, failed: 0 };
         tallies.set(s.key, t);
-        const clients = Array.from({ length: p.clients }, () => ({ client: new CookieClient(lb.ports[s.key]!, agent), last: 0 }));
+        const clients = Array.from({ length: p.clients }, () => ({
+          client: new CookieClient(lb.ports[s.key]!, agent),
+          last: 0,
+        }));
         jars.set(s.key, clients);
         await Promise.all(
           clients.map(async (c) => {
@@ -133,7 +143,8 @@ export const sessions: Scenario = {
         );
       }),
     );
-    const lostShare = (k: string) => tallies.get(k)!.lost / Math.max(1, tallies.get(k)!.requests - tallies.get(k)!.clients);
+    const lostShare = (k: string) =>
+      tallies.get(k)!.lost / Math.max(1, tallies.get(k)!.requests - tallies.get(k)!.clients);
     const killShare = (k: string) => tallies.get(k)!.lostOnKill / tallies.get(k)!.clients;
     const figures: Record<string, number> = {};
     for (const s of STRATEGIES) {
@@ -147,7 +158,11 @@ export const sessions: Scenario = {
         lostShare('memory') > 0.3,
         `${fmt(lostShare('memory') * 100)} % of the requests after the first saw a lost session`,
       ),
-      check('sticky cookies keep every session while the servers live', tallies.get('sticky')!.lost === 0, `${tallies.get('sticky')!.lost} lost`),
+      check(
+        'sticky cookies keep every session while the servers live',
+        tallies.get('sticky')!.lost === 0,
+        `${tallies.get('sticky')!.lost} lost`,
+      ),
       check(
         'sticky sessions lose about 1/N when a server dies',
         killShare('sticky') > 0.5 / SERVERS && killShare('sticky') < 2 / SERVERS,
@@ -160,13 +175,22 @@ export const sessions: Scenario = {
           `${tallies.get(k)!.lost} lost before, ${tallies.get(k)!.lostOnKill} after the kill, ${tallies.get(k)!.failed} failed requests`,
         ),
       ),
-      check('the killed servers were marked down', down.every(Number.isFinite), down.map((d) => `${fmt(d, 0)} ms`).join(', ')),
+      check(
+        'the killed servers were marked down',
+        down.every(Number.isFinite),
+        down.map((d) => `${fmt(d, 0)} ms`).join(', '),
+      ),
     ];
     return {
       tables: [
         {
           caption: `${p.clients} clients per strategy, ${p.requests} requests each, then one of ${SERVERS} servers killed`,
-          columns: ['strategy', 'requests seeing a lost session (%)', 'clients losing their session when a server dies (%)', 'failed requests'],
+          columns: [
+            'strategy',
+            'requests seeing a lost session (%)',
+            'clients losing their session when a server dies (%)',
+            'failed requests',
+          ],
           rows: STRATEGIES.map((s) => [
             s.label,
             fmt(lostShare(s.key) * 100),
@@ -183,7 +207,10 @@ export const sessions: Scenario = {
           categories: STRATEGIES.map((s) => s.label),
           series: [
             { name: 'requests seeing a lost session', values: STRATEGIES.map((s) => lostShare(s.key) * 100) },
-            { name: 'sessions lost when a server dies', values: STRATEGIES.map((s) => killShare(s.key) * 100) },
+            {
+              name: 'sessions lost when a server dies',
+              values: STRATEGIES.map((s) => killShare(s.key) * 100),
+            },
           ],
         },
       ],

@@ -49,7 +49,12 @@ async function loadSave(url: string, seconds: number, keys: number) {
   );
   const elapsed = (performance.now() - started) / 1000;
   await store.close();
-  return { opsPerSec: latencies.length / elapsed, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), errors };
+  return {
+    opsPerSec: latencies.length / elapsed,
+    p50: quantile(latencies, 0.5),
+    p99: quantile(latencies, 0.99),
+    errors,
+  };
 }
 
 /** Writes `count` sessions, restarts the server (SIGTERM, same port and folder), counts those still there. */
@@ -57,7 +62,9 @@ async function restartKeeps(ctx: LabContext, server: StoreServer, count: number)
   const before = openStore(server.url, { logger: quiet });
   for (let i = 0; i < count; i += 50) {
     await Promise.all(
-      Array.from({ length: Math.min(50, count - i) }, (_, k) => before.set(`lab-restart-${i + k}`, sessionData(i + k), 1800)),
+      Array.from({ length: Math.min(50, count - i) }, (_, k) =>
+        before.set(`lab-restart-${i + k}`, sessionData(i + k), 1800),
+      ),
     );
   }
   await before.close();
@@ -78,7 +85,9 @@ async function restartKeeps(ctx: LabContext, server: StoreServer, count: number)
   let kept = 0;
   for (let i = 0; i < count; i += 50) {
     const found = await Promise.all(
-      Array.from({ length: Math.min(50, count - i) }, (_, k) => after.get(`lab-restart-${i + k}`).catch(() => null)),
+      Array.from({ length: Math.min(50, count - i) }, (_, k) =>
+        after.get(`lab-restart-${i + k}`).catch(() => null),
+      ),
     );
     kept += found.filter((f) => f !== null && f !== undefined).length;
   }
@@ -105,7 +114,10 @@ export const storeRestart: Scenario = {
       redis: await startStore(ctx.procs, ctx.workDir, 'redis'),
       memcached: await startStore(ctx.procs, ctx.workDir, 'memcached'),
     };
-    const runs = { redis: [] as Awaited<ReturnType<typeof loadSave>>[], memcached: [] as Awaited<ReturnType<typeof loadSave>>[] };
+    const runs = {
+      redis: [] as Awaited<ReturnType<typeof loadSave>>[],
+      memcached: [] as Awaited<ReturnType<typeof loadSave>>[],
+    };
     for (let rep = 0; rep < p.reps; rep++) {
       for (const k of KINDS) {
         ctx.progress(`${LABEL[k]} load + save, repetition ${rep + 1}/${p.reps}`);
@@ -117,7 +129,8 @@ export const storeRestart: Scenario = {
       ctx.progress(`${LABEL[k]}: writing ${p.sessions} sessions, restarting the server`);
       kept[k] = await restartKeeps(ctx, servers[k], p.sessions);
     }
-    const of = (k: (typeof KINDS)[number], f: (r: Awaited<ReturnType<typeof loadSave>>) => number) => spread(runs[k].map(f));
+    const of = (k: (typeof KINDS)[number], f: (r: Awaited<ReturnType<typeof loadSave>>) => number) =>
+      spread(runs[k].map(f));
     const figures: Record<string, number> = {};
     for (const k of KINDS) {
       figures[`${k}.opsPerSec`] = of(k, (r) => r.opsPerSec).median;
@@ -127,25 +140,48 @@ export const storeRestart: Scenario = {
     }
     const errors = KINDS.map((k) => runs[k].reduce((n, r) => n + r.errors, 0));
     const checks = [
-      check('Redis with persistence keeps every session across a restart', kept.redis === p.sessions, `${kept.redis} of ${p.sessions} kept`),
+      check(
+        'Redis with persistence keeps every session across a restart',
+        kept.redis === p.sessions,
+        `${kept.redis} of ${p.sessions} kept`,
+      ),
       check('Memcached loses them all', kept.memcached === 0, `${kept.memcached} of ${p.sessions} kept`),
       check(
         'both serve a load + save well under a few milliseconds (median)',
         KINDS.every((k) => of(k, (r) => r.p50).median < 20),
         KINDS.map((k) => `${LABEL[k]} ${fmt(of(k, (r) => r.p50).median, 2)} ms`).join(', '),
       ),
-      check('no operation failed', errors.every((e) => e === 0), KINDS.map((k, i) => `${LABEL[k]} ${errors[i]}`).join(', ')),
+      check(
+        'no operation failed',
+        errors.every((e) => e === 0),
+        KINDS.map((k, i) => `${LABEL[k]} ${errors[i]}`).join(', '),
+      ),
     ];
     return {
       tables: [
         {
           caption: `Session load + save, ${CONCURRENCY} at a time, median (min–max) over ${p.reps} repetitions`,
-          columns: ['store', 'load + save per second', 'p50 ms', 'p99 ms', `sessions kept after a restart (of ${p.sessions})`],
+          columns: [
+            'store',
+            'load + save per second',
+            'p50 ms',
+            'p99 ms',
+            `sessions kept after a restart (of ${p.sessions})`,
+          ],
           rows: KINDS.map((k) => [
             LABEL[k],
-            fmtSpread(of(k, (r) => r.opsPerSec), 0),
-            fmtSpread(of(k, (r) => r.p50), 2),
-            fmtSpread(of(k, (r) => r.p99), 2),
+            fmtSpread(
+              of(k, (r) => r.opsPerSec),
+              0,
+            ),
+            fmtSpread(
+              of(k, (r) => r.p50),
+              2,
+            ),
+            fmtSpread(
+              of(k, (r) => r.p99),
+              2,
+            ),
             String(kept[k]),
           ]),
         },
@@ -161,7 +197,12 @@ export const storeRestart: Scenario = {
             ['p99', (r: Awaited<ReturnType<typeof loadSave>>) => r.p99] as const,
           ].map(([name, f]) => {
             const s = KINDS.map((k) => of(k, f));
-            return { name, values: s.map((x) => x.median), low: s.map((x) => x.min), high: s.map((x) => x.max) };
+            return {
+              name,
+              values: s.map((x) => x.median),
+              low: s.map((x) => x.min),
+              high: s.map((x) => x.max),
+            };
           }),
         },
         {
