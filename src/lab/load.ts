@@ -111,6 +111,8 @@ export class CookieClient {
 export interface ClosedLoopOptions extends RequestOptions {
   concurrency: number;
   durationMs: number;
+  /** Ends the run early (before `durationMs`). */
+  signal?: AbortSignal;
   /** The time 0 of the samples' `at` (performance.now()); default: the start of this run. */
   origin?: number;
   /** Called as each request ends (per-request, no logging). */
@@ -124,7 +126,7 @@ export async function closedLoop(port: number, options: ClosedLoopOptions): Prom
   const end = performance.now() + options.durationMs;
   const samples: Sample[] = [];
   const worker = async () => {
-    while (performance.now() < end) {
+    while (performance.now() < end && options.signal?.aborted !== true) {
       const s = await request(port, { ...options, agent }, origin);
       s.body = '';
       samples.push(s);

@@ -147,7 +147,7 @@ export class ProcessGroup {
 }
 
 /** Poll-connect until `port` accepts connections; fails when `proc` exits first or time runs out. */
-export async function waitForPort(port: number, proc: LabProcess, timeoutMs = 20_000): Promise<void> {
+export async function waitForPort(port: number, proc: LabProcess, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (proc.exitCode !== undefined) {

@@ -11,7 +11,7 @@ import { check, type Findings, type LabContext, type Scenario } from '../scenari
 import { fmt, fmtSpread, spread } from '../stats.js';
 
 const BUCKET_MS = 250;
-const CHECK = { interval: '250ms', timeout: '250ms', fall: 2, rise: 2 };
+const CHECK = { interval: '250ms', timeout: '1500ms', fall: 2, rise: 2 };
 
 function plan(quick: boolean) {
   return { reps: quick ? 1 : 3, killAt: 1500, downFor: quick ? 2500 : 4000, total: quick ? 6000 : 10_000 };
@@ -39,7 +39,7 @@ export const failover: Scenario = {
     'When a server dies, the balancer keeps sending it requests until its health checks notice; retrying on another server hides those failures from clients, and the server gets traffic again once it is back.',
   setup: (quick) => {
     const p = plan(quick);
-    return `Three sample backends (5 ms per answer) in two pools of one balancer: "no retries" (retries.attempts 0) and "retries" (attempts 2 on connect-failure and reset); health checks GET /health every ${CHECK.interval}, timeout ${CHECK.timeout}, fall ${CHECK.fall}, rise ${CHECK.rise}. Each listener gets a closed-loop client with 4 keep-alive connections for ${p.total / 1000} s. At ${p.killAt / 1000} s backend b is killed (SIGKILL); ${p.downFor / 1000} s later it is started again on its port. The admin API is polled every 25 ms for the server's state. ${p.reps} repetition(s).`;
+    return `Three sample backends (5 ms per answer) in two pools of one balancer: "no retries" (retries.attempts 0) and "retries" (attempts 2 on connect-failure and reset); health checks GET /health every ${CHECK.interval}, timeout ${CHECK.timeout}, fall ${CHECK.fall}, rise ${CHECK.rise}. Each listener gets a closed-loop client with 4 keep-alive connections for ${p.total / 1000} s, or until a second after b is back. At ${p.killAt / 1000} s backend b is killed (SIGKILL); ${p.downFor / 1000} s later it is started again on its port. The admin API is polled every 25 ms for the server's state. ${p.reps} repetition(s).`;
   },
   async run(ctx: LabContext): Promise<Findings> {
     const p = plan(ctx.quick);
@@ -68,9 +68,18 @@ export const failover: Scenario = {
       );
       const origin = performance.now();
       const now = () => performance.now() - origin;
+      // The load runs until a second after b is back (at most a minute: a loaded machine starts
+      // processes slowly).
+      const stop = new AbortController();
       const load = Promise.all(
         (['plain', 'retry'] as const).map((l) =>
-          closedLoop(lb.ports[l]!, { concurrency: 4, durationMs: p.total, origin, path: '/' }),
+          closedLoop(lb.ports[l]!, {
+            concurrency: 4,
+            durationMs: 60_000,
+            origin,
+            path: '/',
+            signal: stop.signal,
+          }),
         ),
       );
       const victim = backends[1]!;
@@ -86,6 +95,8 @@ export const failover: Scenario = {
       const restartAt = now();
       const recoverMs = await waitForServerState(lb, 'no-retries', 'b', 'up', 10_000);
       const upAt = now();
+      await sleep(Math.max(1000, p.total - now()));
+      stop.abort();
       const [plain, retry] = await load;
       reps.push({
         errors: {
@@ -111,7 +122,8 @@ export const failover: Scenario = {
     const recover = sp((r) => r.recoverMs);
     const served = sp((r) => r.servedAfter);
     const last = reps[reps.length - 1]!;
-    const buckets = Math.ceil(p.total / BUCKET_MS) + 1;
+    const lastAt = Math.max(...last.samples.plain.map((s) => s.at), p.total);
+    const buckets = Math.ceil(lastAt / BUCKET_MS) + 1;
     const perBucket = (samples: Sample[], keep: (s: Sample) => boolean): [number, number][] => {
       const counts = new Array<number>(buckets).fill(0);
       for (const s of samples) if (keep(s)) counts[Math.min(buckets - 1, Math.floor(s.at / BUCKET_MS))]!++;

@@ -93,12 +93,19 @@ export const sessions: Scenario = {
         name: s.key,
         algorithm: 'round-robin',
         servers: groups.get(s.key)!.map((b) => ({ address: `127.0.0.1:${b.port}`, name: b.id })),
-        healthCheck: { type: 'http', path: '/health', interval: '250ms', timeout: '500ms', fall: 2, rise: 2 },
+        healthCheck: {
+          type: 'http',
+          path: '/health',
+          interval: '250ms',
+          timeout: '1500ms',
+          fall: 2,
+          rise: 2,
+        },
         ...(s.sticky ? { sticky: { type: 'cookie' } } : {}),
       })),
     );
     const tallies = new Map<string, Tally>();
-    const jars = new Map<string, { client: CookieClient; last: number }[]>();
+    const jars = new Map<string, { client: CookieClient; last: number; server: string }[]>();
     await Promise.all(
       STRATEGIES.map(async (s) => {
         const agent = keepAliveAgent(8);
@@ -107,6 +114,7 @@ export const sessions: Scenario = {
         const clients = Array.from({ length: p.clients }, () => ({
           client: new CookieClient(lb.ports[s.key]!, agent),
           last: 0,
+          server: '',
         }));
         jars.set(s.key, clients);
         await Promise.all(
@@ -121,6 +129,7 @@ export const sessions: Scenario = {
               t.requests++;
               if (!ok && i > 0) t.lost++;
               c.last = count;
+              c.server = r.servedBy;
             }
           }),
         );
@@ -143,6 +152,8 @@ export const sessions: Scenario = {
         );
       }),
     );
+    const stickyVictim = groups.get('sticky')![1]!.id;
+    const onVictim = jars.get('sticky')!.filter((c) => c.server === stickyVictim).length;
     const lostShare = (k: string) =>
       tallies.get(k)!.lost / Math.max(1, tallies.get(k)!.requests - tallies.get(k)!.clients);
     const killShare = (k: string) => tallies.get(k)!.lostOnKill / tallies.get(k)!.clients;
@@ -152,6 +163,7 @@ export const sessions: Scenario = {
       figures[`${s.key}.lostOnKill`] = killShare(s.key);
       figures[`${s.key}.failed`] = tallies.get(s.key)!.failed;
     }
+    figures['sticky.pinnedToKilled'] = onVictim / p.clients;
     const checks = [
       check(
         'memory sessions without stickiness are lost',
@@ -164,9 +176,9 @@ export const sessions: Scenario = {
         `${tallies.get('sticky')!.lost} lost`,
       ),
       check(
-        'sticky sessions lose about 1/N when a server dies',
-        killShare('sticky') > 0.5 / SERVERS && killShare('sticky') < 2 / SERVERS,
-        `${fmt(killShare('sticky') * 100)} % of the clients lost their session (1/N = ${fmt(100 / SERVERS)} %)`,
+        "sticky sessions: exactly the dead server's clients lose theirs (about 1/N)",
+        onVictim > 0 && tallies.get('sticky')!.lostOnKill === onVictim,
+        `${tallies.get('sticky')!.lostOnKill} of ${p.clients} clients (${fmt(killShare('sticky') * 100)} %; 1/N = ${fmt(100 / SERVERS)} %) lost their session; ${onVictim} were pinned to ${stickyVictim}`,
       ),
       ...(['redis', 'memcached'] as const).map((k) =>
         check(
