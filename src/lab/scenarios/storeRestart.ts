@@ -147,11 +147,6 @@ export const storeRestart: Scenario = {
       ),
       check('Memcached loses them all', kept.memcached === 0, `${kept.memcached} of ${p.sessions} kept`),
       check(
-        'both serve a load + save well under a few milliseconds (median)',
-        KINDS.every((k) => of(k, (r) => r.p50).median < 20),
-        KINDS.map((k) => `${LABEL[k]} ${fmt(of(k, (r) => r.p50).median, 2)} ms`).join(', '),
-      ),
-      check(
         'no operation failed',
         errors.every((e) => e === 0),
         KINDS.map((k, i) => `${LABEL[k]} ${errors[i]}`).join(', '),
