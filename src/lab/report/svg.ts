@@ -35,10 +35,18 @@ function tickText(v: number): string {
   return String(Number(v.toPrecision(4)));
 }
 
+/** A bar's value label: three significant digits. */
+function valueText(v: number): string {
+  return tickText(Number(v.toPrecision(3)));
+}
+
 function frame(title: string, body: string, legend: string[], dashed: boolean[] = []): string {
+  // Each legend entry as wide as its text (about 7 px a character at 12 px).
+  let next = MARGIN.left;
   const items = legend
     .map((name, i) => {
-      const x = MARGIN.left + i * 150;
+      const x = next;
+      next += 34 + name.length * 7;
       const swatch = dashed[i]
         ? `<line x1="${x}" y1="40" x2="${x + 16}" y2="40" stroke="${COLORS[i % COLORS.length]}" stroke-width="3" stroke-dasharray="4 3"/>`
         : `<rect x="${x}" y="34" width="14" height="12" fill="${COLORS[i % COLORS.length]}"/>`;
@@ -104,7 +112,7 @@ export function barChartSvg(chart: BarChart): string {
         body += `<path d="M${cx} ${y(lo)}V${y(hi)}M${cx - 4} ${y(lo)}H${cx + 4}M${cx - 4} ${y(hi)}H${cx + 4}" stroke="#222" stroke-width="1.2" fill="none"/>`;
       }
       const labelY = Math.min(y(v), hi === undefined ? y(v) : y(hi)) - 4;
-      body += `<text x="${cx}" y="${labelY}" font-size="10" text-anchor="middle" fill="#333">${tickText(v)}</text>`;
+      body += `<text x="${cx}" y="${labelY}" font-size="10" text-anchor="middle" fill="#333">${valueText(v)}</text>`;
     });
     body += `<text x="${MARGIN.left + c * groupW + groupW / 2}" y="${HEIGHT - MARGIN.bottom + 18}" font-size="12" text-anchor="middle">${esc(cat)}</text>`;
   });
@@ -124,7 +132,9 @@ export function lineChartSvg(chart: LineChart): string {
     .flatMap((s) => s.points.map((p) => p[0]))
     .concat((chart.markers ?? []).map((m) => m.x));
   const ys = chart.series.flatMap((s) => s.points.map((p) => p[1])).filter(Number.isFinite);
-  const xTicks = niceTicks(Math.min(...xs, 0), Math.max(...xs, 1), 8);
+  let xTicks = niceTicks(Math.min(...xs), Math.max(...xs), 8);
+  // Counts on the x axis (servers, nodes) get whole-number ticks only.
+  if (xs.every(Number.isInteger)) xTicks = xTicks.filter(Number.isInteger);
   const yTicks = niceTicks(0, Math.max(...ys, 0) || 1);
   const xMin = xTicks[0]!;
   const xMax = xTicks[xTicks.length - 1]!;
@@ -138,8 +148,9 @@ export function lineChartSvg(chart: LineChart): string {
     body += `<line x1="${x(t)}" y1="${baseY}" x2="${x(t)}" y2="${baseY + 5}" stroke="#333"/><text x="${x(t)}" y="${baseY + 18}" font-size="11" text-anchor="middle">${tickText(t)}</text>`;
   }
   body += `<text x="${MARGIN.left + plotW / 2}" y="${HEIGHT - 18}" font-size="12" text-anchor="middle">${esc(chart.xLabel)}</text>`;
-  for (const m of chart.markers ?? []) {
-    body += `<line x1="${x(m.x)}" y1="${MARGIN.top}" x2="${x(m.x)}" y2="${baseY}" stroke="#555" stroke-dasharray="5 4"/><text x="${x(m.x) + 4}" y="${MARGIN.top + 12}" font-size="11" fill="#333">${esc(m.label)}</text>`;
+  // Marker labels on alternating rows, so that two markers close together stay readable.
+  for (const [i, m] of (chart.markers ?? []).entries()) {
+    body += `<line x1="${x(m.x)}" y1="${MARGIN.top}" x2="${x(m.x)}" y2="${baseY}" stroke="#555" stroke-dasharray="5 4"/><text x="${x(m.x) + 4}" y="${MARGIN.top + 12 + (i % 2) * 14}" font-size="11" fill="#333">${esc(m.label)}</text>`;
   }
   chart.series.forEach((s, k) => {
     const color = COLORS[k % COLORS.length];

@@ -143,7 +143,7 @@ export const sessionCluster: Scenario = {
   number: 5,
   title: 'Session clustering: all-to-all vs primary-backup',
   claim:
-    'All-to-all replication keeps every session on every node: memory per node and bytes per write grow with N, and any node can die. Primary-backup keeps two copies: memory per node falls as 1/N and bytes per write stay flat, but a session is lost when its primary and its backup die together.',
+    'All-to-all replication keeps every session on every node: memory per node and bytes per write grow with N, and any node can die. Primary-backup keeps two copies of each session: memory per node falls as 2/N and a write sends one copy (and only the session id to the other nodes), but a session is lost when its primary and its backup die together.',
   setup: (quick) => {
     const p = plan(quick);
     return `For N = ${p.sizes.join(', ')} and each mode: N sample backends with --session-store cluster --cluster-mode MODE (node 1 the seed, the others join it), asked directly. ${p.sessions} sessions, session i created and written ${WRITES} times on node i mod N (GET /session). Once replication has settled, /cluster gives each node's session values and bytes and the bytes sent between nodes (heartbeats included). Then nodes die (SIGKILL): one of two, or two at once when N ≥ 3, and each session is read on a surviving node: lost when its count starts again. One run per point; the clusters of one mode run at the same time.`;
