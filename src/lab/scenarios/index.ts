@@ -2,6 +2,7 @@
 import type { Scenario } from '../scenario.js';
 import { algorithms } from './algorithms.js';
 import { failover } from './failover.js';
+import { hotSpot } from './hotSpot.js';
 import { ipHash } from './ipHash.js';
 import { NOT_YET } from './notYet.js';
 import { sessionCluster } from './sessionCluster.js';
@@ -16,5 +17,6 @@ export const SCENARIOS: Scenario[] = [
   sessions,
   sessionCluster,
   storeRestart,
+  hotSpot,
   ...NOT_YET,
 ];

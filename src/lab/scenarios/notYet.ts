@@ -37,14 +37,6 @@ export const NOT_YET: Scenario[] = [
     `${NOT_BUILT} The sample backend has no CPU-work option yet (only --delay, which costs no CPU).`,
   ),
   pending(
-    'hot-spot',
-    7,
-    'Sticky hot spot',
-    'Stickiness pins each client to one server, so a few heavy clients make their servers hot while others idle.',
-    'Sticky cookies, a few heavy clients among many light ones; per-server load with and without stickiness.',
-    NOT_BUILT,
-  ),
-  pending(
     'l4-l7',
     8,
     'L4 vs L7: CPU per request and capabilities',
