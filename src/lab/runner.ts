@@ -68,6 +68,7 @@ export async function runLab(options: LabOptions): Promise<LabReport> {
   const onSignal = (signal: NodeJS.Signals) => {
     say(`lab: ${signal}, stopping ${procs.running.size} process(es)`);
     procs.killAllNow();
+    fs.rmSync(workDir, { recursive: true, force: true });
     process.exit(130);
   };
   const onExit = () => procs.killAllNow();
