@@ -93,6 +93,7 @@ program
   .option('--host <host>', 'address to listen on', '127.0.0.1')
   .option('--id <name>', 'name reported in x-served-by and /whoami (default host:port)')
   .option('--delay <duration>', 'delay before each answer, e.g. 50ms', duration, 0)
+  .option('--cpu <duration>', 'CPU time spent on each answer (busy work), e.g. 5ms', duration, 0)
   .option(
     '--session-store <store>',
     'memory | redis://H:P | memcached://H:P | cluster (sessions replicated between the backends: --cluster-*)',
@@ -128,6 +129,7 @@ Example, a three-node session cluster (each backend holds and replicates the ses
       port: opts.port,
       host: opts.host,
       delayMs: opts.delay,
+      cpuMs: opts.cpu,
       sessionStore: opts.sessionStore,
       ...(opts.id === undefined ? {} : { id: opts.id }),
       ...(cluster === undefined ? {} : { cluster: { ...cluster, logger: log } }),
@@ -153,6 +155,7 @@ interface BackendCliOptions {
   host: string;
   id?: string;
   delay: number;
+  cpu: number;
   sessionStore: string;
   clusterMode?: string;
   clusterListen?: string;
@@ -272,7 +275,7 @@ program
   .option('--keep-work', "copy the processes' logs and configs to DIR/work")
   .addHelpText(
     'after',
-    '\nScenarios: algorithms, ip-hash, failover, sessions, session-cluster, store-restart, hot-spot, and (listed,\n  not run yet) scale-out, l4-l7, dns, protection, redundancy.\nExample:\n  fulcrum lab --quick --out lab-report && xdg-open lab-report/index.html\nExit status: 0 when every check holds, 1 when one does not or a scenario failed.',
+    '\nScenarios: algorithms, ip-hash, failover, sessions, session-cluster, store-restart, hot-spot, scale-out,\n  and (listed, not run yet) l4-l7, dns, protection, redundancy.\nExample:\n  fulcrum lab --quick --out lab-report && xdg-open lab-report/index.html\nExit status: 0 when every check holds, 1 when one does not or a scenario failed.',
   )
   .action(async (opts: { quick?: boolean; only?: string; out: string; keepWork?: boolean }) => {
     const { runLab, unknownScenarios, scenarioNames } = await import('../lab/runner.js');

@@ -5,6 +5,7 @@ import { failover } from './failover.js';
 import { hotSpot } from './hotSpot.js';
 import { ipHash } from './ipHash.js';
 import { NOT_YET } from './notYet.js';
+import { scaleOut } from './scaleOut.js';
 import { sessionCluster } from './sessionCluster.js';
 import { sessions } from './sessions.js';
 import { storeRestart } from './storeRestart.js';
@@ -18,5 +19,6 @@ export const SCENARIOS: Scenario[] = [
   sessionCluster,
   storeRestart,
   hotSpot,
+  scaleOut,
   ...NOT_YET,
 ];

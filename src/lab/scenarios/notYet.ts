@@ -29,14 +29,6 @@ const NOT_BUILT =
 /** Scenarios listed in the report but not run, with why. */
 export const NOT_YET: Scenario[] = [
   pending(
-    'scale-out',
-    1,
-    'Scale-out: 1, 2, 3 backends doing CPU work',
-    "Adding backends behind a balancer adds throughput until something else (here: this machine's cores) caps it.",
-    'Backends that spend CPU per request, 1, 2 and 3 of them behind one balancer; throughput and latency by count.',
-    `${NOT_BUILT} The sample backend has no CPU-work option yet (only --delay, which costs no CPU).`,
-  ),
-  pending(
     'l4-l7',
     8,
     'L4 vs L7: CPU per request and capabilities',
