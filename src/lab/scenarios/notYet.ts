@@ -50,7 +50,7 @@ export const NOT_YET: Scenario[] = [
     'L7 abnormal traffic: a flood with protection off and on',
     'A flood from a few clients starves everyone behind a balancer without protection; rate limits and detection keep legitimate clients served.',
     'One flooding client and a few normal ones, through a listener without and with `protection`.',
-    `${NOT_BUILT} Protection exists (docs/protection.md).`,
+    `${NOT_BUILT} Protection exists (listeners[].protection in docs/configuration.md).`,
   ),
   pending(
     'redundancy',
