@@ -97,6 +97,7 @@ program
   .option('--host <host>', 'address to listen on', '127.0.0.1')
   .option('--id <name>', 'name reported in x-served-by and /whoami (default host:port)')
   .option('--delay <duration>', 'delay before each answer, e.g. 50ms', duration, 0)
+  .option('--cpu <duration>', 'CPU time spent on each answer (busy work), e.g. 5ms', duration, 0)
   .option(
     '--session-store <store>',
     'memory | redis://H:P | memcached://H:P | cluster (sessions replicated between the backends: --cluster-*)',
@@ -132,6 +133,7 @@ Example, a three-node session cluster (each backend holds and replicates the ses
       port: opts.port,
       host: opts.host,
       delayMs: opts.delay,
+      cpuMs: opts.cpu,
       sessionStore: opts.sessionStore,
       ...(opts.id === undefined ? {} : { id: opts.id }),
       ...(cluster === undefined ? {} : { cluster: { ...cluster, logger: log } }),
@@ -157,6 +159,7 @@ interface BackendCliOptions {
   host: string;
   id?: string;
   delay: number;
+  cpu: number;
   sessionStore: string;
   clusterMode?: string;
   clusterListen?: string;
@@ -263,6 +266,46 @@ program
     const stop = () => void lab.stop().then(() => process.exit(0));
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
+  });
+
+program
+  .command('lab')
+  .description(
+    'Run the load-balancing lab: real backends, balancers, redis-server and memcached on loopback; writes a report with charts.',
+  )
+  .option('--quick', 'fewer and shorter repetitions (about two minutes)')
+  .option('--only <names>', 'run only these scenarios, NAME,NAME,... (see below)')
+  .option('--out <dir>', 'where index.html, report.md and results.json go', 'lab-report')
+  .option('--keep-work', "copy the processes' logs and configs to DIR/work")
+  .addHelpText(
+    'after',
+    '\nScenarios: algorithms, ip-hash, failover, sessions, session-cluster, store-restart, hot-spot, scale-out,\n  and (listed, not run yet) l4-l7, dns, protection, redundancy.\nExample:\n  fulcrum lab --quick --out lab-report && xdg-open lab-report/index.html\nExit status: 0 when every check holds, 1 when one does not or a scenario failed.',
+  )
+  .action(async (opts: { quick?: boolean; only?: string; out: string; keepWork?: boolean }) => {
+    const { runLab, unknownScenarios, scenarioNames } = await import('../lab/runner.js');
+    const only = (opts.only ?? '')
+      .split(',')
+      .map((n) => n.trim())
+      .filter((n) => n !== '');
+    const unknown = unknownScenarios(only);
+    if (unknown.length > 0) {
+      process.stderr.write(
+        `fulcrum lab: --only: unknown scenario ${unknown.join(', ')}; expected some of ${scenarioNames().join(', ')}\n`,
+      );
+      process.exit(EXIT_CONFIG);
+    }
+    const report = await runLab({
+      quick: opts.quick === true,
+      only,
+      out: opts.out,
+      keepWork: opts.keepWork === true,
+    });
+    const failed = report.results.filter((r) => r.status === 'failed').length;
+    const bad = report.results.flatMap((r) => (r.checks ?? []).filter((c) => !c.ok)).length;
+    process.stderr.write(
+      `lab: report in ${opts.out}/index.html and ${opts.out}/report.md (${report.seconds.toFixed(0)} s; ${bad} check(s) not holding, ${failed} scenario(s) failed)\n`,
+    );
+    process.exitCode = failed > 0 || bad > 0 ? 1 : 0;
   });
 
 program

@@ -19,6 +19,8 @@ export interface BackendOptions {
   id?: string;
   /** Added before every answer (ms), to play a slow server. */
   delayMs?: number;
+  /** CPU time spent on every answer (ms of busy work), to play a server that computes. */
+  cpuMs?: number;
   /** 'memory' (default), 'redis://H:P', 'memcached://H:P'; 'cluster' (or nothing) with `cluster`. */
   sessionStore?: string;
   /** Sessions replicated between the backends themselves (a ReplicatedStore) instead of `sessionStore`. */
@@ -61,6 +63,7 @@ const SESSION_COOKIE = 'fulcrum.sid';
 export async function startBackend(options: BackendOptions): Promise<RunningBackend> {
   const host = options.host ?? '127.0.0.1';
   const delayMs = options.delayMs ?? 0;
+  const cpuMs = options.cpuMs ?? 0;
   const sessions = createSessionHandler(openBackendStore(options));
   if (sessions.store instanceof ReplicatedStore) {
     try {
@@ -74,7 +77,10 @@ export async function startBackend(options: BackendOptions): Promise<RunningBack
 
   const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
     res.setHeader('x-served-by', id);
-    const answer = () => route(req, res, id, sessions);
+    const answer = () => {
+      if (cpuMs > 0) burnCpu(cpuMs);
+      route(req, res, id, sessions);
+    };
     if (delayMs > 0) setTimeout(answer, delayMs);
     else answer();
   });
@@ -133,6 +139,14 @@ function route(req: IncomingMessage, res: ServerResponse, id: string, sessions: 
     send(res, 200, { id, method: req.method, path: req.url, headers: req.headers, bodyLength }),
   );
   req.on('error', () => res.destroy());
+}
+
+/** Keeps this process's CPU busy for `ms` (the work a computing server does per request). */
+function burnCpu(ms: number): void {
+  const end = performance.now() + ms;
+  let x = 0;
+  while (performance.now() < end) x = (x * 31 + 7) % 1_000_003;
+  if (x < 0) throw new Error('unreachable');
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {

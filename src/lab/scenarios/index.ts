@@ -1,0 +1,24 @@
+/** Every scenario of the lab, in the order of the report. */
+import type { Scenario } from '../scenario.js';
+import { algorithms } from './algorithms.js';
+import { failover } from './failover.js';
+import { hotSpot } from './hotSpot.js';
+import { ipHash } from './ipHash.js';
+import { NOT_YET } from './notYet.js';
+import { scaleOut } from './scaleOut.js';
+import { sessionCluster } from './sessionCluster.js';
+import { sessions } from './sessions.js';
+import { storeRestart } from './storeRestart.js';
+
+/** The lab's scenarios by issue 21's priority: those that run, then those that do not yet. */
+export const SCENARIOS: Scenario[] = [
+  algorithms,
+  ipHash,
+  failover,
+  sessions,
+  sessionCluster,
+  storeRestart,
+  hotSpot,
+  scaleOut,
+  ...NOT_YET,
+];
