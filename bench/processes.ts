@@ -6,6 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { tail } from '../src/lab/processes.js';
 
 export const HOST = '127.0.0.1';
 
@@ -26,41 +27,8 @@ export function findRoot(from: string): string {
   }
 }
 
-/** An executable by name on PATH or in the sbin directories (not always on a user's PATH). */
-export function findBinary(name: string): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/local/sbin', '/sbin'];
-  for (const dir of dirs) {
-    if (!dir) continue;
-    const p = path.join(dir, name);
-    try {
-      fs.accessSync(p, fs.constants.X_OK);
-      return p;
-    } catch {}
-  }
-  return undefined;
-}
-
-/** A port that was free a moment ago: bind port 0, read it, close. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, HOST, () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-export function tail(file: string, lines = 20): string {
-  try {
-    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
+// The lab (`fulcrum lab`) starts processes the same way: one copy of these helpers, in src/lab.
+export { findBinary, freePort, tail } from '../src/lab/processes.js';
 
 export interface Proc {
   name: string;
