@@ -374,7 +374,7 @@ test('detection: a 404 scan is blocked; an allow-listed scanner never is', async
   }
 });
 
-test('shared counters: two balancers on one Redis enforce one limit together; Redis killed, they count locally, and share again once it is back', async () => {
+test('shared counters: two balancers on one Redis enforce one limit together; Redis killed, they count locally, and share again once it is back', async (t) => {
   const redis = await startRedis();
   const [backend] = await startBackends(1);
   const yaml = balancerYaml(
@@ -414,6 +414,7 @@ test('shared counters: two balancers on one Redis enforce one limit together; Re
     const ok = await alternate(2800);
     // Counted apart, each balancer would allow 40 (80 in all); together about 40 (a sync
     // period's worth of slack).
+    t.diagnostic(`${ok} allowed across both balancers in one window, limit 40`);
     assert.ok(ok >= 36 && ok <= 48, `${ok} allowed across both balancers, limit 40`);
 
     await redis.stop('SIGKILL');
