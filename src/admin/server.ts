@@ -479,7 +479,9 @@ function loadAssets(log: Logger) {
   };
   const dir = dashboardDir();
   if (dir === undefined) log.warn('admin: dashboard files not found; the dashboard is unavailable');
-  else for (const name of ['index.html', 'app.js', 'style.css', 'protection.js', 'lab.js']) add(name, join(dir, name));
+  else
+    for (const name of ['index.html', 'app.js', 'style.css', 'protection.js', 'lab.js'])
+      add(name, join(dir, name));
   try {
     const uplot = dirname(createRequire(import.meta.url).resolve('uplot/dist/uPlot.iife.min.js'));
     add('uPlot.iife.min.js', join(uplot, 'uPlot.iife.min.js'));

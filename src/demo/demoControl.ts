@@ -12,17 +12,10 @@ import { join, resolve } from 'node:path';
 import { AdminError } from '../admin/control.js';
 import { formatAddress, parseConfig } from '../config/index.js';
 import type { Logger } from '../core/log.js';
-import {
-  findBinary,
-  freePort,
-  HOST,
-  type LabProcess,
-  ProcessGroup,
-  waitForPort,
-} from '../lab/processes.js';
+import { findBinary, freePort, HOST, type LabProcess, ProcessGroup, waitForPort } from '../lab/processes.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { type RunningBackend, startBackend } from './backend.js';
-import { demoConfigYaml, STRATEGIES, type SessionStrategy, strategyNamed } from './sessionStrategy.js';
+import { demoConfigYaml, type SessionStrategy, STRATEGIES, strategyNamed } from './sessionStrategy.js';
 import { SimulatedUsers, type UsersView } from './simulatedUsers.js';
 
 /** One backend of the demo: its name and port stay; the process part comes and goes. */
@@ -102,7 +95,13 @@ export class DemoControl {
     ids: readonly string[],
     log: Logger,
   ): Promise<{ backends: RunningBackend[]; attach: (o: DemoControlOptions) => DemoControl }> {
-    const slots: Slot[] = ids.map((id) => ({ id, host, port: 0, running: undefined, clusterNode: undefined }));
+    const slots: Slot[] = ids.map((id) => ({
+      id,
+      host,
+      port: 0,
+      running: undefined,
+      clusterNode: undefined,
+    }));
     const starter = new BackendStarter(host, randomBytes(16).toString('hex'), log);
     const started: RunningBackend[] = [];
     try {
@@ -286,7 +285,11 @@ export class DemoControl {
     return run;
   }
 
-  async #start(slot: Slot, strategy: SessionStrategy, clusterNode: string | undefined): Promise<RunningBackend> {
+  async #start(
+    slot: Slot,
+    strategy: SessionStrategy,
+    clusterNode: string | undefined,
+  ): Promise<RunningBackend> {
     const peers = this.#slots.flatMap((s) => (s.running === undefined ? [] : [s.running]));
     const b = await this.#starter.start(slot, strategy, clusterNode, peers, this.#redis?.url);
     slot.clusterNode = b.clusterNode;

@@ -66,7 +66,11 @@ test('demo lab routes: kill and restart under simulated users, lost sessions by 
   /** Waits until `n` more answers were counted under `strategy`. */
   const more = async (strategy: string, n: number): Promise<Counts> => {
     const from = (await counts(strategy)).requests;
-    await until(async () => (await counts(strategy)).requests >= from + n, 60_000, `${n} requests (${strategy})`);
+    await until(
+      async () => (await counts(strategy)).requests >= from + n,
+      60_000,
+      `${n} requests (${strategy})`,
+    );
     return counts(strategy);
   };
   const state = (id: string) => lab.balancer.pools.get('web')!.find(id)!.state;
@@ -245,14 +249,18 @@ test('the Lab panel shows in the demo, and a click kills a backend', {
     // Start the users from the panel; their requests show up.
     await page.locator('#lab-users').click();
     await page.waitForFunction(
-      () => Number(document.querySelector('#lab-counts tr[data-strategy="cluster"] td.requests')?.textContent) > 20,
+      () =>
+        Number(document.querySelector('#lab-counts tr[data-strategy="cluster"] td.requests')?.textContent) >
+        20,
       undefined,
       { timeout: 30_000 },
     );
 
     // Kill backend-b with a click: its process goes, the panel says so, the balancer sees it down.
     await page.locator('#lab tr[data-backend="backend-b"] button[data-action="kill"]').click();
-    await page.waitForSelector('#lab tr[data-backend="backend-b"][data-running="false"]', { timeout: 10_000 });
+    await page.waitForSelector('#lab tr[data-backend="backend-b"][data-running="false"]', {
+      timeout: 10_000,
+    });
     assert.ok(!lab.backends.some((b) => b.id === 'backend-b'), 'backend-b is killed');
     assert.equal(
       (await page.locator('#lab tr[data-backend="backend-b"] td.process').textContent())?.trim(),

@@ -82,7 +82,11 @@
     };
     cells.button.addEventListener('click', () => {
       const action = cells.button.dataset.action;
-      post(`/api/demo/backends/${enc(id)}/${action}`, {}, `${id}: ${action === 'kill' ? 'killed' : 'restarted'}`);
+      post(
+        `/api/demo/backends/${enc(id)}/${action}`,
+        {},
+        `${id}: ${action === 'kill' ? 'killed' : 'restarted'}`,
+      );
     });
     const tr = el(
       'tr',
@@ -130,7 +134,8 @@
       if (!b) {
         b = el('button', { type: 'button', 'data-strategy': s.name }, s.label);
         b.addEventListener('click', () => {
-          if (b.dataset.current !== 'true') post('/api/demo/strategy', { strategy: s.name }, `now: ${s.label}`);
+          if (b.dataset.current !== 'true')
+            post('/api/demo/strategy', { strategy: s.name }, `now: ${s.label}`);
         });
         strategyButtons.set(s.name, b);
         $('lab-strategies').append(b);
@@ -150,7 +155,8 @@
     usersButton.dataset.running = String(users.running);
     usersButton.disabled = busy;
     $('lab-reset').disabled = busy;
-    $('lab-users-meta').textContent = `${users.users} users with their own cookie jar ask GET /session through the balancer (${users.heavy} five times as often as the others); a session is lost when its counter goes back. ${users.running ? 'Running.' : 'Stopped.'}`;
+    $('lab-users-meta').textContent =
+      `${users.users} users with their own cookie jar ask GET /session through the balancer (${users.heavy} five times as often as the others); a session is lost when its counter goes back. ${users.running ? 'Running.' : 'Stopped.'}`;
 
     $('lab-counts').replaceChildren(
       ...v.strategies.map((s) => {
@@ -169,7 +175,9 @@
 
     const report = $('lab-report');
     if (v.report.available) {
-      report.replaceChildren(el('a', { href: v.report.url, target: '_blank', rel: 'noopener' }, 'lab report ↗'));
+      report.replaceChildren(
+        el('a', { href: v.report.url, target: '_blank', rel: 'noopener' }, 'lab report ↗'),
+      );
     } else {
       report.replaceChildren('no lab report yet: run ', el('code', {}, v.report.command));
     }
@@ -193,7 +201,9 @@
       const running = $('lab-users').dataset.running === 'true';
       post('/api/demo/users', { running: !running });
     });
-    $('lab-reset').addEventListener('click', () => post('/api/demo/users', { reset: true }, 'counts cleared'));
+    $('lab-reset').addEventListener('click', () =>
+      post('/api/demo/users', { reset: true }, 'counts cleared'),
+    );
     await refresh();
     setInterval(refresh, 1000);
   }
