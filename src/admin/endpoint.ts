@@ -19,7 +19,7 @@ import type { Control } from './control.js';
 import { EventStream } from './events.js';
 import { Telemetry } from './metrics.js';
 import { addObserver } from './observers.js';
-import { createAdminHandler, createAdminServer } from './server.js';
+import { createAdminHandler, createAdminServer, type ExtraRoute } from './server.js';
 import { statusView, type ViewContext } from './snapshot.js';
 
 /** How long a closing admin server lets requests in flight finish (a reload that removed it
@@ -31,6 +31,8 @@ export interface EndpointOptions {
   intervalMs?: number;
   /** A supervisor's workers (src/cluster/): their figures merged, one row each. */
   cluster?: ClusterView;
+  /** Routes an embedder adds (the demo lab's controls); see `ExtraRoute`. */
+  extraRoutes?: readonly ExtraRoute[];
 }
 
 export class AdminEndpoint {
@@ -118,6 +120,7 @@ export class AdminEndpoint {
       view,
       log,
       ...(options.cluster === undefined ? {} : { cluster: options.cluster }),
+      ...(options.extraRoutes === undefined ? {} : { extraRoutes: options.extraRoutes }),
     });
     let server: HttpServer;
     try {

@@ -17,12 +17,14 @@ import type { Logger } from '../core/log.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { Control } from './control.js';
 import { AdminEndpoint } from './endpoint.js';
+import type { ExtraRoute } from './server.js';
 
 export { type AccessLog, createAccessLog } from './accessLog.js';
 export { AdminError, Control } from './control.js';
 export { AdminEndpoint } from './endpoint.js';
 export { type AccessLogHandle, type AdminHandle, followAdmin, startAccessLog } from './followers.js';
 export { addObserver } from './observers.js';
+export { type ExtraRoute, type RouteHandler, sendJson } from './server.js';
 export {
   type AppliedState,
   applyState,
@@ -39,6 +41,8 @@ export interface AdminOptions {
   stateFile?: string | null;
   /** Snapshot period of the event stream, ms (default 1000). */
   intervalMs?: number;
+  /** Routes an embedder adds (the demo lab's controls), behind the same token. */
+  extraRoutes?: readonly ExtraRoute[];
 }
 
 export interface RunningAdmin {

@@ -37,10 +37,32 @@ export interface AdminDeps {
   log: Logger;
   /** A supervisor's workers: asked for fresh figures before /metrics and /api/status answer. */
   cluster?: ClusterView;
+  /** Routes added by an embedder (the demo lab's controls), behind the same token. */
+  extraRoutes?: readonly ExtraRoute[];
 }
 
 type Params = string[];
-type Handler = (req: IncomingMessage, res: ServerResponse, params: Params, url: URL) => Promise<void> | void;
+/** An admin route's handler: `params` are the path's ":" segments, decoded. Throw AdminError for 4xx. */
+export type RouteHandler = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  params: Params,
+  url: URL,
+) => Promise<void> | void;
+type Handler = RouteHandler;
+
+/**
+ * A route an embedder adds to the admin endpoint (the demo lab's kill, restart and strategy
+ * switch), so that the admin layer never imports what uses it. Listed by `GET /api`.
+ */
+export interface ExtraRoute {
+  method: string;
+  /** `/api/...`; ":" marks a parameter. */
+  path: string;
+  /** One line for `GET /api`. */
+  what: string;
+  handler: RouteHandler;
+}
 
 interface Route {
   method: string;
@@ -89,8 +111,14 @@ export function createAdminHandler(deps: AdminDeps): RequestListener {
     routes.push({ method, pattern: path.split('/').slice(1), handler });
   const assets = loadAssets(deps.log);
 
+  const extras = deps.extraRoutes ?? [];
   route('GET', '/api', (_req, res) =>
-    sendJson(res, 200, { routes: ROUTES.map(([method, path, what]) => ({ method, path, what })) }),
+    sendJson(res, 200, {
+      routes: [
+        ...ROUTES.map(([method, path, what]) => ({ method, path, what })),
+        ...extras.map(({ method, path, what }) => ({ method, path, what })),
+      ],
+    }),
   );
   route('GET', '/api/status', async (_req, res) => {
     await deps.cluster?.refresh();
@@ -190,6 +218,7 @@ export function createAdminHandler(deps: AdminDeps): RequestListener {
   });
   route('GET', '/', (req, res) => assets.serve(req, res, 'index.html'));
   route('GET', '/dashboard/:file', (req, res, [file]) => assets.serve(req, res, file!));
+  for (const r of extras) route(r.method, r.path, r.handler);
 
   function poolOf(name: string) {
     const pool = view().runtime.pools.get(name);
@@ -450,7 +479,9 @@ function loadAssets(log: Logger) {
   };
   const dir = dashboardDir();
   if (dir === undefined) log.warn('admin: dashboard files not found; the dashboard is unavailable');
-  else for (const name of ['index.html', 'app.js', 'style.css', 'protection.js']) add(name, join(dir, name));
+  else
+    for (const name of ['index.html', 'app.js', 'style.css', 'protection.js', 'lab.js'])
+      add(name, join(dir, name));
   try {
     const uplot = dirname(createRequire(import.meta.url).resolve('uplot/dist/uPlot.iife.min.js'));
     add('uPlot.iife.min.js', join(uplot, 'uPlot.iife.min.js'));

@@ -252,6 +252,12 @@ program
       ...lab.backends.map((b) => `  backend ${b.id.padEnd(15)} http://${formatAddress(b)}`),
       `  dashboard               ${lab.adminUrl}/   (live charts; drain a server with a click)`,
       '',
+      "The dashboard's Lab panel: kill and restart a backend, switch the session strategy",
+      `  (memory, sticky cookie, clustered${lab.control.redisUnavailable() === undefined ? ', Redis' : ''}) and watch simulated users lose sessions, live.`,
+      lab.control.view().report.available
+        ? `  lab report              ${lab.adminUrl}/lab/`
+        : '  lab report              none yet in ./lab-report: make one with `fulcrum lab --quick`',
+      '',
       'Try:',
       `  curl -s ${lab.url}/whoami        # run it a few times: backend-a, -b, -c, -a, ...`,
       `  curl -s -c /tmp/fulcrum.jar -b /tmp/fulcrum.jar ${lab.url}/session   # one counter across all backends`,
@@ -263,6 +269,8 @@ program
       '',
     ];
     process.stdout.write(lines.join('\n'));
+    // The redis-server the Lab panel may start never outlives the demo.
+    process.once('exit', () => lab.control.killNow());
     const stop = () => void lab.stop().then(() => process.exit(0));
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);

@@ -51,6 +51,22 @@ export interface RunningBackend {
 }
 
 const SESSION_COOKIE = 'fulcrum.sid';
+/** Longest wait for the session store's close when a backend closes. */
+const STORE_CLOSE_WAIT_MS = 3000;
+
+/** Waits for `closing` (its failure ignored) for at most `ms`. */
+function closeWithin(closing: Promise<void>, ms: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    timer.unref();
+    closing
+      .catch(() => {})
+      .finally(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+  });
+}
 
 /**
  * The sample backend of the contract: every answer carries `x-served-by: ID`; `GET /health`,
@@ -107,12 +123,16 @@ export async function startBackend(options: BackendOptions): Promise<RunningBack
     port,
     host,
     server,
+    // Resolves once the port is free and the store closed (a cluster node's port too, so a
+    // restart can take them again), or after STORE_CLOSE_WAIT_MS should the store hang.
     close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-        void sessions.close();
-      }),
+      Promise.all([
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        }),
+        closeWithin(sessions.close(), STORE_CLOSE_WAIT_MS),
+      ]).then(() => {}),
   };
 }
 
