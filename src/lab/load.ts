@@ -174,7 +174,14 @@ export async function pacedLoop(port: number, options: PacedOptions): Promise<Sa
     );
     const s: Sample =
       target === undefined
-        ? { at: sentAt - origin, ms: performance.now() - sentAt, status: 0, servedBy: '', body: '', headers: {} }
+        ? {
+            at: sentAt - origin,
+            ms: performance.now() - sentAt,
+            status: 0,
+            servedBy: '',
+            body: '',
+            headers: {},
+          }
         : await request(target.port, { ...options, host: target.host }, origin);
     s.body = '';
     samples.push(s);

@@ -183,7 +183,7 @@ const USER_HZ = 100;
 
 /** Why CPU times cannot be read here (no /proc), or undefined when they can. */
 export function cpuTimesUnavailable(): string | undefined {
-  return fs.existsSync('/proc/self/stat') ? undefined : 'needs /proc (Linux) to read a process\'s CPU time';
+  return fs.existsSync('/proc/self/stat') ? undefined : "needs /proc (Linux) to read a process's CPU time";
 }
 
 /** CPU time a process has used so far, user + system, in seconds (utime + stime of /proc/PID/stat). */

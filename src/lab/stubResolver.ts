@@ -32,7 +32,10 @@ export function queryA(port: number, name: string, timeoutMs = 1000): Promise<AA
       if (err !== undefined) reject(err);
       else resolve(answer!);
     };
-    const timer = setTimeout(() => finish(new Error(`no DNS answer for ${name} within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => finish(new Error(`no DNS answer for ${name} within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     socket.on('error', (err) => finish(err));
     socket.on('message', (msg: Buffer) => {
       let packet: DecodedPacket;
@@ -42,7 +45,10 @@ export function queryA(port: number, name: string, timeoutMs = 1000): Promise<AA
         return;
       }
       if (packet.id !== id) return;
-      const records = (packet.answers ?? []).filter((a) => a.type === 'A') as { data: string; ttl?: number }[];
+      const records = (packet.answers ?? []).filter((a) => a.type === 'A') as {
+        data: string;
+        ttl?: number;
+      }[];
       finish(undefined, { addresses: records.map((r) => r.data), ttl: records[0]?.ttl ?? 0 });
     });
     socket.send(encode({ type: 'query', id, questions: [{ name, type: 'A' }] }), port, HOST, (err) => {

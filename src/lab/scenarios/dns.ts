@@ -46,7 +46,12 @@ interface Rep {
 }
 
 /** Starts `fulcrum backend` on `address:port` (loopback addresses other than 127.0.0.1 share the port). */
-async function startBackendOn(ctx: LabContext, id: string, address: string, port: number): Promise<LabProcess> {
+async function startBackendOn(
+  ctx: LabContext,
+  id: string,
+  address: string,
+  port: number,
+): Promise<LabProcess> {
   const proc = ctx.procs.fulcrum(`backend-${id}`, [
     'backend',
     '--host',
@@ -206,11 +211,25 @@ export const dns: Scenario = {
           caption: `Median (min–max) over ${reps.length} repetition(s); TTL ${p.ttl} s`,
           columns: ['', 'DNS clients caching the answer', 'clients of the http listener'],
           rows: [
-            ['requests sent', fmtSpread(sp((r) => r.sent.dns), 0), fmtSpread(sp((r) => r.sent.l7), 0)],
+            [
+              'requests sent',
+              fmtSpread(
+                sp((r) => r.sent.dns),
+                0,
+              ),
+              fmtSpread(
+                sp((r) => r.sent.l7),
+                0,
+              ),
+            ],
             ['failed requests', fmtSpread(failedDns, 0), fmtSpread(failedL7, 0)],
             ['failed after the dead server had left the answers', fmtSpread(afterRemoval, 0), ''],
             ['time from the kill to the last failure (ms)', fmtSpread(lastFailure, 0), ''],
-            ['time from the kill to out of the answers (ms)', fmtSpread(removed, 0), 'same pool, same checks'],
+            [
+              'time from the kill to out of the answers (ms)',
+              fmtSpread(removed, 0),
+              'same pool, same checks',
+            ],
           ],
         },
       ],
@@ -226,7 +245,9 @@ export const dns: Scenario = {
           ],
           markers: [
             { x: last.killAt / 1000, label: 'killed' },
-            ...(Number.isFinite(last.removedAt) ? [{ x: last.removedAt / 1000, label: 'out of answers' }] : []),
+            ...(Number.isFinite(last.removedAt)
+              ? [{ x: last.removedAt / 1000, label: 'out of answers' }]
+              : []),
             { x: last.expiresAt / 1000, label: 'TTL expired' },
           ],
         },

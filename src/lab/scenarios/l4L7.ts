@@ -64,7 +64,7 @@ function configVerdict(listener: Record<string, unknown>, pools: Record<string, 
   } catch (err) {
     const problem = err instanceof ConfigError ? err.problems[0] : undefined;
     if (problem === undefined) return `refused: ${(err as Error).message}`;
-    return `refused (${problem.path}: ${problem.message})`;
+    return `refused: ${problem.path}: ${problem.message}`;
   }
 }
 
@@ -164,8 +164,11 @@ export const l4L7: Scenario = {
         stickyServers[k] = seen.size;
         cookieSet[k] = jar.cookies.size > 0;
         const echo = await request(lb.ports[k]!, { path: '/echo' });
-        const headers = echo.status === 200 ? (JSON.parse(echo.body) as { headers: Record<string, string> }).headers : {};
-        forwarded[k] = Object.keys(headers).filter((h) => h.startsWith('x-forwarded-') || h === 'x-request-id');
+        const headers =
+          echo.status === 200 ? (JSON.parse(echo.body) as { headers: Record<string, string> }).headers : {};
+        forwarded[k] = Object.keys(headers).filter(
+          (h) => h.startsWith('x-forwarded-') || h === 'x-request-id',
+        );
       }
       const routeVerdict = configVerdict(
         { pool: 'web', routes: [{ match: { pathPrefix: '/api' }, pool: 'api' }] },

@@ -64,7 +64,13 @@ async function phase(
   const [attackers, ordinary] = await Promise.all([
     Promise.all(
       attackerIps.map((ip) =>
-        closedLoop(port, { concurrency: ATTACKER_CONNECTIONS, durationMs, origin, path: '/', localAddress: ip }),
+        closedLoop(port, {
+          concurrency: ATTACKER_CONNECTIONS,
+          durationMs,
+          origin,
+          path: '/',
+          localAddress: ip,
+        }),
       ),
     ),
     Promise.all(
@@ -131,9 +137,15 @@ export const protection: Scenario = {
     const sp = (ph: Phase, f: (r: PhaseResult) => number) => spread(results[ph].map(f));
     const errors = (ph: Phase) => sp(ph, (r) => r.ordinary.filter((s) => s.status !== 200).length);
     const latency = (ph: Phase, q: number) =>
-      sp(ph, (r) => quantile(r.ordinary.filter((s) => s.status === 200).map((s) => s.ms), q));
+      sp(ph, (r) =>
+        quantile(
+          r.ordinary.filter((s) => s.status === 200).map((s) => s.ms),
+          q,
+        ),
+      );
     const backend = (ph: Phase) => sp(ph, (r) => r.backendRequests);
-    const outcome = (ph: Phase, status: number) => sp(ph, (r) => r.attackers.filter((s) => s.status === status).length);
+    const outcome = (ph: Phase, status: number) =>
+      sp(ph, (r) => r.attackers.filter((s) => s.status === status).length);
     const other = (ph: Phase) =>
       sp(ph, (r) => r.attackers.filter((s) => !OUTCOMES.some(([, st]) => st === s.status)).length);
     const refused = outcome('on', 429).median + outcome('on', 403).median;
@@ -169,12 +181,25 @@ export const protection: Scenario = {
             ['requests reaching the backends', fmtSpread(backend('off'), 0), fmtSpread(backend('on'), 0)],
             [
               'ordinary clients: requests',
-              ...PHASES.map((ph) => fmtSpread(sp(ph, (r) => r.ordinary.length), 0)),
+              ...PHASES.map((ph) =>
+                fmtSpread(
+                  sp(ph, (r) => r.ordinary.length),
+                  0,
+                ),
+              ),
             ],
             ['ordinary clients: errors', ...PHASES.map((ph) => fmtSpread(errors(ph), 0))],
             ['ordinary clients: p50 ms', ...PHASES.map((ph) => fmtSpread(latency(ph, 0.5)))],
             ['ordinary clients: p99 ms', ...PHASES.map((ph) => fmtSpread(latency(ph, 0.99)))],
-            ['attackers: requests', ...PHASES.map((ph) => fmtSpread(sp(ph, (r) => r.attackers.length), 0))],
+            [
+              'attackers: requests',
+              ...PHASES.map((ph) =>
+                fmtSpread(
+                  sp(ph, (r) => r.attackers.length),
+                  0,
+                ),
+              ),
+            ],
             ...OUTCOMES.map(([name, status]) => [
               `attackers: ${name}`,
               ...PHASES.map((ph) => fmtSpread(outcome(ph, status), 0)),
@@ -224,7 +249,7 @@ export const protection: Scenario = {
           })),
         },
       ],
-      meaning: `Without protection every request of the flood reached the servers (${fmt(backend('off').median, 0)} in ${p.seconds} s); with it the balancer answered ${fmt(refused, 0)} of them itself with 429 or 403 and the servers got ${fmt(backend('on').median, 0)}, while the ordinary clients, under their rate, were served without errors.`,
+      meaning: `Without protection every request of the flood reached the servers (${fmt(backend('off').median, 0)} in ${p.seconds} s); with it the balancer answered ${fmt(refused, 0)} of them itself with 429 or 403, closed ${fmt(outcome('on', 0).median, 0)} of the blocked clients' connections at accept, and the servers got ${fmt(backend('on').median, 0)}, while the ordinary clients, under their rate, were served without errors.`,
       checks,
       figures: {
         'off.backendRequests': backend('off').median,
