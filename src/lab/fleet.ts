@@ -58,16 +58,20 @@ export interface Balancer {
 /** A pool of the generated config (the config file's keys, as JSON). */
 export type PoolConfig = Record<string, unknown> & { name: string };
 
+/** A listener of the generated config given by its keys (`protocol`, `pool`, `routes`, `zones`...), without `name` and `listen`. */
+export type ListenerConfig = Record<string, unknown>;
+
 /**
- * Writes a config (JSON is YAML) with one http listener per entry of `listeners` (name → pool) on
- * free ports, the given pools and an admin API, starts `fulcrum start` on it and waits until
- * every listener accepts connections.
+ * Writes a config (JSON is YAML) with one listener per entry of `listeners` on free ports (name →
+ * pool: an http listener; name → keys: that listener, http unless `protocol` says otherwise), the
+ * given pools and an admin API, starts `fulcrum start` on it and waits until every listener
+ * accepts connections (a dns listener's TCP side).
  */
 export async function startBalancer(
   procs: ProcessGroup,
   workDir: string,
   name: string,
-  listeners: Record<string, string>,
+  listeners: Record<string, string | ListenerConfig>,
   pools: PoolConfig[],
 ): Promise<Balancer> {
   const ports: Record<string, number> = {};
@@ -76,11 +80,11 @@ export async function startBalancer(
   const config = {
     admin: { listen: `${HOST}:${adminPort}` },
     shutdownTimeout: '2s',
-    listeners: Object.entries(listeners).map(([l, pool]) => ({
+    listeners: Object.entries(listeners).map(([l, spec]) => ({
       name: l,
       protocol: 'http',
       listen: `${HOST}:${ports[l]}`,
-      pool,
+      ...(typeof spec === 'string' ? { pool: spec } : spec),
     })),
     pools,
   };

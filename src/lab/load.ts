@@ -139,3 +139,56 @@ export async function closedLoop(port: number, options: ClosedLoopOptions): Prom
   if (options.agent === undefined) agent.destroy();
   return samples;
 }
+
+/** Where one request of a paced client goes. */
+export interface Target {
+  host: string;
+  port: number;
+}
+
+/** A paced client: one request every `intervalMs` (or as soon as the last answered, when slower). */
+export interface PacedOptions extends RequestOptions {
+  intervalMs: number;
+  durationMs: number;
+  /** Ends the run early (before `durationMs`). */
+  signal?: AbortSignal;
+  /** The time 0 of the samples' `at` (performance.now()); default: the start of this run. */
+  origin?: number;
+  /**
+   * Where each request goes, asked before each one (a client that resolves a name and caches the
+   * answer); a rejection counts as a failed request. Default: `port` on 127.0.0.1.
+   */
+  target?: () => Promise<Target>;
+}
+
+/** Runs one paced client against `port` (or its `target`) and returns every request's sample (bodies dropped). */
+export async function pacedLoop(port: number, options: PacedOptions): Promise<Sample[]> {
+  const origin = options.origin ?? performance.now();
+  const end = performance.now() + options.durationMs;
+  const samples: Sample[] = [];
+  let next = performance.now();
+  while (performance.now() < end && options.signal?.aborted !== true) {
+    const sentAt = performance.now();
+    const target = await (options.target?.() ?? Promise.resolve({ host: '127.0.0.1', port })).catch(
+      () => undefined,
+    );
+    const s: Sample =
+      target === undefined
+        ? {
+            at: sentAt - origin,
+            ms: performance.now() - sentAt,
+            status: 0,
+            servedBy: '',
+            body: '',
+            headers: {},
+          }
+        : await request(target.port, { ...options, host: target.host }, origin);
+    s.body = '';
+    samples.push(s);
+    next += options.intervalMs;
+    const wait = next - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    else next = performance.now();
+  }
+  return samples;
+}

@@ -146,15 +146,20 @@ export class ProcessGroup {
   }
 }
 
-/** Poll-connect until `port` accepts connections; fails when `proc` exits first or time runs out. */
-export async function waitForPort(port: number, proc: LabProcess, timeoutMs = 60_000): Promise<void> {
+/** Poll-connect until `host:port` accepts connections; fails when `proc` exits first or time runs out. */
+export async function waitForPort(
+  port: number,
+  proc: LabProcess,
+  timeoutMs = 60_000,
+  host = HOST,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (proc.exitCode !== undefined) {
       throw new Error(`${proc.name} exited (code ${proc.exitCode}) before listening:\n${tail(proc.logFile)}`);
     }
     const ok = await new Promise<boolean>((resolve) => {
-      const sock = net.connect({ host: HOST, port });
+      const sock = net.connect({ host, port });
       const done = (v: boolean): void => {
         sock.destroy();
         resolve(v);
@@ -171,4 +176,20 @@ export async function waitForPort(port: number, proc: LabProcess, timeoutMs = 60
     }
     await sleep(50);
   }
+}
+
+/** Clock ticks per second of /proc/PID/stat's times (USER_HZ: 100 on every Linux architecture Node runs on). */
+const USER_HZ = 100;
+
+/** Why CPU times cannot be read here (no /proc), or undefined when they can. */
+export function cpuTimesUnavailable(): string | undefined {
+  return fs.existsSync('/proc/self/stat') ? undefined : "needs /proc (Linux) to read a process's CPU time";
+}
+
+/** CPU time a process has used so far, user + system, in seconds (utime + stime of /proc/PID/stat). */
+export function cpuSeconds(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // After "pid (comm) ", field 3 (state) comes first: utime is field 14, stime field 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / USER_HZ;
 }

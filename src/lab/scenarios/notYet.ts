@@ -23,35 +23,8 @@ function pending(
   };
 }
 
-const NOT_BUILT =
-  'not built yet in this version of the lab (issue 21 lists it; the report will show it once written).';
-
 /** Scenarios listed in the report but not run, with why. */
 export const NOT_YET: Scenario[] = [
-  pending(
-    'l4-l7',
-    8,
-    'L4 vs L7: CPU per request and capabilities',
-    'An L4 (tcp) balancer forwards bytes and costs less CPU per request; an L7 (http) balancer parses requests and can route by path, retry and pin by cookie.',
-    'The same backends behind a tcp listener and an http listener; CPU time of the balancer per request; what each can do.',
-    `${NOT_BUILT} Meanwhile bench/tcp.ts and bench/http.ts measure each path's cost.`,
-  ),
-  pending(
-    'dns',
-    9,
-    "DNS balancing's coarse control",
-    'Clients keep using an address they resolved until its TTL runs out, so traffic goes on reaching a dead server for up to the TTL.',
-    "Fulcrum's DNS listener answering for a pool; clients that cache answers for the TTL; a server killed.",
-    `${NOT_BUILT} The DNS listener exists (docs/dns.md).`,
-  ),
-  pending(
-    'protection',
-    10,
-    'L7 abnormal traffic: a flood with protection off and on',
-    'A flood from a few clients starves everyone behind a balancer without protection; rate limits and detection keep legitimate clients served.',
-    'One flooding client and a few normal ones, through a listener without and with `protection`.',
-    `${NOT_BUILT} Protection exists (listeners[].protection in docs/configuration.md).`,
-  ),
   pending(
     'redundancy',
     11,
