@@ -68,12 +68,6 @@ export function toRaw(config: Config): Raw {
   // Defaults the loader fills in for every listener, health check and sticky mapping, but
   // rejects when written for another protocol or type (config/checks.ts).
   for (const l of (raw.listeners ?? []) as Raw[]) {
-    // The rate-limit key is parsed into { from, name }: back to its text.
-    const rate = (l.protection as Raw | undefined)?.rateLimit as Raw | undefined;
-    const key = rate?.key as { from: string; name?: string } | undefined;
-    if (rate !== undefined && key !== undefined) {
-      rate.key = key.name === undefined ? key.from : `${key.from}:${key.name}`;
-    }
     if (l.protocol === 'http') continue;
     // A dns listener without a default pool is normalized to pool "" (its records name theirs).
     if (l.protocol === 'dns' && l.pool === '') delete l.pool;
