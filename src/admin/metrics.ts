@@ -21,6 +21,7 @@ import type { DnsStats } from '../proxy/dns/dnsStats.js';
 import { TcpListener } from '../proxy/tcp/tcpListener.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { LiveStats } from './live.js';
+import { type ProtectionReport, protectionReports } from './protectionReport.js';
 
 const { Counter, Gauge, collectDefaultMetrics } = client;
 
@@ -104,6 +105,8 @@ export class Telemetry implements TrafficObserver {
   private lastTick = Date.now();
   /** A supervisor's workers run the listeners: their open connections, summed (src/cluster/). */
   listenerConnections: ((listener: string) => number | undefined) | null = null;
+  /** A supervisor's workers run the listeners: their protection, merged (src/cluster/). */
+  protectionSource: (() => ProtectionReport[]) | null = null;
   private reloads = { success: 0, failure: 0 };
 
   constructor(
@@ -385,6 +388,11 @@ export class Telemetry implements TrafficObserver {
   }
 
   /** The counters of the dns listeners, by listener name. */
+  /** Every listener's protection: this process's, or the workers' merged. */
+  private protection(now: number): ProtectionReport[] {
+    return this.protectionSource?.() ?? protectionReports(this.runtime.listeners.values(), now);
+  }
+
   private dnsStats(): Array<[string, DnsStats]> {
     const out: Array<[string, DnsStats]> = [];
     for (const l of this.runtime.listeners.values())
@@ -687,10 +695,8 @@ export class Telemetry implements TrafficObserver {
       registers: [registry],
       collect() {
         this.reset();
-        for (const l of self.runtime.listeners.values()) {
-          const rejected = l.protection?.rejected;
-          if (rejected === undefined) continue;
-          for (const [reason, n] of Object.entries(rejected)) this.inc({ listener: l.name, reason }, n);
+        for (const r of self.protection(Date.now())) {
+          for (const [reason, n] of Object.entries(r.rejected)) this.inc({ listener: r.listener, reason }, n);
         }
       },
     });
@@ -702,11 +708,7 @@ export class Telemetry implements TrafficObserver {
       registers: [registry],
       collect() {
         this.reset();
-        const now = Date.now();
-        for (const l of self.runtime.listeners.values()) {
-          const p = l.protection;
-          if (p != null) this.set({ listener: l.name }, p.blockedCount(now));
-        }
+        for (const r of self.protection(Date.now())) this.set({ listener: r.listener }, r.blocked.length);
       },
     });
     new Gauge({
@@ -716,10 +718,8 @@ export class Telemetry implements TrafficObserver {
       registers: [registry],
       collect() {
         this.reset();
-        const now = Date.now();
-        for (const l of self.runtime.listeners.values()) {
-          const surge = l.protection?.surge;
-          if (surge != null) this.set({ listener: l.name }, surge.state(now).active ? 1 : 0);
+        for (const r of self.protection(Date.now())) {
+          if (r.surge !== null) this.set({ listener: r.listener }, r.surge.active ? 1 : 0);
         }
       },
     });
