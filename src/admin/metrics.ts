@@ -387,12 +387,12 @@ export class Telemetry implements TrafficObserver {
     return out;
   }
 
-  /** The counters of the dns listeners, by listener name. */
   /** Every listener's protection: this process's, or the workers' merged. */
   private protection(now: number): ProtectionReport[] {
     return this.protectionSource?.() ?? protectionReports(this.runtime.listeners.values(), now);
   }
 
+  /** The counters of the dns listeners, by listener name. */
   private dnsStats(): Array<[string, DnsStats]> {
     const out: Array<[string, DnsStats]> = [];
     for (const l of this.runtime.listeners.values())
