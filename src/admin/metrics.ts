@@ -17,7 +17,6 @@ import type { Server, ServerState } from '../core/server.js';
 import { VERSION } from '../core/version.js';
 import { healthOf } from '../health/index.js';
 import { DnsListener } from '../proxy/dns/dnsListener.js';
-import type { DnsStats } from '../proxy/dns/dnsStats.js';
 import { TcpListener } from '../proxy/tcp/tcpListener.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { LiveStats } from './live.js';
@@ -51,6 +50,16 @@ interface Entry {
   bytesIn: number;
   bytesOut: number;
   live: LiveStats | undefined;
+}
+
+/** A dns listener's counters as a worker hands them to its supervisor. */
+export interface DnsFigures {
+  listener: string;
+  /** ["A NOERROR", count], ... */
+  answered: [string, number][];
+  /** [reason, count], ... */
+  dropped: [string, number][];
+  truncated: number;
 }
 
 /** The figures of one (listener, pool, server) as a worker hands them to its supervisor. */
@@ -107,6 +116,10 @@ export class Telemetry implements TrafficObserver {
   listenerConnections: ((listener: string) => number | undefined) | null = null;
   /** A supervisor's workers run the listeners: their protection, merged (src/cluster/). */
   protectionSource: (() => ProtectionReport[]) | null = null;
+  /** A supervisor's workers run the dns listeners: their counters, summed (src/cluster/). */
+  dnsSource: (() => DnsFigures[]) | null = null;
+  /** A supervisor's workers hold the upstream connections: their idle ones, summed. */
+  serverIdle: ((pool: string, server: string) => number) | null = null;
   private reloads = { success: 0, failure: 0 };
 
   constructor(
@@ -387,16 +400,36 @@ export class Telemetry implements TrafficObserver {
     return out;
   }
 
+  /** Idle keep-alive connections to a server: this process's, or the workers' summed. */
+  idleOf(pool: string, s: Server): number {
+    return this.serverIdle === null ? this.runtime.upstreams.idleCount(s) : this.serverIdle(pool, s.id);
+  }
+
+  /** Queries a dns listener answered: this process's, or the workers' summed. */
+  dnsQueriesOf(listener: string): number {
+    let n = 0;
+    for (const [name, f] of this.dnsStats()) if (name === listener) for (const [, c] of f.answered) n += c;
+    return n;
+  }
+
   /** Every listener's protection: this process's, or the workers' merged. */
   private protection(now: number): ProtectionReport[] {
     return this.protectionSource?.() ?? protectionReports(this.runtime.listeners.values(), now);
   }
 
   /** The counters of the dns listeners, by listener name. */
-  private dnsStats(): Array<[string, DnsStats]> {
-    const out: Array<[string, DnsStats]> = [];
-    for (const l of this.runtime.listeners.values())
-      if (l instanceof DnsListener) out.push([l.name, l.stats]);
+  private dnsStats(): Array<[string, DnsFigures]> {
+    return (this.dnsSource?.() ?? this.exportDns()).map((f) => [f.listener, f]);
+  }
+
+  /** This process's dns listeners' counters (a worker sends them to its supervisor). */
+  exportDns(): DnsFigures[] {
+    const out: DnsFigures[] = [];
+    for (const l of this.runtime.listeners.values()) {
+      if (!(l instanceof DnsListener)) continue;
+      const { answered, dropped, truncated } = l.stats;
+      out.push({ listener: l.name, answered: [...answered], dropped: [...dropped], truncated });
+    }
     return out;
   }
 
@@ -535,8 +568,7 @@ export class Telemetry implements TrafficObserver {
       registers: [registry],
       collect() {
         this.reset();
-        const upstreams = self.runtime.upstreams;
-        self.eachServer((p, s) => this.set({ pool: p.name, server: s.id }, upstreams.idleCount(s)));
+        self.eachServer((p, s) => this.set({ pool: p.name, server: s.id }, self.idleOf(p.name, s)));
       },
     });
     for (const [name, help, field] of [

@@ -3,7 +3,7 @@
  * direction, discriminated by `t`; `isWorkerMessage` / `isSupervisorMessage` let each side drop
  * anything else (cluster's own messages share the channel).
  */
-import type { EntryFigures } from '../admin/metrics.js';
+import type { DnsFigures, EntryFigures } from '../admin/metrics.js';
 import type { ProtectionReport } from '../admin/protectionReport.js';
 import type { ServerState } from '../core/server.js';
 import type { Expect } from '../sticky/stickTable.js';
@@ -30,6 +30,10 @@ export interface WorkerStats {
   servers: [string, string, number, number, number, number, number][];
   /** Listeners: name, bound address, connections open. */
   listeners: { name: string; host: string; port: number; connections: number }[];
+  /** [pool, server id, idle keep-alive connections] of the servers that have some. */
+  idle?: [string, string, number][];
+  /** The dns listeners' counters, since the worker started. */
+  dns?: DnsFigures[];
 }
 
 // ------------------------------------------------------------------------- supervisor → worker

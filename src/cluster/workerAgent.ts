@@ -194,9 +194,12 @@ export class WorkerAgent {
     const runtime = this.runtime;
     if (runtime === null) return { entries: [], servers: [], listeners: [] };
     const servers: WorkerStats['servers'] = [];
+    const idle: NonNullable<WorkerStats['idle']> = [];
     for (const pool of runtime.pools.values()) {
       for (const s of pool.servers) {
         servers.push([pool.name, s.id, s.active, s.total, s.failures, s.ewmaMs, s.samples]);
+        const n = runtime.upstreams.idleCount(s);
+        if (n > 0) idle.push([pool.name, s.id, n]);
       }
     }
     return {
@@ -208,6 +211,8 @@ export class WorkerAgent {
         port: l.address.port,
         connections: l.connectionCount,
       })),
+      idle,
+      dns: this.telemetry?.exportDns() ?? [],
     };
   }
 }

@@ -101,6 +101,15 @@ ${serverList([{ id: 'a', port: backend!.port }])}
     assert.ok(metric('rate') > 0 && metric('rate') <= after.rejected.rate!, text);
     assert.ok(metric('rate') >= view.rejected.rate!, `${metric('rate')} < ${view.rejected.rate}`);
     assert.match(text, /^fulcrum_protection_blocked_clients\{listener="web"\} 1$/m);
+    // The request of the other client left its upstream connection idle in one worker.
+    const idle = Number(/^fulcrum_server_idle_connections\{pool="p",server="a"\} (\d+)$/m.exec(text)?.[1]);
+    assert.ok(
+      idle >= 1,
+      text
+        .split('\n')
+        .filter((l) => l.includes('idle_connections'))
+        .join('\n'),
+    );
 
     // The CLI works against the supervisor unchanged.
     const cli = await runCli(['protection', '--admin', `http://127.0.0.1:${admin}`]);
