@@ -5,6 +5,7 @@
  * requests counts them all.
  */
 import type { Telemetry } from './metrics.js';
+import type { ProtectionReport } from './protectionReport.js';
 
 /** One worker process as `GET /api/status` and `fulcrum status` show it. */
 export interface WorkerRow {
@@ -40,4 +41,10 @@ export interface ClusterView {
   workers(): WorkerRow[];
   /** A listener as the workers report it (undefined before any worker has). */
   listener(name: string): ClusterListener | undefined;
+  /** Asks every worker for its listeners' protection now and merges it (bounded wait: a worker
+   * that does not answer in time is left out). */
+  protection(): Promise<ProtectionReport[]>;
+  /** Unblocks a client on a listener in every worker: `unblocked` if any had it blocked,
+   * `not-blocked` if none had, `no-listener` if no worker has that listener with protection. */
+  unblock(listener: string, ip: string): Promise<'unblocked' | 'not-blocked' | 'no-listener'>;
 }

@@ -17,10 +17,10 @@ import type { Server, ServerState } from '../core/server.js';
 import { VERSION } from '../core/version.js';
 import { healthOf } from '../health/index.js';
 import { DnsListener } from '../proxy/dns/dnsListener.js';
-import type { DnsStats } from '../proxy/dns/dnsStats.js';
 import { TcpListener } from '../proxy/tcp/tcpListener.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { LiveStats } from './live.js';
+import { type ProtectionReport, protectionReports } from './protectionReport.js';
 
 const { Counter, Gauge, collectDefaultMetrics } = client;
 
@@ -50,6 +50,16 @@ interface Entry {
   bytesIn: number;
   bytesOut: number;
   live: LiveStats | undefined;
+}
+
+/** A dns listener's counters as a worker hands them to its supervisor. */
+export interface DnsFigures {
+  listener: string;
+  /** ["A NOERROR", count], ... */
+  answered: [string, number][];
+  /** [reason, count], ... */
+  dropped: [string, number][];
+  truncated: number;
 }
 
 /** The figures of one (listener, pool, server) as a worker hands them to its supervisor. */
@@ -104,6 +114,12 @@ export class Telemetry implements TrafficObserver {
   private lastTick = Date.now();
   /** A supervisor's workers run the listeners: their open connections, summed (src/cluster/). */
   listenerConnections: ((listener: string) => number | undefined) | null = null;
+  /** A supervisor's workers run the listeners: their protection, merged (src/cluster/). */
+  protectionSource: (() => ProtectionReport[]) | null = null;
+  /** A supervisor's workers run the dns listeners: their counters, summed (src/cluster/). */
+  dnsSource: (() => DnsFigures[]) | null = null;
+  /** A supervisor's workers hold the upstream connections: their idle ones, summed. */
+  serverIdle: ((pool: string, server: string) => number) | null = null;
   private reloads = { success: 0, failure: 0 };
 
   constructor(
@@ -384,11 +400,36 @@ export class Telemetry implements TrafficObserver {
     return out;
   }
 
+  /** Idle keep-alive connections to a server: this process's, or the workers' summed. */
+  idleOf(pool: string, s: Server): number {
+    return this.serverIdle === null ? this.runtime.upstreams.idleCount(s) : this.serverIdle(pool, s.id);
+  }
+
+  /** Queries a dns listener answered: this process's, or the workers' summed. */
+  dnsQueriesOf(listener: string): number {
+    let n = 0;
+    for (const [name, f] of this.dnsStats()) if (name === listener) for (const [, c] of f.answered) n += c;
+    return n;
+  }
+
+  /** Every listener's protection: this process's, or the workers' merged. */
+  private protection(now: number): ProtectionReport[] {
+    return this.protectionSource?.() ?? protectionReports(this.runtime.listeners.values(), now);
+  }
+
   /** The counters of the dns listeners, by listener name. */
-  private dnsStats(): Array<[string, DnsStats]> {
-    const out: Array<[string, DnsStats]> = [];
-    for (const l of this.runtime.listeners.values())
-      if (l instanceof DnsListener) out.push([l.name, l.stats]);
+  private dnsStats(): Array<[string, DnsFigures]> {
+    return (this.dnsSource?.() ?? this.exportDns()).map((f) => [f.listener, f]);
+  }
+
+  /** This process's dns listeners' counters (a worker sends them to its supervisor). */
+  exportDns(): DnsFigures[] {
+    const out: DnsFigures[] = [];
+    for (const l of this.runtime.listeners.values()) {
+      if (!(l instanceof DnsListener)) continue;
+      const { answered, dropped, truncated } = l.stats;
+      out.push({ listener: l.name, answered: [...answered], dropped: [...dropped], truncated });
+    }
     return out;
   }
 
@@ -527,8 +568,7 @@ export class Telemetry implements TrafficObserver {
       registers: [registry],
       collect() {
         this.reset();
-        const upstreams = self.runtime.upstreams;
-        self.eachServer((p, s) => this.set({ pool: p.name, server: s.id }, upstreams.idleCount(s)));
+        self.eachServer((p, s) => this.set({ pool: p.name, server: s.id }, self.idleOf(p.name, s)));
       },
     });
     for (const [name, help, field] of [
@@ -687,10 +727,8 @@ export class Telemetry implements TrafficObserver {
       registers: [registry],
       collect() {
         this.reset();
-        for (const l of self.runtime.listeners.values()) {
-          const rejected = l.protection?.rejected;
-          if (rejected === undefined) continue;
-          for (const [reason, n] of Object.entries(rejected)) this.inc({ listener: l.name, reason }, n);
+        for (const r of self.protection(Date.now())) {
+          for (const [reason, n] of Object.entries(r.rejected)) this.inc({ listener: r.listener, reason }, n);
         }
       },
     });
@@ -702,11 +740,7 @@ export class Telemetry implements TrafficObserver {
       registers: [registry],
       collect() {
         this.reset();
-        const now = Date.now();
-        for (const l of self.runtime.listeners.values()) {
-          const p = l.protection;
-          if (p != null) this.set({ listener: l.name }, p.blockedCount(now));
-        }
+        for (const r of self.protection(Date.now())) this.set({ listener: r.listener }, r.blocked.length);
       },
     });
     new Gauge({
@@ -716,10 +750,8 @@ export class Telemetry implements TrafficObserver {
       registers: [registry],
       collect() {
         this.reset();
-        const now = Date.now();
-        for (const l of self.runtime.listeners.values()) {
-          const surge = l.protection?.surge;
-          if (surge != null) this.set({ listener: l.name }, surge.state(now).active ? 1 : 0);
+        for (const r of self.protection(Date.now())) {
+          if (r.surge !== null) this.set({ listener: r.listener }, r.surge.active ? 1 : 0);
         }
       },
     });

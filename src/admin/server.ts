@@ -24,6 +24,7 @@ import type { ClusterView } from './clusterView.js';
 import { AdminError, type Control, DEFAULT_REMOVE_TIMEOUT_MS, noPool, noServer } from './control.js';
 import type { EventStream } from './events.js';
 import type { Telemetry } from './metrics.js';
+import { protectionJson, protectionReports } from './protectionReport.js';
 import { readiness } from './readiness.js';
 import { listenerViews, poolView, serverView, statusView, type ViewContext } from './snapshot.js';
 
@@ -124,34 +125,22 @@ export function createAdminHandler(deps: AdminDeps): RequestListener {
     await deps.cluster?.refresh();
     sendJson(res, 200, statusView(view()));
   });
-  route('GET', '/api/protection', (_req, res) => {
-    const now = Date.now();
-    const listeners = [];
-    for (const l of view().runtime.listeners.values()) {
-      const p = l.protection;
-      if (p == null) continue;
-      const d = p.detector;
-      const surge = p.surge?.state(now);
-      listeners.push({
-        listener: l.name,
-        protocol: l.protocol,
-        rejected: p.rejected,
-        surge:
-          surge === undefined
-            ? null
-            : { ...surge, since: surge.since === 0 ? null : new Date(surge.since).toISOString() },
-        blocked:
-          d === null ? [] : d.blocks(now).map((b) => ({ ...b, until: new Date(b.until).toISOString() })),
-        top: p.topTalkers(10, now),
-      });
-    }
-    sendJson(res, 200, { listeners });
+  route('GET', '/api/protection', async (_req, res) => {
+    const reports =
+      deps.cluster === undefined
+        ? protectionReports(view().runtime.listeners.values(), Date.now())
+        : await deps.cluster.protection();
+    sendJson(res, 200, { listeners: reports.map(protectionJson) });
   });
-  route('DELETE', '/api/protection/:listener/blocked/:ip', (_req, res, [listener, ip]) => {
-    const l = view().runtime.listeners.get(listener!);
-    if (l?.protection == null) throw new AdminError(404, `no listener "${listener}" with protection`);
-    if (l.protection.detector?.unblock(ip!) !== true)
-      throw new AdminError(404, `client ${ip} is not blocked on ${listener}`);
+  route('DELETE', '/api/protection/:listener/blocked/:ip', async (_req, res, [listener, ip]) => {
+    let outcome: 'unblocked' | 'not-blocked' | 'no-listener';
+    if (deps.cluster !== undefined) outcome = await deps.cluster.unblock(listener!, ip!);
+    else {
+      const p = view().runtime.listeners.get(listener!)?.protection;
+      outcome = p == null ? 'no-listener' : p.detector?.unblock(ip!) === true ? 'unblocked' : 'not-blocked';
+    }
+    if (outcome === 'no-listener') throw new AdminError(404, `no listener "${listener}" with protection`);
+    if (outcome === 'not-blocked') throw new AdminError(404, `client ${ip} is not blocked on ${listener}`);
     sendJson(res, 200, { listener, ip, unblocked: true });
   });
   route('GET', '/api/listeners', (_req, res) => sendJson(res, 200, { listeners: listenerViews(view()) }));

@@ -123,7 +123,7 @@ export function serverView(
     ejectedUntil: s.ejectedUntil > now ? iso(s.ejectedUntil) : null,
     ejections: ctx.telemetry.ejectionsOf(pool.name, s.id),
     active: s.active,
-    idleConnections: ctx.runtime.upstreams.idleCount(s),
+    idleConnections: ctx.telemetry.idleOf(pool.name, s),
     total: s.total,
     failures: s.failures,
     totals: ctx.telemetry.serverTotals(pool.name, s.id),
@@ -189,7 +189,8 @@ export function listenerViews(ctx: ViewContext): ListenerView[] {
           }),
       connections: l.connectionCount,
       // A dns listener's "requests" are the queries it answered.
-      requests: l instanceof DnsListener ? l.stats.queries : ctx.telemetry.requestsOf(l.name),
+      requests:
+        l instanceof DnsListener ? ctx.telemetry.dnsQueriesOf(l.name) : ctx.telemetry.requestsOf(l.name),
       totals: ctx.telemetry.listenerTotals(l.name),
     });
   }

@@ -4,7 +4,7 @@
  * into the supervisor's Telemetry (for /metrics, the status and the dashboard) and into its
  * servers' statistics (in flight, totals, response time) that the admin API shows.
  */
-import type { EntryFigures, Telemetry } from '../admin/metrics.js';
+import type { DnsFigures, EntryFigures, Telemetry } from '../admin/metrics.js';
 import type { Runtime } from '../runtime/runtime.js';
 import type { WorkerStats } from './messages.js';
 
@@ -20,15 +20,25 @@ export class ClusterFigures {
   private readonly retired = new Map<string, EntryFigures>();
   /** Server totals of workers gone, by pool\0server. */
   private readonly retiredServers = new Map<string, ServerTotals>();
+  /** The dns counters of workers gone, summed. */
+  private retiredDns: DnsFigures[] = [];
   private telemetry: Telemetry | null = null;
 
   constructor(private readonly runtime: Runtime) {}
 
   /** Merges into `telemetry` from now on (null: stop). */
   attach(telemetry: Telemetry | null): void {
-    if (this.telemetry !== null) this.telemetry.listenerConnections = null;
+    if (this.telemetry !== null) {
+      this.telemetry.listenerConnections = null;
+      this.telemetry.serverIdle = null;
+      this.telemetry.dnsSource = null;
+    }
     this.telemetry = telemetry;
-    if (telemetry !== null) telemetry.listenerConnections = (name) => this.listener(name)?.connections;
+    if (telemetry !== null) {
+      telemetry.listenerConnections = (name) => this.listener(name)?.connections;
+      telemetry.serverIdle = (pool, server) => this.idleOf(pool, server);
+      telemetry.dnsSource = () => this.dns();
+    }
     this.merge();
   }
 
@@ -66,6 +76,7 @@ export class ClusterFigures {
       sum.bytesIn += f.bytesIn;
       sum.bytesOut += f.bytesOut;
     }
+    this.retiredDns = sumDns([this.retiredDns, last.dns ?? []]);
     for (const [pool, server, , total, failures] of last.servers) {
       const key = `${pool}\0${server}`;
       const t = this.retiredServers.get(key) ?? { total: 0, failures: 0 };
@@ -87,6 +98,20 @@ export class ClusterFigures {
     let n = 0;
     for (const s of this.live.get(worker)?.servers ?? []) n += s[2];
     return n;
+  }
+
+  /** Idle keep-alive connections to a server, summed over the workers. */
+  idleOf(pool: string, server: string): number {
+    let n = 0;
+    for (const stats of this.live.values()) {
+      for (const [p, s, idle] of stats.idle ?? []) if (p === pool && s === server) n += idle;
+    }
+    return n;
+  }
+
+  /** The dns listeners' counters: the live workers' and those of workers gone, summed. */
+  dns(): DnsFigures[] {
+    return sumDns([this.retiredDns, ...[...this.live.values()].map((s) => s.dns ?? [])]);
   }
 
   /** A listener as the workers report it: the address they share, connections summed. */
@@ -138,4 +163,30 @@ export class ClusterFigures {
       }
     }
   }
+}
+
+/** Dns counters summed per listener (answers by type and code, drops by reason, truncations). */
+function sumDns(sources: readonly (readonly DnsFigures[])[]): DnsFigures[] {
+  const byListener = new Map<
+    string,
+    { answered: Map<string, number>; dropped: Map<string, number>; truncated: number }
+  >();
+  for (const figures of sources) {
+    for (const f of figures) {
+      let sum = byListener.get(f.listener);
+      if (sum === undefined) {
+        sum = { answered: new Map(), dropped: new Map(), truncated: 0 };
+        byListener.set(f.listener, sum);
+      }
+      for (const [key, n] of f.answered) sum.answered.set(key, (sum.answered.get(key) ?? 0) + n);
+      for (const [key, n] of f.dropped) sum.dropped.set(key, (sum.dropped.get(key) ?? 0) + n);
+      sum.truncated += f.truncated;
+    }
+  }
+  return [...byListener].map(([listener, s]) => ({
+    listener,
+    answered: [...s.answered],
+    dropped: [...s.dropped],
+    truncated: s.truncated,
+  }));
 }

@@ -3,7 +3,8 @@
  * direction, discriminated by `t`; `isWorkerMessage` / `isSupervisorMessage` let each side drop
  * anything else (cluster's own messages share the channel).
  */
-import type { EntryFigures } from '../admin/metrics.js';
+import type { DnsFigures, EntryFigures } from '../admin/metrics.js';
+import type { ProtectionReport } from '../admin/protectionReport.js';
 import type { ServerState } from '../core/server.js';
 import type { Expect } from '../sticky/stickTable.js';
 
@@ -29,6 +30,10 @@ export interface WorkerStats {
   servers: [string, string, number, number, number, number, number][];
   /** Listeners: name, bound address, connections open. */
   listeners: { name: string; host: string; port: number; connections: number }[];
+  /** [pool, server id, idle keep-alive connections] of the servers that have some. */
+  idle?: [string, string, number][];
+  /** The dns listeners' counters, since the worker started. */
+  dns?: DnsFigures[];
 }
 
 // ------------------------------------------------------------------------- supervisor → worker
@@ -40,6 +45,10 @@ export type SupervisorMessage =
   | { t: 'states'; states: PoolStatuses }
   /** Report your figures now (answered with `stats` and the same id). */
   | { t: 'stats?'; id: number }
+  /** Report your listeners' protection now (answered with `protection` and the same id). */
+  | { t: 'protection?'; id: number }
+  /** Unblock this client on this listener (answered with `unblocked` and the same id). */
+  | { t: 'unblock'; id: number; listener: string; ip: string }
   /** Finish what is in flight (up to `timeoutMs`), then exit 0. */
   | { t: 'stop'; timeoutMs: number }
   /** Answer to `stick?`: the server held for the key, if any. */
@@ -60,6 +69,10 @@ export type WorkerMessage =
   | { t: 'beat'; stats: WorkerStats }
   /** Answer to `stats?`. */
   | { t: 'stats'; id: number; stats: WorkerStats }
+  /** Answer to `protection?`: every listener with protection. */
+  | { t: 'protection'; id: number; listeners: ProtectionReport[] }
+  /** Answer to `unblock`: whether the listener has protection here, and whether the client was blocked. */
+  | { t: 'unblocked'; id: number; listener: boolean; found: boolean }
   /** Outlier detection ejected a server here: every worker should leave it alone until then. */
   | { t: 'eject'; pool: string; server: string; until: number }
   /** Which server is this key of this pool's stick table pinned to? (answered by `stick`) */
@@ -67,7 +80,7 @@ export type WorkerMessage =
   /** Pin a key of this pool's stick table (see StickTable.assign); answered by `stick`. */
   | { t: 'stick!'; id: number; pool: string; key: string; server: string; expect: Expect };
 
-const SUPERVISOR_TYPES = new Set(['config', 'states', 'stats?', 'stop', 'stick']);
+const SUPERVISOR_TYPES = new Set(['config', 'states', 'stats?', 'protection?', 'unblock', 'stop', 'stick']);
 const WORKER_TYPES = new Set([
   'hello',
   'ready',
@@ -75,6 +88,8 @@ const WORKER_TYPES = new Set([
   'applied',
   'beat',
   'stats',
+  'protection',
+  'unblocked',
   'eject',
   'stick?',
   'stick!',

@@ -18,6 +18,7 @@ import type { ClusterListener, ClusterView, WorkerRow } from '../admin/clusterVi
 import { Control } from '../admin/control.js';
 import { type AdminHandle, followAdmin } from '../admin/followers.js';
 import type { Telemetry } from '../admin/metrics.js';
+import type { ProtectionReport } from '../admin/protectionReport.js';
 import { type AppliedState, restoreStates, stateFileOf, toRaw } from '../admin/state.js';
 import { ConfigError } from '../config/errors.js';
 import type { Config } from '../config/types.js';
@@ -35,6 +36,7 @@ import {
   type WorkerMessage,
   type WorkerStats,
 } from './messages.js';
+import { mergeProtection } from './protectionView.js';
 import { nextStreak, restartDelay } from './restartDelay.js';
 import { workerCount } from './workerCount.js';
 
@@ -65,6 +67,13 @@ interface Slot {
   restartTimer: NodeJS.Timeout | null;
 }
 
+/** A question asked of every serving worker: who has not answered, the answers so far. */
+interface Question {
+  waiting: Set<number>;
+  answers: WorkerMessage[];
+  done: () => void;
+}
+
 /** What `fulcrum start` holds while it runs (the same shape for one process and a supervisor). */
 export interface Supervised {
   runtime: Runtime;
@@ -90,6 +99,10 @@ export class Supervisor implements ClusterView {
   private nextRequest = 1;
   /** Figures asked for: request id → the workers that have not answered, and who waits. */
   private readonly asked = new Map<number, { waiting: Set<number>; done: () => void }>();
+  /** Questions other than figures (protection, unblock): request id → answers so far. */
+  private readonly questions = new Map<number, Question>();
+  /** The workers' protection, merged, as the last `refresh` found it (for /metrics). */
+  private lastProtection: ProtectionReport[] = [];
   /** While starting: told when every worker serves, or the first could not start. */
   private starting: { ready: () => void; failed: (err: Error) => void } | null = null;
   /** Told when a worker exits while stopping. */
@@ -141,6 +154,7 @@ export class Supervisor implements ClusterView {
 
   attach(telemetry: Telemetry): () => void {
     this.figures.attach(telemetry);
+    telemetry.protectionSource = () => this.lastProtection;
     const self = this;
     const registry = telemetry.registry;
     new client.Counter({
@@ -167,10 +181,20 @@ export class Supervisor implements ClusterView {
       registry.removeSingleMetric('fulcrum_worker_restarts_total');
       registry.removeSingleMetric('fulcrum_workers');
       this.figures.attach(null);
+      telemetry.protectionSource = null;
     };
   }
 
-  refresh(): Promise<void> {
+  async refresh(): Promise<void> {
+    await Promise.all([
+      this.refreshFigures(),
+      this.protection().then((reports) => {
+        this.lastProtection = reports;
+      }),
+    ]);
+  }
+
+  private refreshFigures(): Promise<void> {
     const live = this.slots.filter((s) => s.ready && s.worker !== null);
     if (live.length === 0) return Promise.resolve();
     const id = this.nextRequest++;
@@ -203,6 +227,47 @@ export class Supervisor implements ClusterView {
 
   listener(name: string): ClusterListener | undefined {
     return this.figures.listener(name);
+  }
+
+  async protection(): Promise<ProtectionReport[]> {
+    const answers = await this.ask((id) => ({ t: 'protection?', id }));
+    return mergeProtection(answers.map((m) => (m.t === 'protection' ? m.listeners : [])));
+  }
+
+  async unblock(listener: string, ip: string): Promise<'unblocked' | 'not-blocked' | 'no-listener'> {
+    const answers = await this.ask((id) => ({ t: 'unblock', id, listener, ip }));
+    const replies = answers.flatMap((m) => (m.t === 'unblocked' ? [m] : []));
+    if (replies.some((m) => m.found)) return 'unblocked';
+    return replies.some((m) => m.listener) ? 'not-blocked' : 'no-listener';
+  }
+
+  /** Sends a question to every serving worker; resolves with the answers that came in time. */
+  private ask(make: (id: number) => SupervisorMessage): Promise<WorkerMessage[]> {
+    const live = this.slots.filter((s) => s.ready && s.worker !== null);
+    if (live.length === 0) return Promise.resolve([]);
+    const id = this.nextRequest++;
+    return new Promise<WorkerMessage[]>((resolve) => {
+      const q: Question = {
+        waiting: new Set(live.map((s) => s.worker!.id)),
+        answers: [],
+        done: () => {
+          clearTimeout(timer);
+          this.questions.delete(id);
+          resolve(q.answers);
+        },
+      };
+      const timer = setTimeout(q.done, REFRESH_WAIT_MS);
+      this.questions.set(id, q);
+      for (const s of live) this.send(s.worker!, make(id));
+    });
+  }
+
+  /** An answer to `ask`. */
+  private answer(worker: Worker, m: WorkerMessage & { id: number }): void {
+    const q = this.questions.get(m.id);
+    if (q === undefined || !q.waiting.delete(worker.id)) return;
+    q.answers.push(m);
+    if (q.waiting.size === 0) q.done();
   }
 
   // ------------------------------------------------------------------------------ workers
@@ -311,6 +376,10 @@ export class Supervisor implements ClusterView {
         }
         return;
       }
+      case 'protection':
+      case 'unblocked':
+        this.answer(worker, m);
+        return;
       case 'eject': {
         const pool = this.runtime.pools.get(m.pool);
         const server = pool?.find(m.server);
@@ -350,7 +419,7 @@ export class Supervisor implements ClusterView {
     if (slot.worker !== worker) return;
     this.figures.retire(worker.id);
     this.figures.merge();
-    for (const asked of this.asked.values()) {
+    for (const asked of [...this.asked.values(), ...this.questions.values()]) {
       asked.waiting.delete(worker.id);
       if (asked.waiting.size === 0) asked.done();
     }

@@ -6,6 +6,7 @@
  */
 import { Telemetry } from '../admin/metrics.js';
 import { addObserver } from '../admin/observers.js';
+import { protectionReports } from '../admin/protectionReport.js';
 import { validate } from '../admin/state.js';
 import { ConfigError } from '../config/errors.js';
 import type { Config } from '../config/types.js';
@@ -54,6 +55,17 @@ export class WorkerAgent {
     // Answers of the stick table and requests for figures do not wait behind a reload.
     if (m.t === 'stats?') {
       this.options.send({ t: 'stats', id: m.id, stats: this.stats() });
+      return;
+    }
+    if (m.t === 'protection?') {
+      const listeners = protectionReports(this.runtime?.listeners.values() ?? [], Date.now());
+      this.options.send({ t: 'protection', id: m.id, listeners });
+      return;
+    }
+    if (m.t === 'unblock') {
+      const p = this.runtime?.listeners.get(m.listener)?.protection;
+      const found = p?.detector?.unblock(m.ip) === true;
+      this.options.send({ t: 'unblocked', id: m.id, listener: p != null, found });
       return;
     }
     if (m.t === 'stick') {
@@ -182,9 +194,12 @@ export class WorkerAgent {
     const runtime = this.runtime;
     if (runtime === null) return { entries: [], servers: [], listeners: [] };
     const servers: WorkerStats['servers'] = [];
+    const idle: NonNullable<WorkerStats['idle']> = [];
     for (const pool of runtime.pools.values()) {
       for (const s of pool.servers) {
         servers.push([pool.name, s.id, s.active, s.total, s.failures, s.ewmaMs, s.samples]);
+        const n = runtime.upstreams.idleCount(s);
+        if (n > 0) idle.push([pool.name, s.id, n]);
       }
     }
     return {
@@ -196,6 +211,8 @@ export class WorkerAgent {
         port: l.address.port,
         connections: l.connectionCount,
       })),
+      idle,
+      dns: this.telemetry?.exportDns() ?? [],
     };
   }
 }

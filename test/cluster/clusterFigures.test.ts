@@ -73,3 +73,49 @@ test('the workers’ figures add up, and a worker gone takes nothing out of the 
     await runtime.shutdown(0);
   }
 });
+
+test('idle upstream connections and dns counters are the workers’ sums; a worker gone keeps its dns counts', async () => {
+  const runtime = new Runtime(parseConfig(CONFIG, 'test.yaml'), { serve: false });
+  await runtime.start();
+  const telemetry = new Telemetry(runtime);
+  try {
+    const figures = new ClusterFigures(runtime);
+    figures.attach(telemetry);
+    const dns = (noerror: number, truncated: number) => [
+      {
+        listener: 'names',
+        answered: [['A NOERROR', noerror] as [string, number]],
+        dropped: [['rate-limited', 1] as [string, number]],
+        truncated,
+      },
+    ];
+    figures.report(1, { ...stats(0, 0), idle: [['web', 'a', 2]], dns: dns(5, 1) });
+    figures.report(2, {
+      ...stats(0, 0),
+      idle: [
+        ['web', 'a', 1],
+        ['web', 'b', 4],
+      ],
+      dns: dns(7, 0),
+    });
+    figures.merge();
+    const a = runtime.pools.get('web')!.find('a')!;
+    assert.equal(telemetry.idleOf('web', a), 3);
+    let text = await telemetry.registry.metrics();
+    assert.match(text, /^fulcrum_server_idle_connections\{pool="web",server="b"\} 4$/m);
+    assert.match(text, /^fulcrum_dns_queries_total\{listener="names",type="A",rcode="NOERROR"\} 12$/m);
+    assert.match(text, /^fulcrum_dns_dropped_total\{listener="names",reason="rate-limited"\} 2$/m);
+    assert.match(text, /^fulcrum_dns_truncated_total\{listener="names"\} 1$/m);
+
+    figures.retire(1);
+    figures.report(3, { ...stats(0, 0), dns: dns(1, 0) });
+    figures.merge();
+    assert.equal(telemetry.idleOf('web', a), 1, 'worker 1’s idle connections went with it');
+    assert.equal(telemetry.dnsQueriesOf('names'), 13);
+    text = await telemetry.registry.metrics();
+    assert.match(text, /^fulcrum_dns_dropped_total\{listener="names",reason="rate-limited"\} 3$/m);
+  } finally {
+    telemetry.close();
+    await runtime.shutdown(0);
+  }
+});
