@@ -310,7 +310,7 @@ export const redundancy: Scenario = {
         },
         {
           kind: 'bar',
-          title: `What the users saw (of ${USERS})`,
+          title: `What the ${USERS} users saw`,
           yLabel: 'count',
           categories: ['failed requests', 'sessions lost', 'users whose server changed'],
           series: MODES.map((m) => ({
