@@ -287,7 +287,7 @@ program
   .option('--keep-work', "copy the processes' logs and configs to DIR/work")
   .addHelpText(
     'after',
-    '\nScenarios: algorithms, ip-hash, failover, sessions, session-cluster, store-restart, hot-spot, scale-out,\n  l4-l7, dns, protection, and (listed, not run) redundancy.\nExample:\n  fulcrum lab --quick --out lab-report && xdg-open lab-report/index.html\nExit status: 0 when every check holds, 1 when one does not or a scenario failed.',
+    '\nScenarios: algorithms, ip-hash, failover, sessions, session-cluster, store-restart, hot-spot, scale-out,\n  l4-l7, dns, protection, redundancy (root, keepalived, redis-server).\nExample:\n  fulcrum lab --quick --out lab-report && xdg-open lab-report/index.html\nExit status: 0 when every check holds, 1 when one does not or a scenario failed.',
   )
   .action(async (opts: { quick?: boolean; only?: string; out: string; keepWork?: boolean }) => {
     const { runLab, unknownScenarios, scenarioNames } = await import('../lab/runner.js');

@@ -21,7 +21,7 @@ const OUTPUT = resolve('test-output');
 test('fulcrum lab --quick: algorithms and ip hash show the expected directions; the report reads in Chromium', {
   timeout: 115_000,
 }, async (t) => {
-  const { report, out } = await runQuickLab(t, ['algorithms', 'ip-hash', 'redundancy'], 80_000);
+  const { report, out } = await runQuickLab(t, ['algorithms', 'ip-hash'], 80_000);
 
   const alg = labFigures(report, 'algorithms');
   assert.ok(alg['rr.slowShare']! > 0.25, 'round robin gives the slow server its third');
@@ -48,7 +48,6 @@ test('fulcrum lab --quick: algorithms and ip hash show the expected directions; 
   const html = readFileSync(join(out, 'index.html'), 'utf8');
   assert.doesNotMatch(html, /<script/i);
   assert.match(md, /## 1\. Algorithms with one slow server among three/);
-  assert.match(md, /Not run/, 'scenarios that cannot run say so');
   if (!existsSync(CHROMIUM)) {
     t.diagnostic(`${CHROMIUM} missing: no screenshot`);
     return;

@@ -69,7 +69,7 @@ export function renderHtml(report: LabReport): string {
 <title>Fulcrum lab report</title><style>${STYLE}</style></head>
 <body><h1>Fulcrum lab report</h1>
 <p>Generated ${esc(report.generatedAt)}${report.quick ? ' with <code>--quick</code> (fewer and shorter repetitions)' : ''} on ${esc(report.machine)}, in ${report.seconds.toFixed(0)} s.
-Figures are medians over repetitions, with the smallest and largest seen in parentheses (whiskers on the charts). Every process ran on loopback on this machine: the figures show directions and proportions, not the speed of a production deployment.</p>
+Figures are medians over repetitions, with the smallest and largest seen in parentheses (whiskers on the charts). Every process ran on this machine, on loopback (redundancy: on a bridge between network namespaces it made): the figures show directions and proportions, not the speed of a production deployment.</p>
 <nav><ol>${toc}</ol></nav>
 ${report.results.map((r, i) => section(r, i + 1)).join('\n')}
 </body></html>

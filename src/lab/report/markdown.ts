@@ -65,7 +65,7 @@ export function renderMarkdown(report: LabReport): string {
     '# Fulcrum lab report',
     '',
     `Generated ${report.generatedAt}${report.quick ? ' with --quick (fewer and shorter repetitions)' : ''} on ${report.machine}, in ${report.seconds.toFixed(0)} s.`,
-    'Figures are medians over repetitions with (min–max) after them; every process ran on loopback on this machine.',
+    'Figures are medians over repetitions with (min–max) after them; every process ran on this machine, on loopback (redundancy: on a bridge between network namespaces it made).',
     '',
     table(
       ['#', 'scenario', 'result'],

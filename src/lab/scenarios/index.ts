@@ -8,6 +8,7 @@ import { ipHash } from './ipHash.js';
 import { l4L7 } from './l4L7.js';
 import { NOT_YET } from './notYet.js';
 import { protection } from './protection.js';
+import { redundancy } from './redundancy.js';
 import { scaleOut } from './scaleOut.js';
 import { sessionCluster } from './sessionCluster.js';
 import { sessions } from './sessions.js';
@@ -26,5 +27,6 @@ export const SCENARIOS: Scenario[] = [
   l4L7,
   dns,
   protection,
+  redundancy,
   ...NOT_YET,
 ];

@@ -1,36 +1,9 @@
 /**
  * The scenarios of issue 21 this version of the lab does not run yet, each with its reason, so
- * the report lists them instead of leaving them out silently.
+ * the report lists them instead of leaving them out silently. Every scenario runs now (11,
+ * redundancy, reports itself as not run where it lacks root, namespaces or keepalived).
  */
-import type { Findings, Scenario } from '../scenario.js';
-
-function pending(
-  name: string,
-  number: number,
-  title: string,
-  claim: string,
-  setup: string,
-  reason: string,
-): Scenario {
-  return {
-    name,
-    number,
-    title,
-    claim,
-    setup: () => setup,
-    unavailable: () => reason,
-    run: (): Promise<Findings> => Promise.reject(new Error(reason)),
-  };
-}
+import type { Scenario } from '../scenario.js';
 
 /** Scenarios listed in the report but not run, with why. */
-export const NOT_YET: Scenario[] = [
-  pending(
-    'redundancy',
-    11,
-    'Redundancy: takeover time of a balancer pair',
-    'With two balancers sharing a virtual address (VRRP), clients keep being served when the active one dies, after a short takeover.',
-    'Two Fulcrum instances under keepalived in network namespaces; the active one killed.',
-    'Needs root, network namespaces and keepalived, which a lab run on loopback does not assume: see docs/redundancy.md for the setup and its own test.',
-  ),
-];
+export const NOT_YET: Scenario[] = [];
