@@ -109,6 +109,22 @@ export class H2Connection implements FrontConnection, StreamOwner {
       this.ctx.connections.delete(this);
       admittedBy?.release(this.from.peerIp);
     });
+    // HTTP/2 has no half-close: a client that ends its side sends nothing more, no
+    // WINDOW_UPDATE either, so a stream waiting on flow control would wait forever and the
+    // session never close (measured: h2load stopping with streams in flight left every session
+    // listed, and a shutdown waited its whole timeout). What can finish does, then it is cut.
+    socket.once('end', () => {
+      if (!session.closed) session.close();
+      // The socket too: destroying the session alone can leave a TLS socket open, and the
+      // session's 'close' waits for the socket's.
+      setTimeout(() => {
+        socket.destroy();
+        if (!session.destroyed) session.destroy();
+      }, CUT_AFTER_MS).unref();
+    });
+    socket.once('close', () => {
+      if (!session.destroyed) session.destroy();
+    });
     ctx.connections.add(this);
   }
 
