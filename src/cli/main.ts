@@ -49,26 +49,45 @@ program
   .addHelpText('after', '\nExample:\n  fulcrum start -c fulcrum.yaml')
   .action(async (given: { config?: string }) => {
     const opts = { config: requireConfig(given.config) };
-    const { runtime, reload, stop: stopAll } = await loadAndStart(opts.config);
+    // Signals are taken from the first moment: one that arrives while the balancer is still
+    // starting (its port may already accept) is acted on once it has started, never fatal.
+    let running: Running | undefined;
     let stopping = false;
+    let stopPending: string | undefined;
+    let reloadPending = false;
     const stop = async (signal: string) => {
+      if (!running) {
+        stopPending ??= signal; // acted on when start completes
+        return;
+      }
       if (stopping) return;
       stopping = true;
-      log.info(`${signal}: finishing requests in flight (up to ${runtime.config.shutdownTimeout} ms)`);
-      await stopAll();
+      log.info(
+        `${signal}: finishing requests in flight (up to ${running.runtime.config.shutdownTimeout} ms)`,
+      );
+      await running.stop();
       log.info('stopped');
       process.exit(0);
     };
-    process.on('SIGTERM', () => void stop('SIGTERM'));
-    process.on('SIGINT', () => void stop('SIGINT'));
-    process.on('SIGHUP', () => {
-      if (stopping) return;
+    const reload = () => {
+      if (stopping || stopPending) return;
+      if (!running) {
+        reloadPending = true;
+        return;
+      }
       log.info(`SIGHUP: reloading ${opts.config}`);
-      reload().then(
+      running.reload().then(
         (summary) => log.info(`reloaded ${opts.config}: ${describeReload(summary)}`),
         (err: Error) => log.error(`reload rejected, the running config stays:\n${err.message}`),
       );
-    });
+    };
+    process.on('SIGTERM', () => void stop('SIGTERM'));
+    process.on('SIGINT', () => void stop('SIGINT'));
+    process.on('SIGHUP', reload);
+    log.debug(`fulcrum ${VERSION} starting (pid ${process.pid}) with ${opts.config}`);
+    running = await loadAndStart(opts.config);
+    if (stopPending) await stop(stopPending);
+    else if (reloadPending) reload();
   });
 
 program

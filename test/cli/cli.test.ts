@@ -555,6 +555,38 @@ test(
   },
 );
 
+test(
+  'start: a SIGHUP or SIGTERM that arrives while starting is acted on once started, never fatal',
+  TIMEOUT,
+  async (t) => {
+    const procs: (CliProcess | undefined)[] = [];
+    t.after(() => stopAll(procs));
+    const a = await spawnBackend('a');
+    procs.push(a.proc);
+    const listenPort = await freePort();
+    dir.write('early.yaml', roundRobinConfig(listenPort, [a.port], ['a']));
+
+    // "starting" is logged (debug) once the signal handlers are in place, before the config loads.
+    const start = ['--log-level', 'debug', 'start', '-c', 'early.yaml'];
+    const reloaded = spawnCli(start, { cwd: dir.path });
+    procs.push(reloaded);
+    await reloaded.waitFor(/starting \(pid \d+\) with early\.yaml/, { stream: 'stderr' });
+    reloaded.signal('SIGHUP');
+    await reloaded.waitFor(/reloaded early\.yaml: /, { stream: 'stderr' });
+    assert.equal(reloaded.exited, false, reloaded.output);
+    assert.equal(await whoami(listenPort), 'a');
+    reloaded.signal('SIGTERM');
+    assert.deepEqual(await reloaded.waitForExit(5000), { code: 0, signal: null }, reloaded.output);
+
+    const stopped = spawnCli(start, { cwd: dir.path });
+    procs.push(stopped);
+    await stopped.waitFor(/starting \(pid/, { stream: 'stderr' });
+    stopped.signal('SIGTERM');
+    assert.deepEqual(await stopped.waitForExit(5000), { code: 0, signal: null }, stopped.output);
+    assert.match(stopped.output, /SIGTERM: finishing requests in flight/);
+  },
+);
+
 // --- backend ------------------------------------------------------------------------------------
 
 test('backend: the sample backend contract', TIMEOUT, async (t) => {
