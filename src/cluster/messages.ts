@@ -5,11 +5,9 @@
  */
 import type { DnsFigures, EntryFigures } from '../admin/metrics.js';
 import type { ProtectionReport } from '../admin/protectionReport.js';
+import type { Config } from '../config/types.js';
 import type { ServerState } from '../core/server.js';
 import type { Expect } from '../sticky/stickTable.js';
-
-/** The raw (YAML-shaped) config: what a file would hold, validated again by the worker. */
-export type RawConfig = Record<string, unknown>;
 
 /** One server's state as the supervisor holds it (health checks, admin, ejections). */
 export interface ServerStatus {
@@ -39,8 +37,12 @@ export interface WorkerStats {
 // ------------------------------------------------------------------------- supervisor → worker
 
 export type SupervisorMessage =
-  /** Run this config (the first one starts the worker), then these server states. */
-  | { t: 'config'; raw: RawConfig; states: PoolStatuses }
+  /**
+   * Run this config (the first one starts the worker), then these server states. The config is
+   * the supervisor's validated one, as plain data: workers never load the YAML parser or the
+   * schema (about 15 MB of each worker's memory).
+   */
+  | { t: 'config'; config: Config; states: PoolStatuses }
   /** The servers' states changed. */
   | { t: 'states'; states: PoolStatuses }
   /** Report your figures now (answered with `stats` and the same id). */

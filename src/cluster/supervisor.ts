@@ -19,7 +19,7 @@ import { Control } from '../admin/control.js';
 import { type AdminHandle, followAdmin } from '../admin/followers.js';
 import type { Telemetry } from '../admin/metrics.js';
 import type { ProtectionReport } from '../admin/protectionReport.js';
-import { type AppliedState, restoreStates, stateFileOf, toRaw } from '../admin/state.js';
+import { type AppliedState, restoreStates, stateFileOf } from '../admin/state.js';
 import { ConfigError } from '../config/errors.js';
 import type { Config } from '../config/types.js';
 import type { Logger } from '../core/log.js';
@@ -343,7 +343,7 @@ export class Supervisor implements ClusterView {
     switch (m.t) {
       case 'hello':
         // The running config (with the admin's changes), not the file's.
-        this.send(worker, { t: 'config', raw: toRaw(this.runtime.config), states: this.statuses() });
+        this.send(worker, { t: 'config', config: this.runtime.config, states: this.statuses() });
         return;
       case 'ready':
         slot.ready = true;
@@ -491,7 +491,7 @@ export class Supervisor implements ClusterView {
         `workers: ${config.workers} takes effect at the next start (${this.slots.length} run now)`,
       );
     }
-    this.broadcast({ t: 'config', raw: toRaw(config), states: this.statuses() });
+    this.broadcast({ t: 'config', config, states: this.statuses() });
   }
 
   /** Sends the servers' states once the current changes are done (one message for many). */

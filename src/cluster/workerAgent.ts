@@ -7,7 +7,6 @@
 import { Telemetry } from '../admin/metrics.js';
 import { addObserver } from '../admin/observers.js';
 import { protectionReports } from '../admin/protectionReport.js';
-import { validate } from '../admin/state.js';
 import { ConfigError } from '../config/errors.js';
 import type { Config } from '../config/types.js';
 import type { Logger } from '../core/log.js';
@@ -97,8 +96,8 @@ export class WorkerAgent {
     if (this.stopping) return;
     switch (m.t) {
       case 'config':
-        if (this.runtime === null) await this.start(m.raw, m.states);
-        else await this.apply(m.raw, m.states);
+        if (this.runtime === null) await this.start(m.config, m.states);
+        else await this.apply(m.config, m.states);
         return;
       case 'states':
         this.applyStates(m.states);
@@ -109,10 +108,9 @@ export class WorkerAgent {
     }
   }
 
-  private async start(raw: Record<string, unknown>, states: PoolStatuses): Promise<void> {
+  private async start(config: Config, states: PoolStatuses): Promise<void> {
     const { file, log } = this.options;
     try {
-      const config = validate(raw, file);
       await this.shareSticky(config);
       const runtime = new Runtime(config, { file, log, activeChecks: false });
       this.runtime = runtime;
@@ -133,9 +131,8 @@ export class WorkerAgent {
     }
   }
 
-  private async apply(raw: Record<string, unknown>, states: PoolStatuses): Promise<void> {
+  private async apply(config: Config, states: PoolStatuses): Promise<void> {
     try {
-      const config = validate(raw, this.options.file);
       await this.shareSticky(config);
       await this.runtime!.apply(config);
       this.applyStates(states);

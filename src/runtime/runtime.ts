@@ -1,15 +1,11 @@
 import { createSecureContext } from 'node:tls';
 import { createPolicy } from '../balancing/index.js';
-import {
-  type ConfigDiff,
-  ConfigError,
-  diffConfig,
-  formatAddress,
-  loadConfig,
-  type NamedChanges,
-  tlsFingerprint,
-  tlsMaterial,
-} from '../config/index.js';
+// Not the config barrel: the loader (YAML, schema) is imported only when a file is read, so a
+// worker process, which is handed validated configs, never loads it.
+import { formatAddress } from '../config/address.js';
+import { type ConfigDiff, diffConfig, type NamedChanges } from '../config/diff.js';
+import { ConfigError } from '../config/errors.js';
+import { tlsFingerprint, tlsMaterial } from '../config/serverTls.js';
 import type { Config, ListenerConfig, PoolConfig, PoolTlsConfig } from '../config/types.js';
 import type { Logger } from '../core/log.js';
 import { log as defaultLog } from '../core/log.js';
@@ -177,7 +173,10 @@ export class Runtime {
 
   /** Re-reads the config file and applies it; on any error the running config stays. */
   reload(): Promise<ReloadSummary> {
-    return this.serialize(async () => this.applyNow(await loadConfig(this.file)));
+    return this.serialize(async () => {
+      const { loadConfig } = await import('../config/load.js');
+      return this.applyNow(await loadConfig(this.file));
+    });
   }
 
   /** Applies a new, already validated config in place. On error the running config stays. */
