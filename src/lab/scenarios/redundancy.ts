@@ -6,219 +6,33 @@
  * Fulcrum is SIGKILLed: takeover time, failed requests, sessions lost and users whose server
  * changed, with the sticky table and sessions in Redis (shared) and in each process's memory.
  */
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { keepalivedConf, keepalivedPath } from '../keepalived.js';
-import { type HostProcess, Network, namespacesUnavailable, prefixOf, removeStale } from '../netns.js';
-import { CLI, sleep } from '../processes.js';
+import { buildPair, type Move, pairUnavailable, until } from '../pair.js';
 import { check, type Findings, type LabContext, type Scenario } from '../scenario.js';
 import { fmt, spread } from '../stats.js';
-import type { ClientRecord } from '../vipClient.js';
 
 /** Namespaces are named `fl<PID>-<host>`. */
 const NS_LETTERS = 'fl';
-const NET = '10.78.0';
-const VIP = `${NET}.10`;
-const LBS = { lb1: `${NET}.11`, lb2: `${NET}.12` } as const;
-type Lb = keyof typeof LBS;
-const APPS = [`${NET}.21`, `${NET}.22`, `${NET}.23`];
-const REDIS = `${NET}.30`;
-const CLIENT = `${NET}.100`;
-const REDIS_URL = `redis://${REDIS}:6379`;
-const ADMIN = 'http://127.0.0.1:9000';
 const USERS = 8;
-const CLIENT_SCRIPT = fileURLToPath(new URL('../vipClient.js', import.meta.url));
 const MODES = [
   { shared: true, label: 'shared store (Redis)' },
   { shared: false, label: 'no shared store' },
 ] as const;
 
-/** What one SIGKILL of the master's Fulcrum did to the users. */
-interface Takeover {
-  /** From the kill to the first answer to a request sent after the last failure, seconds. */
-  takeoverS: number;
-  failed: number;
-  sessionsLost: number;
-  serverChanged: number;
-}
-
-function fulcrumYaml(shared: boolean): string {
-  const servers = APPS.map((a, i) => `      - { address: "${a}:8080", name: app${i + 1} }`).join('\n');
-  return `admin: { listen: "127.0.0.1:9000" }
-listeners:
-  - name: web
-    protocol: http
-    listen: "0.0.0.0:80"
-    pool: web
-pools:
-  - name: web
-    servers:
-${servers}
-    healthCheck: { type: http, path: /health, interval: 2s, timeout: 1s, rise: 1, fall: 2 }
-    sticky: { type: cookie, mode: learn, cookie: fulcrum.sid, store: ${shared ? `"${REDIS_URL}"` : 'memory'} }
-`;
-}
-
-async function until(what: string, ok: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
 /** One pair built, one kill measured, everything removed (also when it fails). */
-async function once(ctx: LabContext, shared: boolean, rep: number): Promise<Takeover> {
-  const keepalived = keepalivedPath(fs.existsSync)!;
+async function once(ctx: LabContext, shared: boolean, rep: number): Promise<Move> {
   const dir = fs.mkdtempSync(path.join(ctx.workDir, `redundancy-${shared ? 'shared' : 'local'}-${rep}-`));
-  const net = new Network(prefixOf(NS_LETTERS));
-  // Ctrl-C or an exit in the middle: the runner's handlers end its own processes; these go too.
-  const removeNow = () => net.removeNow();
-  process.on('exit', removeNow);
-  process.on('SIGINT', removeNow);
-  process.on('SIGTERM', removeNow);
-  const records: ClientRecord[] = [];
-  const state = new Map<Lb, string>();
+  const pair = await buildPair({ letters: NS_LETTERS, subnet: '10.78.0', dir, users: USERS, shared });
   try {
-    for (const [name, address] of [
-      ['lb1', LBS.lb1],
-      ['lb2', LBS.lb2],
-      ['app1', APPS[0]!],
-      ['app2', APPS[1]!],
-      ['app3', APPS[2]!],
-      ['redis', REDIS],
-      ['client', CLIENT],
-    ] as const) {
-      net.addHost(name, address);
-    }
-    const redis = net.run('redis', [
-      'redis-server',
-      '--bind',
-      REDIS,
-      '--port',
-      '6379',
-      '--protected-mode',
-      'no',
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-      '--dir',
-      dir,
-    ]);
-    await redis.waitFor(/Ready to accept connections/, 45_000);
-    const store = shared ? REDIS_URL : 'memory';
-    const backends = APPS.map((address, i) =>
-      net.run(`app${i + 1}`, [
-        process.execPath,
-        CLI,
-        'backend',
-        '--host',
-        address,
-        '--port',
-        '8080',
-        '--id',
-        `app${i + 1}`,
-        '--session-store',
-        store,
-      ]),
-    );
-    await Promise.all(backends.map((b) => b.waitFor(/listening on/, 45_000)));
-    const config = path.join(dir, 'fulcrum.yaml');
-    fs.writeFileSync(config, fulcrumYaml(shared));
-    const fulcrums = new Map<Lb, HostProcess>();
-    for (const lb of ['lb1', 'lb2'] as const) {
-      fulcrums.set(lb, net.run(lb, [process.execPath, CLI, 'start', '-c', config]));
-    }
-    await Promise.all(
-      [...fulcrums.values()].map((p) => p.waitFor(/listener web: http on 0\.0\.0\.0:80/, 45_000)),
-    );
-    const masters: Array<{ lb: Lb; at: number }> = [];
-    for (const lb of ['lb1', 'lb2'] as const) {
-      const other: Lb = lb === 'lb1' ? 'lb2' : 'lb1';
-      const conf = path.join(dir, `keepalived-${lb}.conf`);
-      fs.writeFileSync(
-        conf,
-        keepalivedConf({
-          routerId: `fulcrum-${lb}`,
-          iface: 'eth0',
-          address: LBS[lb],
-          peer: LBS[other],
-          priority: lb === 'lb1' ? 150 : 100,
-          vip: `${VIP}/24`,
-          healthCommand: `${process.execPath} ${CLI} health --admin ${ADMIN}`,
-        }),
-      );
-      const pid = (what: string) => path.join(dir, `${lb}-${what}.pid`);
-      const k = net.run(lb, [
-        keepalived,
-        '--dont-fork',
-        '--log-console',
-        '--no-syslog',
-        '--vrrp',
-        '-f',
-        conf,
-        '-p',
-        pid('keepalived'),
-        '-r',
-        pid('vrrp'),
-        '-c',
-        pid('checkers'),
-      ]);
-      k.onLine = (line, at) => {
-        const entered = /Entering (\w+) STATE/.exec(line);
-        if (entered === null) return;
-        state.set(lb, entered[1]!);
-        if (entered[1] === 'MASTER') masters.push({ lb, at });
-      };
-    }
-    await until('lb1 to hold the virtual IP', () => state.get('lb1') === 'MASTER', 45_000);
-
-    const client = net.run('client', [process.execPath, CLIENT_SCRIPT, String(USERS), '200', '1000']);
-    client.onLine = (line) => {
-      if (!line.startsWith('{')) return;
-      const parsed = JSON.parse(line) as ClientRecord | { ack: number };
-      if (!('ack' in parsed)) records.push(parsed);
-    };
-    const answered = (n: number, since: number) => {
-      const per = new Array<number>(USERS).fill(0);
-      for (const r of records) if (r.ok && r.start >= since) per[r.u]!++;
-      return per.every((c) => c >= n);
-    };
+    await until('lb1 to hold the virtual IP', () => pair.vrrp.get('lb1') === 'MASTER', 45_000);
     const since = Date.now();
-    client.child.stdin!.write(`${JSON.stringify({ targets: [VIP] })}\n`);
-    await until('4 answers for every user', () => answered(4, since), 30_000);
-
+    await pair.tell({ targets: [pair.vip] });
+    await pair.answered(4, since, 30_000);
     ctx.progress(`redundancy: ${shared ? 'shared store' : 'no shared store'}, SIGKILL of lb1's Fulcrum`);
-    const t0 = Date.now();
-    fulcrums.get('lb1')!.signal('SIGKILL');
-    await until('the virtual IP on lb2', () => state.get('lb2') === 'MASTER', 30_000);
-    if (!net.holds('lb2', VIP)) throw new Error('lb2 is MASTER but does not hold the virtual IP');
-    await until('2 answers for every user after the move', () => answered(2, t0), 30_000);
-    client.child.stdin!.write(`${JSON.stringify({ exit: true })}\n`);
-
-    const after = records.filter((r) => r.end >= t0);
-    const failures = after.filter((r) => !r.ok);
-    const lastFailure = Math.max(t0, ...failures.map((r) => r.start));
-    const firstOk = Math.min(...after.filter((r) => r.ok && r.start >= lastFailure).map((r) => r.end));
-    let sessionsLost = 0;
-    let serverChanged = 0;
-    for (let u = 0; u < USERS; u++) {
-      const mine = records.filter((r) => r.u === u && r.ok).sort((a, b) => a.end - b.end);
-      const before = mine.filter((r) => r.end < t0).at(-1);
-      const next = mine.find((r) => r.end >= t0);
-      if (before === undefined || next === undefined) continue;
-      if (next.count! <= before.count!) sessionsLost++;
-      if (next.server !== before.server) serverChanged++;
-    }
-    return { takeoverS: (firstOk - t0) / 1000, failed: failures.length, sessionsLost, serverChanged };
+    return await pair.move(() => pair.fulcrums.get('lb1')!.signal('SIGKILL'), 'lb2');
   } finally {
-    await net.remove();
-    process.off('exit', removeNow);
-    process.off('SIGINT', removeNow);
-    process.off('SIGTERM', removeNow);
+    await pair.close();
   }
 }
 
@@ -231,24 +45,16 @@ export const redundancy: Scenario = {
     'With two balancers sharing a virtual address (VRRP), clients keep being served when the active one dies, after a short takeover; with the stick table and sessions in a shared store, no session is lost.',
   setup: (quick) =>
     `Network namespaces on one bridge: 2 balancer hosts (keepalived + fulcrum start, track_script \`fulcrum health\` every 1 s, timeout 3 s, nopreempt), 3 sample backends, Redis, a client with ${USERS} cookie-jar users (one request each per 200 ms) on the virtual IP. The master's Fulcrum SIGKILLed, with the sticky table and sessions in Redis and in memory, ${quick ? '1 repetition' : '3 repetitions'} each.`,
-  unavailable: () => {
-    const ns = namespacesUnavailable();
-    if (ns !== undefined) return ns;
-    if (keepalivedPath(fs.existsSync) === undefined)
-      return 'keepalived is not installed (apt-get install keepalived)';
-    if (spawnSync('redis-server', ['--version']).status !== 0) return 'redis-server is not installed';
-    return undefined;
-  },
+  unavailable: pairUnavailable,
   async run(ctx: LabContext): Promise<Findings> {
-    removeStale(NS_LETTERS);
     const reps = ctx.quick ? 1 : 3;
-    const results = new Map<boolean, Takeover[]>();
+    const results = new Map<boolean, Move[]>();
     for (const mode of MODES) {
-      const list: Takeover[] = [];
+      const list: Move[] = [];
       for (let rep = 0; rep < reps; rep++) list.push(await once(ctx, mode.shared, rep));
       results.set(mode.shared, list);
     }
-    const med = (shared: boolean, f: (t: Takeover) => number) => spread(results.get(shared)!.map(f));
+    const med = (shared: boolean, f: (t: Move) => number) => spread(results.get(shared)!.map(f));
     const figures: Record<string, number> = {};
     for (const mode of MODES) {
       const key = mode.shared ? 'shared' : 'local';
@@ -281,7 +87,7 @@ export const redundancy: Scenario = {
           columns: ['store', 'takeover s', 'failed requests', 'sessions lost', 'users whose server changed'],
           rows: MODES.map((mode) => {
             const list = results.get(mode.shared)!;
-            const col = (f: (t: Takeover) => number, d: number) =>
+            const col = (f: (t: Move) => number, d: number) =>
               `${fmt(spread(list.map(f)).median, d)}${list.length > 1 ? ` (${list.map((t) => fmt(f(t), d)).join(', ')})` : ''}`;
             return [
               mode.label,
