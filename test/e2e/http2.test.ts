@@ -13,6 +13,7 @@ import {
 } from 'node:http2';
 import { type AddressInfo, connect as netConnect } from 'node:net';
 import { after, test } from 'node:test';
+import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
 import { request, startBackends, startBalancer } from '../helpers/balancer.js';
 import { makeCertKit } from '../helpers/certificates.js';
@@ -651,6 +652,71 @@ pools: [{ name: p, servers: [{ address: "127.0.0.1:${backends[0]!.port}" }] }]
   } finally {
     session.close();
     await lb.stop();
+    for (const b of backends) await b.close();
+  }
+});
+
+/**
+ * A raw HTTP/2 client over TLS that opens `streams` GET streams, then ends its side of the
+ * connection (FIN) without waiting for the answers; it reads on (as a kernel would) but sends
+ * nothing more. The socket is returned at once: the caller destroys it.
+ */
+function requestsThenFin(port: number, streams: number): TLSSocket {
+  const socket = tlsConnect({
+    host: '127.0.0.1',
+    port,
+    ca: caPem,
+    servername: 'site.test',
+    ALPNProtocols: ['h2'],
+  });
+  socket.on('error', () => {});
+  socket.resume();
+  socket.once('secureConnect', () => {
+    // :method GET, :scheme https, :path / (static table); :authority as a literal.
+    const authority = Buffer.from('site.test');
+    const block = Buffer.concat([Buffer.from([0x82, 0x87, 0x84, 0x01, authority.length]), authority]);
+    const frames = [Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(4, 0, 0, Buffer.alloc(0))];
+    // HEADERS with END_STREAM | END_HEADERS on streams 1, 3, 5 …
+    for (let i = 0; i < streams; i++) frames.push(frame(1, 0x1 | 0x4, 1 + 2 * i, block));
+    socket.end(Buffer.concat(frames));
+  });
+  return socket;
+}
+
+/** Polls `done` every 20 ms until it holds or `ms` pass; returns whether it held. */
+async function until(done: () => boolean, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  return done();
+}
+
+test('a client that ends its connection (FIN) with streams in flight: its session goes, and a shutdown does not wait for it', async () => {
+  // The server answers after 300 ms: the streams are in flight when the FINs arrive.
+  const backends = await startBackends(1, 300);
+  const lb = await startBalancer(tlsYaml(`{ address: "127.0.0.1:${backends[0]!.port}" }`));
+  const listener = lb.runtime.listeners.get('web')!;
+  const clients: TLSSocket[] = [];
+  let stopped = false;
+  try {
+    for (let i = 0; i < 5; i++) clients.push(requestsThenFin(lb.port, 10));
+    assert.ok(await until(() => listener.connectionCount > 0, 5000), 'no HTTP/2 session came');
+    assert.ok(
+      await until(() => listener.connectionCount === 0, 5000),
+      `${listener.connectionCount} sessions still listed after their clients ended the connection`,
+    );
+    // Nothing left to wait for: the shutdown ends long before its timeout.
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<'waited'>((r) => {
+      timer = setTimeout(() => r('waited'), 10_000);
+    });
+    const shutdown = lb.runtime.shutdown(30_000).then(() => 'done' as const);
+    const outcome = await Promise.race([shutdown, bound]);
+    clearTimeout(timer);
+    assert.equal(outcome, 'done', 'the shutdown waited on connections their clients had ended');
+    stopped = true;
+  } finally {
+    for (const c of clients) c.destroy();
+    if (!stopped) await lb.stop();
     for (const b of backends) await b.close();
   }
 });
