@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import {
   type ClientHttp2Session,
@@ -12,10 +12,13 @@ import {
   type OutgoingHttpHeaders,
 } from 'node:http2';
 import { type AddressInfo, connect as netConnect } from 'node:net';
+import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
 import { request, startBackends, startBalancer } from '../helpers/balancer.js';
 import { makeCertKit } from '../helpers/certificates.js';
+import { freePort, spawnCli } from '../helpers/processes.js';
 
 const run = promisify(execFile);
 const kit = makeCertKit();
@@ -652,5 +655,133 @@ pools: [{ name: p, servers: [{ address: "127.0.0.1:${backends[0]!.port}" }] }]
     session.close();
     await lb.stop();
     for (const b of backends) await b.close();
+  }
+});
+
+/**
+ * A raw HTTP/2 client over TLS that opens `streams` GET streams, then ends its side of the
+ * connection (FIN) without waiting for the answers: it reads on but sends nothing more, no
+ * WINDOW_UPDATE either, so answers larger than the 64 KiB window wait on flow control forever.
+ * Returned at once, with the bytes read so far: the caller destroys the socket.
+ */
+function requestsThenFin(port: number, streams: number): { socket: TLSSocket; read: number } {
+  const socket = tlsConnect({
+    host: '127.0.0.1',
+    port,
+    ca: caPem,
+    servername: 'site.test',
+    ALPNProtocols: ['h2'],
+  });
+  const client = { socket, read: 0 };
+  socket.on('error', () => {});
+  socket.on('data', (c: Buffer) => {
+    client.read += c.length;
+  });
+  socket.once('secureConnect', () => {
+    // :method GET, :scheme https, :path / (static table); :authority as a literal.
+    const authority = Buffer.from('site.test');
+    const block = Buffer.concat([Buffer.from([0x82, 0x87, 0x84, 0x01, authority.length]), authority]);
+    const frames = [Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(4, 0, 0, Buffer.alloc(0))];
+    // HEADERS with END_STREAM | END_HEADERS on streams 1, 3, 5 …
+    for (let i = 0; i < streams; i++) frames.push(frame(1, 0x1 | 0x4, 1 + 2 * i, block));
+    socket.end(Buffer.concat(frames));
+  });
+  return client;
+}
+
+/** Polls `done` every 20 ms until it holds or `ms` pass; returns whether it held. */
+async function until(done: () => boolean, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  return done();
+}
+
+/** A server whose every answer is 100 KiB, more than an HTTP/2 client's initial window. */
+function bigAnswers(): ReturnType<typeof fake> {
+  const body = Buffer.alloc(100 * 1024, 7);
+  return fake((_req, res) => {
+    res.writeHead(200, { 'content-length': body.length });
+    res.end(body);
+  });
+}
+
+/**
+ * Waits until each client has its connection's whole window of answers (the rest waits on flow
+ * control), or was cut; each had a session (its SETTINGS came at least).
+ */
+async function answered(clients: ReturnType<typeof requestsThenFin>[]): Promise<void> {
+  await until(() => clients.every((c) => c.read >= 65_535 || c.socket.closed), 10_000);
+  assert.ok(
+    clients.every((c) => c.read > 0),
+    `bytes read by the clients: ${clients.map((c) => c.read).join(', ')}`,
+  );
+}
+
+test('a client that ends its connection (FIN) with streams in flight: its session goes, and a shutdown does not wait for it', async () => {
+  // Answers larger than the client's window: its streams are still in flight when it has gone.
+  const server = await bigAnswers();
+  const lb = await startBalancer(tlsYaml(`{ address: "127.0.0.1:${server.port}" }`));
+  const listener = lb.runtime.listeners.get('web')!;
+  const clients: ReturnType<typeof requestsThenFin>[] = [];
+  let stopped = false;
+  try {
+    for (let i = 0; i < 5; i++) clients.push(requestsThenFin(lb.port, 10));
+    await answered(clients);
+    assert.ok(
+      await until(() => listener.connectionCount === 0, 5000),
+      `${listener.connectionCount} sessions still listed after their clients ended the connection`,
+    );
+    // Nothing left to wait for: the shutdown ends long before its timeout.
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<'waited'>((r) => {
+      timer = setTimeout(() => r('waited'), 10_000);
+    });
+    const shutdown = lb.runtime.shutdown(30_000).then(() => 'done' as const);
+    const outcome = await Promise.race([shutdown, bound]);
+    clearTimeout(timer);
+    assert.equal(outcome, 'done', 'the shutdown waited on connections their clients had ended');
+    stopped = true;
+  } finally {
+    for (const c of clients) c.socket.destroy();
+    if (!stopped) await lb.stop();
+    await server.close();
+  }
+});
+
+test('fulcrum start: SIGTERM after HTTP/2 traffic (and clients gone with streams in flight) exits 0, well within its shutdownTimeout', async (t) => {
+  const server = await bigAnswers();
+  const port = await freePort();
+  const file = join(kit.dir, 'h2-exit.yaml');
+  writeFileSync(
+    file,
+    `shutdownTimeout: 60s
+${tlsYaml(`{ address: "127.0.0.1:${server.port}" }`).replace('127.0.0.1:0', `127.0.0.1:${port}`)}`,
+  );
+  const proc = spawnCli(['start', '-c', file]);
+  const sessions: ClientHttp2Session[] = [];
+  const clients: ReturnType<typeof requestsThenFin>[] = [];
+  try {
+    await proc.waitForPort(port);
+    for (let i = 0; i < 8; i++) sessions.push(connectTls(port));
+    const replies = await Promise.all(
+      sessions.flatMap((s) => Array.from({ length: 20 }, () => h2request(s, { ':path': '/whoami' }))),
+    );
+    assert.ok(replies.every((r) => r.status === 200));
+    for (const s of sessions) s.close();
+    // Clients that end their connection with streams in flight (waiting on flow control), and
+    // SIGTERM right after.
+    for (let i = 0; i < 4; i++) clients.push(requestsThenFin(port, 10));
+    await answered(clients);
+    const sent = Date.now();
+    proc.signal('SIGTERM');
+    // A bound, not a measure: a session left behind would hold the exit for the whole 60 s.
+    assert.deepEqual(await proc.waitForExit(10_000), { code: 0, signal: null }, proc.output);
+    assert.match(proc.stderr, /stopped/);
+    t.diagnostic(`exited ${Date.now() - sent} ms after SIGTERM`);
+  } finally {
+    for (const s of sessions) s.destroy();
+    for (const c of clients) c.socket.destroy();
+    await proc.stop('SIGKILL');
+    await server.close();
   }
 });
