@@ -450,6 +450,68 @@ pools: [{ name: p, servers: [{ address: "127.0.0.1:${backends[0]!.port}" }] }]
   }
 });
 
+test('a client that closes before its TLS handshake is closed at once, not kept for the handshake timeout', async () => {
+  const backends = await startBackends(1);
+  const lb = await startBalancer(`
+listeners:
+${tlsListener('web', '', [site])}
+    timeouts: { requestHead: 60s }
+pools: [{ name: p, servers: [{ address: "127.0.0.1:${backends[0]!.port}" }] }]
+`);
+  const probe = netConnect(lb.port, '127.0.0.1');
+  probe.on('error', () => {});
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await new Promise<void>((r) => probe.on('connect', () => r()));
+    const closed = new Promise<string>((r) => probe.on('close', () => r('closed')));
+    probe.end();
+    // The handshake timeout (requestHead) is 60 s: well before it, the balancer has closed.
+    const late = new Promise<string>((r) => {
+      timer = setTimeout(() => r('still open after 20 s'), 20_000);
+    });
+    assert.equal(await Promise.race([closed, late]), 'closed');
+  } finally {
+    clearTimeout(timer);
+    probe.destroy();
+    await lb.stop();
+    for (const b of backends) await b.close();
+  }
+});
+
+test('a TLS client that sends its request and shuts down its side still gets the whole response', async () => {
+  const backends = await startBackends(1);
+  const lb = await startBalancer(`
+listeners:
+${tlsListener('web', '', [site])}
+pools: [{ name: p, servers: [{ address: "127.0.0.1:${backends[0]!.port}" }] }]
+`);
+  try {
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = tlsConnect(
+        {
+          // Half-open as the connection it wraps: the response is read after our end().
+          socket: netConnect({ host: '127.0.0.1', port: lb.port, allowHalfOpen: true }),
+          servername: 'site.test',
+          ca: caPem,
+          ALPNProtocols: ['http/1.1'],
+        },
+        () => socket.end('GET /whoami HTTP/1.1\r\nhost: site.test\r\nconnection: close\r\n\r\n'),
+      );
+      let got = '';
+      socket.setEncoding('latin1');
+      socket.on('data', (d: string) => {
+        got += d;
+      });
+      socket.on('error', reject);
+      socket.on('close', () => resolve(got));
+    });
+    assert.match(answer, /^HTTP\/1\.1 200 /);
+  } finally {
+    await lb.stop();
+    for (const b of backends) await b.close();
+  }
+});
+
 test('shutdown: a client stuck before its TLS handshake is cut after the idle grace, not kept for the handshake timeout', async () => {
   const backends = await startBackends(1);
   const lb = await startBalancer(`

@@ -111,7 +111,7 @@ export class HttpListener implements ListenerContext, Listener {
     // One plain socket listens whether TLS is on or not: a TLS connection is handed to the
     // terminator, so a reload can turn TLS on or off without closing the socket.
     // allowHalfOpen: a client may send its request and shut down its side, and still expects
-    // the whole response (TLS sockets take it from the connection they wrap).
+    // the whole response (TLS sockets: once their handshake is done, see TlsTerminator.take).
     // pauseOnConnect: nothing is read before accept() has moved a plain socket to the shared
     // read buffer (sharedRead.ts, adoptSocket.ts); a TLS socket reads through its TLS wrap.
     this.server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (socket) => {
@@ -120,7 +120,7 @@ export class HttpListener implements ListenerContext, Listener {
       // Known until it closes: a shutdown cuts those still in their handshake after the grace.
       this.tlsSockets.add(socket);
       socket.once('close', () => this.tlsSockets.delete(socket));
-      tls.server.emit('connection', socket);
+      tls.take(socket);
     });
   }
 

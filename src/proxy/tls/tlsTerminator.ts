@@ -6,6 +6,7 @@
  * handshake is done, to the listener; the ALPN result says which front takes it.
  */
 import { randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
 import { createServer, type Server, type TLSSocket, type TlsOptions } from 'node:tls';
 import { CertificateError } from '../../config/certificates.js';
 import type { TlsConfig } from '../../config/types.js';
@@ -49,13 +50,28 @@ export class TlsTerminator {
         requestCert: mtls,
         rejectUnauthorized: mtls,
         handshakeTimeout: handshakeMs,
-        allowHalfOpen: true,
         noDelay: true,
       },
-      onSecure,
+      (socket) => {
+        // Half-open from now on: a client may send its request, shut down its side, and still
+        // expect the whole response (see take()).
+        socket.allowHalfOpen = true;
+        onSecure(socket);
+      },
     );
     // Failed handshakes (no client certificate, timeouts, scanners) are routine: not logged.
     this.server.on('tlsClientError', (_err, socket) => socket.destroy());
+  }
+
+  /**
+   * Starts the handshake on a connection accepted by the listener's plain socket. A TLS socket
+   * takes its half-open setting from the connection it wraps: not half-open during the
+   * handshake, so a client that closes before finishing it (a port probe, a scanner) is closed
+   * at once rather than kept until the handshake timeout.
+   */
+  take(raw: Socket): void {
+    raw.allowHalfOpen = false;
+    this.server.emit('connection', raw);
   }
 
   /**
