@@ -7,6 +7,8 @@
  *   haproxy  mode http, nbthread 1, http-reuse always, foreground (-db)
  *   nginx    1 worker, upstream keepalive 64, HTTP/1.1 to upstreams, foreground, tmp prefix
  *   fastify  fastify + @fastify/reply-from (undici pools), bench/peers/fastifyProxy.ts
+ *   node-pipe  a bare Node TCP pipe per client connection (bench/peers/nodePipe.ts): the floor of
+ *            any proxy written in Node, at L4 and L7 alike
  *
  *   fulcrum-base  a second Fulcrum build (--baseline), for before/after in the same run
  *
@@ -41,7 +43,7 @@ import {
   waitForPort,
 } from './processes.js';
 
-const ALL_TARGETS = ['direct', 'fulcrum', 'haproxy', 'nginx', 'fastify'] as const;
+const ALL_TARGETS = ['direct', 'fulcrum', 'haproxy', 'nginx', 'fastify', 'node-pipe'] as const;
 /** `fulcrum-base`: the build given by --baseline, measured right after `fulcrum`. */
 type TargetName = (typeof ALL_TARGETS)[number] | 'fulcrum-base';
 
@@ -687,6 +689,13 @@ async function startTarget(name: TargetName, ctx: Ctx): Promise<Started> {
       describe = 'node bench/peers/fastifyProxy.js';
       break;
     }
+    case 'node-pipe': {
+      const script = path.join(here, 'peers', 'nodePipe.js');
+      const upstreams = backendPorts.map((b) => `${HOST}:${b}`).join(',');
+      proc = start(process.execPath, [script, '--port', String(port), '--upstreams', upstreams]);
+      describe = 'node bench/peers/nodePipe.js';
+      break;
+    }
   }
   try {
     await waitForPort(port, proc);
@@ -799,8 +808,10 @@ async function runTarget(name: TargetName, ctx: Ctx, wrk: string): Promise<Targe
     if (result.probe.error) result.flags.push(`probe failed: ${result.probe.error}`);
     if (badStatus.length > 0) result.flags.push(`probe got status ${badStatus.join(',')}`);
     const seen = Object.keys(result.probe.servedBy).filter((s) => s !== '(none)');
-    // L4 balances connections: the probe's one keep-alive connection sees one backend.
-    const balanced = opts.mode === 'http' && name !== 'direct' && ctx.backendPorts.length > 1;
+    // L4 (and the node pipe) balances connections: the probe's one keep-alive connection sees
+    // one backend.
+    const perRequest = opts.mode === 'http' && name !== 'direct' && name !== 'node-pipe';
+    const balanced = perRequest && ctx.backendPorts.length > 1;
     if (balanced && seen.length < ctx.backendPorts.length) {
       result.flags.push(`probe: only ${seen.join(',') || 'no backend'} answered (not balanced?)`);
     }
