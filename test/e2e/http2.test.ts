@@ -16,9 +16,11 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
+import { createAccessLog } from '../../src/admin/accessLog.js';
+import { addObserver } from '../../src/admin/observers.js';
 import { request, startBackends, startBalancer } from '../helpers/balancer.js';
 import { makeCertKit } from '../helpers/certificates.js';
-import { freePort, spawnCli } from '../helpers/processes.js';
+import { freePort, spawnCli, tempDir } from '../helpers/processes.js';
 
 const run = promisify(execFile);
 const kit = makeCertKit();
@@ -124,6 +126,74 @@ pools: [{ name: p, servers: [${backends.map((b) => `{ address: "127.0.0.1:${b.po
     session.close();
     await lb.stop();
     for (const b of backends) await b.close();
+  }
+});
+
+test('the access log has a line for every stream, refused ones included, with the fields an HTTP/1.1 line has', async () => {
+  const dir = tempDir('fulcrum-h2log-');
+  const backends = await startBackends(1);
+  const lb = await startBalancer(`
+listeners:
+  - name: web
+    listen: "127.0.0.1:0"
+    pool: p
+    http2: true
+    protection: { rateLimit: { requests: 2, per: 10m } }
+pools: [{ name: p, servers: [{ address: "127.0.0.1:${backends[0]!.port}" }] }]
+`);
+  const log = await createAccessLog({ path: join(dir.path, 'access.log') });
+  const remove = addObserver(lb.runtime, log);
+  const session = connectH2c(lb.port);
+  try {
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const r = await h2request(session, {
+        ':path': `/whoami?n=${i}`,
+        'user-agent': 'h2-test',
+        'x-request-id': `id-${i}`,
+      });
+      statuses.push(r.status);
+    }
+    assert.deepEqual(statuses, [200, 200, 429, 429]);
+    await log.flush();
+    type Line = {
+      status: number;
+      path: string;
+      query: string;
+      host: string;
+      userAgent: string;
+      requestId: string;
+      refusedBy?: string;
+      pool: string;
+    };
+    const lines = readFileSync(join(dir.path, 'access.log'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Line);
+    assert.equal(lines.length, 4);
+    lines.forEach((l, i) => {
+      assert.equal(l.path, '/whoami');
+      assert.equal(l.query, `n=${i}`);
+      assert.equal(l.host, `127.0.0.1:${lb.port}`);
+      assert.equal(l.userAgent, 'h2-test');
+      assert.equal(l.requestId, `id-${i}`);
+    });
+    assert.deepEqual(
+      lines.map((l) => [l.status, l.pool, l.refusedBy]),
+      [
+        [200, 'p', undefined],
+        [200, 'p', undefined],
+        [429, '', 'rate'],
+        [429, '', 'rate'],
+      ],
+    );
+  } finally {
+    session.close();
+    remove();
+    await log.close();
+    await lb.stop();
+    for (const b of backends) await b.close();
+    dir.remove();
   }
 });
 

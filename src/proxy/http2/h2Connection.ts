@@ -19,10 +19,16 @@ import type { ListenerProtection } from '../../protection/listenerProtection.js'
 import type { FrontConnection } from '../frontConnection.js';
 import { clientIpOf, type ForwardedFor } from '../headerRules.js';
 import type { ListenerContext } from '../http/clientConnection.js';
-import { newRequestHead } from '../http/headParser.js';
+import { newRequestHead, type RequestHead } from '../http/headParser.js';
 import { httpsLocation } from '../tls/httpsRedirect.js';
 import { h2RequestHead } from './requestHead.js';
-import { StreamFront as Front, respondError, type StreamFront, type StreamOwner } from './streamFront.js';
+import {
+  StreamFront as Front,
+  respondError,
+  type StreamFront,
+  type StreamOwner,
+  streamRecord,
+} from './streamFront.js';
 
 /** Streams a client may reset (before their response ended) per window before it is cut. */
 export const RESET_LIMIT = 200;
@@ -149,6 +155,7 @@ export class H2Connection implements FrontConnection, StreamOwner {
         false,
       );
       respondError(stream, status, req.method === 'HEAD');
+      this.answered(req, this.from.peerIp, status);
       return;
     }
     const clientIp = this.from.trustedPeer
@@ -168,6 +175,7 @@ export class H2Connection implements FrontConnection, StreamOwner {
         );
         const more = refused === 429 ? headerLines(protection.rateHeaders()) : undefined;
         respondError(stream, refused, req.method === 'HEAD', more);
+        this.answered(req, clientIp, refused, protection.lastReason ?? undefined);
         return;
       }
     }
@@ -176,6 +184,7 @@ export class H2Connection implements FrontConnection, StreamOwner {
       stream.on('error', () => {});
       const location = httpsLocation(req.host, port, req.target);
       respondError(stream, 308, true, { location });
+      this.answered(req, clientIp, 308);
       return;
     }
     const front = new Front(stream, req, this.from, clientIp, this.ctx, this);
@@ -205,6 +214,11 @@ export class H2Connection implements FrontConnection, StreamOwner {
       socket.destroy();
       this.session.destroy();
     }, CUT_AFTER_MS).unref();
+  }
+
+  /** A stream the front answered itself goes to the access log and metrics like any other. */
+  private answered(req: RequestHead, clientIp: string, status: number, refusedBy?: string): void {
+    this.ctx.observer?.onExchange(streamRecord(this.ctx.name, req, clientIp, status, refusedBy));
   }
 
   streamClosed(front: StreamFront): void {

@@ -6,12 +6,13 @@
  * frames, with the stream's flow control as backpressure both ways.
  */
 import { constants, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import type { ExchangeRecord } from '../../core/observer.js';
 import type { SelectContext } from '../../core/selection.js';
 import { errorBody, RETRY_AFTER_S } from '../errorResponse.js';
 import { Exchange, type ExchangeFront } from '../exchange.js';
 import { cookieHeader, type ForwardedFor } from '../headerRules.js';
 import type { ListenerContext } from '../http/clientConnection.js';
-import { Framing, isHopByHop, type RequestHead, type ResponseHead } from '../http/headParser.js';
+import { Framing, headerValue, isHopByHop, type RequestHead, type ResponseHead } from '../http/headParser.js';
 
 const CRLF = Buffer.from('\r\n', 'latin1');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n', 'latin1');
@@ -254,21 +255,49 @@ export class StreamFront implements ExchangeFront {
     const observer = this.ctx.observer;
     if (observer === null) return;
     const tried = this.exchange.selection.tried;
-    observer.onExchange({
-      listener: this.ctx.name,
-      protocol: 'http',
-      pool: this.exchange.pool?.name ?? '',
-      server: tried.length > 0 ? tried[tried.length - 1]!.id : null,
-      clientIp: this.selectCtx.clientIp,
-      method: this.req.method,
-      path: this.req.path,
-      status,
-      bytesOut: this.bytesOut,
-      durationMs: performance.now() - this.startedAt,
-      retries: Math.max(0, tried.length - 1),
-      at: Date.now(),
-    });
+    const record = streamRecord(this.ctx.name, this.req, this.selectCtx.clientIp, status);
+    record.pool = this.exchange.pool?.name ?? '';
+    record.server = tried.length > 0 ? tried[tried.length - 1]!.id : null;
+    record.bytesOut = this.bytesOut;
+    record.durationMs = performance.now() - this.startedAt;
+    record.retries = Math.max(0, tried.length - 1);
+    observer.onExchange(record);
   }
+}
+
+/**
+ * The access-log record of one stream, with the fields an HTTP/1.1 request has (query, host,
+ * user agent, request id); a stream answered by the front itself (refused, malformed,
+ * redirected) goes out as it is: no pool, no server, nothing sent to a server.
+ */
+export function streamRecord(
+  listener: string,
+  req: RequestHead,
+  clientIp: string,
+  status: number,
+  refusedBy?: string,
+): ExchangeRecord {
+  const q = req.target.indexOf('?');
+  return {
+    listener,
+    protocol: 'http',
+    pool: '',
+    server: null,
+    clientIp,
+    method: req.method,
+    path: req.path,
+    query: q < 0 ? '' : req.target.slice(q + 1),
+    host: req.hostHeader,
+    userAgent: headerValue(req, 'user-agent') ?? '',
+    // Set once the head went to a server; a refused stream logs the one the client sent.
+    requestId: req.requestId !== '' ? req.requestId : (headerValue(req, 'x-request-id') ?? ''),
+    status,
+    bytesOut: 0,
+    durationMs: 0,
+    retries: 0,
+    at: Date.now(),
+    refusedBy,
+  };
 }
 
 /** The response's end-to-end fields as HTTP/2 headers, with our own lines (`extra`) added. */
