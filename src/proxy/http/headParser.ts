@@ -126,21 +126,40 @@ enum Scan {
  */
 const CONTROL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/;
 
-/** Lower-cased field names seen so far, by their spelling on the wire (bounded). */
-const lowerNames = new Map<string, string>();
-const MAX_LOWER_NAMES = 512;
-
 /**
- * The lower-case form of a field name: the same string for every message that spells it the
- * same way (`Content-Type` costs one toLowerCase per process, not one per message).
+ * Lower-cased field names seen so far, by their spelling on the wire: an open-addressing table
+ * looked up by a hash of the name's chars taken while they are checked, so that a name seen
+ * before costs no string at all (`Content-Type` is sliced and lower-cased once per process).
+ * Bounded: past MAX_NAMES spellings, new ones are sliced and lower-cased each time.
  */
-function lowerName(raw: string): string {
-  let name = lowerNames.get(raw);
-  if (name === undefined) {
-    name = raw.toLowerCase();
-    if (lowerNames.size < MAX_LOWER_NAMES) lowerNames.set(raw, name);
+const NAME_SLOTS = 1024;
+const MAX_NAMES = 512;
+const nameRaw: (string | undefined)[] = [];
+const nameLower: string[] = [];
+for (let i = 0; i < NAME_SLOTS; i++) {
+  nameRaw.push(undefined);
+  nameLower.push('');
+}
+let namesKept = 0;
+
+/** The lower-case name of `s[from, to)`, whose chars hash to `hash`. */
+function internName(s: string, from: number, to: number, hash: number): string {
+  const len = to - from;
+  let slot = hash & (NAME_SLOTS - 1);
+  for (;;) {
+    const raw = nameRaw[slot];
+    if (raw === undefined) break;
+    if (raw.length === len && s.startsWith(raw, from)) return nameLower[slot]!;
+    slot = (slot + 1) & (NAME_SLOTS - 1);
   }
-  return name;
+  const raw = s.slice(from, to);
+  const lower = raw.toLowerCase();
+  if (namesKept < MAX_NAMES) {
+    namesKept++;
+    nameRaw[slot] = raw;
+    nameLower[slot] = lower;
+  }
+  return lower;
 }
 
 /**
@@ -164,6 +183,7 @@ function parseFields(s: string, pos: number, m: MessageHead, maxHeaders: number)
     const colon = s.indexOf(':', pos);
     if (colon < 0 || colon >= stop) return fail(m, 'invalid header line (no colon)');
     if (colon === pos) return fail(m, 'empty header name');
+    let hash = 0;
     for (let i = pos; i < colon; i++) {
       const c = s.charCodeAt(i);
       if (c >= 128 || TCHAR[c] !== 1) {
@@ -172,6 +192,7 @@ function parseFields(s: string, pos: number, m: MessageHead, maxHeaders: number)
           c === 32 || c === 9 ? 'whitespace before colon in header' : 'invalid character in header name',
         );
       }
+      hash = (Math.imul(hash, 31) + c) | 0;
     }
     // value: OWS field-value OWS
     let vStart = colon + 1;
@@ -181,7 +202,7 @@ function parseFields(s: string, pos: number, m: MessageHead, maxHeaders: number)
     if (m.count >= maxHeaders) return fail(m, 'too many header fields', 431);
     const n = m.count++;
     m.lineStarts[n] = pos;
-    m.names[n] = lowerName(s.slice(pos, colon));
+    m.names[n] = internName(s, pos, colon, hash);
     m.values[n] = s.slice(vStart, vEnd);
     if (lineEnd < 0) break;
     pos = lineEnd + 2;
@@ -386,6 +407,16 @@ function interpretFields(m: MessageHead, isRequest: boolean): number {
   return Scan.Ok;
 }
 
+/** The usual methods, so that a request's method is a constant rather than a new string. */
+const METHODS = ['GET', 'POST', 'HEAD', 'PUT', 'DELETE', 'OPTIONS', 'PATCH', 'TRACE', 'CONNECT'];
+
+/** The method `s[from, to)` (checked tchars). */
+function methodName(s: string, from: number, to: number): string {
+  const len = to - from;
+  for (const m of METHODS) if (m.length === len && s.startsWith(m, from)) return m;
+  return s.slice(from, to);
+}
+
 /**
  * Parses a request head. Returns 0 on success, else the status to answer the client with
  * (400, 431, 501, 505) and `head.error` saying why.
@@ -400,27 +431,34 @@ export function parseRequestHead(s: string, head: RequestHead, maxHeaders = 100)
   // a refusal of a request that starts like a HEAD gets no body (RFC 9110 9.3.2).
   head.method = s.startsWith('HEAD ', pos) ? 'HEAD' : '';
   const lineEnd = s.indexOf('\r\n', pos);
-  const line = lineEnd < 0 ? s.slice(pos) : s.slice(pos, lineEnd);
-  if (line.indexOf('\r') >= 0 || line.indexOf('\n') >= 0) return fail(head, 'bare CR or LF in request line');
-  const sp1 = line.indexOf(' ');
-  const sp2 = sp1 < 0 ? -1 : line.indexOf(' ', sp1 + 1);
-  if (sp1 <= 0 || sp2 < 0 || line.indexOf(' ', sp2 + 1) >= 0) return fail(head, 'malformed request line');
-  const method = line.slice(0, sp1);
-  for (let i = 0; i < method.length; i++) {
-    const c = method.charCodeAt(i);
+  // The request line is s[pos, le): read in place, no string made of it.
+  const le = lineEnd < 0 ? s.length : lineEnd;
+  const cr = s.indexOf('\r', pos);
+  const lf = s.indexOf('\n', pos);
+  if ((cr >= 0 && cr < le) || (lf >= 0 && lf < le)) return fail(head, 'bare CR or LF in request line');
+  const sp1 = s.indexOf(' ', pos);
+  const sp2 = sp1 < 0 || sp1 >= le ? -1 : s.indexOf(' ', sp1 + 1);
+  const sp3 = sp2 < 0 || sp2 >= le ? -1 : s.indexOf(' ', sp2 + 1);
+  if (sp1 <= pos || sp2 < 0 || sp2 >= le || (sp3 >= 0 && sp3 < le))
+    return fail(head, 'malformed request line');
+  for (let i = pos; i < sp1; i++) {
+    const c = s.charCodeAt(i);
     if (c >= 128 || TCHAR[c] !== 1) return fail(head, 'invalid method');
   }
-  const target = line.slice(sp1 + 1, sp2);
-  if (target.length === 0) return fail(head, 'empty request target');
-  for (let i = 0; i < target.length; i++) {
-    const c = target.charCodeAt(i);
+  const method = methodName(s, pos, sp1);
+  if (sp2 === sp1 + 1) return fail(head, 'empty request target');
+  for (let i = sp1 + 1; i < sp2; i++) {
+    const c = s.charCodeAt(i);
     if (c <= 32 || c >= 127) return fail(head, 'invalid character in request target');
   }
-  const version = line.slice(sp2 + 1);
-  if (version === 'HTTP/1.1') head.minor = 1;
-  else if (version === 'HTTP/1.0') head.minor = 0;
-  else if (/^HTTP\/[0-9]\.[0-9]$/.test(version)) return fail(head, `unsupported version ${version}`, 505);
-  else return fail(head, 'malformed HTTP version');
+  const target = s.slice(sp1 + 1, sp2);
+  if (le - sp2 === 9 && s.startsWith('HTTP/1.', sp2 + 1) && s.charCodeAt(le - 1) === 49) head.minor = 1;
+  else if (le - sp2 === 9 && s.startsWith('HTTP/1.', sp2 + 1) && s.charCodeAt(le - 1) === 48) head.minor = 0;
+  else {
+    const version = s.slice(sp2 + 1, le);
+    if (/^HTTP\/[0-9]\.[0-9]$/.test(version)) return fail(head, `unsupported version ${version}`, 505);
+    return fail(head, 'malformed HTTP version');
+  }
   head.method = method;
   // 501, not 405: a reverse proxy has no tunnel for any target, and 405 needs an Allow list.
   if (method === 'CONNECT') return fail(head, 'CONNECT is not supported by a reverse proxy', 501);
