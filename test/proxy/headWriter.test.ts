@@ -76,3 +76,18 @@ test('a head whose write completed at once leaves the buffer to be reused', () =
   // The same memory: the first view now shows the second head.
   assert.equal(seen[0]!.buffer, seen[1]!.buffer);
 });
+
+test('after a held write completes, a head of the same length goes out with its own bytes', () => {
+  const w = new HeadWriter();
+  const { sink, chunks, complete } = holdingSink();
+  w.text('head A\r\n\r\n');
+  w.flush(sink);
+  complete();
+  w.text('head B\r\n\r\n');
+  w.flush(sink);
+  complete();
+  assert.deepEqual(
+    chunks.map((c) => c.toString('latin1')),
+    ['head A\r\n\r\n', 'head B\r\n\r\n'],
+  );
+});

@@ -8,6 +8,8 @@ import type { Writable } from 'node:stream';
 
 /** Below this many bytes a range is copied by a loop: `Buffer.copy` of a part allocates a view. */
 const LOOP_COPY = 256;
+/** How many views of the buffer are kept for reuse. */
+const VIEWS = 8;
 /** The size a writer starts with (it grows to the largest head it has built). */
 const INITIAL = 4096;
 
@@ -18,6 +20,11 @@ const INITIAL = 4096;
  */
 export class HeadWriter {
   private buf: Buffer = Buffer.allocUnsafeSlow(INITIAL);
+  /**
+   * Views of `buf` from 0, by their length modulo VIEWS: the heads of a steady load repeat their
+   * lengths, and a view written before (and no longer held by any socket) serves again.
+   */
+  private readonly views: (Buffer | null)[] = new Array<Buffer | null>(VIEWS).fill(null);
   /** Bytes written so far. */
   length = 0;
 
@@ -34,7 +41,7 @@ export class HeadWriter {
     while (size < need) size *= 2;
     const next = Buffer.allocUnsafeSlow(size);
     this.buf.copy(next, 0, 0, this.length);
-    this.buf = next;
+    this.replace(next);
     return next;
   }
 
@@ -80,12 +87,25 @@ export class HeadWriter {
     if (out.writableLength > 0 || (out as { encrypted?: boolean }).encrypted === true) {
       return out.write(this.takeString(), 'latin1');
     }
-    const ok = out.write(this.buf.subarray(0, this.length));
+    const n = this.length;
+    const slot = n % VIEWS;
+    let view = this.views[slot]!;
+    if (view === null || view.length !== n) {
+      view = this.buf.subarray(0, n);
+      this.views[slot] = view;
+    }
+    const ok = out.write(view);
     this.length = 0;
     // Still queued (the kernel did not take it all): the socket holds these bytes until they
     // are written, so the next head goes into a buffer of its own.
-    if (out.writableLength > 0) this.buf = Buffer.allocUnsafeSlow(INITIAL);
+    if (out.writableLength > 0) this.replace(Buffer.allocUnsafeSlow(INITIAL));
     return ok;
+  }
+
+  /** Takes `next` as the buffer; views of the old one are dropped. */
+  private replace(next: Buffer): void {
+    this.buf = next;
+    this.views.fill(null);
   }
 
   /** The head as a Buffer of its own (for a write that must be queued with others), and start over. */
