@@ -294,6 +294,16 @@ function fail(m: MessageHead, why: string, status = 400): number {
   return status;
 }
 
+/** `s[from, to)` is `word` (lower-case ASCII) in any case. */
+function isWord(s: string, from: number, to: number, word: string): boolean {
+  if (to - from !== word.length) return false;
+  for (let i = 0; i < word.length; i++) {
+    const c = s.charCodeAt(from + i);
+    if ((c >= 65 && c <= 90 ? c + 32 : c) !== word.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
 /**
  * Works out framing and connection semantics from the parsed fields, shared by requests and
  * responses. Returns 0, or the status to answer (400 bad framing, 501 unknown coding).
@@ -383,22 +393,30 @@ function interpretFields(m: MessageHead, isRequest: boolean): number {
   let sawClose = false;
   let sawKeepAlive = false;
   if (connection !== null) {
-    // Almost always one token ("keep-alive", "close"): no array for that case.
-    const tokens = connection.indexOf(',') < 0 ? [connection] : connection.split(',');
-    for (const raw of tokens) {
-      const token = trimOws(raw).toLowerCase();
-      if (token === 'close') sawClose = true;
-      else if (token === 'keep-alive') sawKeepAlive = true;
-      else if (token === 'upgrade') m.upgrade = hasUpgradeHeader;
-      else if (token === 'content-length' || (isRequest && token === 'host')) {
-        // Connection options are stripped before forwarding (RFC 9110 7.6.1), but these fields
-        // must reach the next hop: without Content-Length the body would be read as the next
-        // message. RFC 9110 forbids sending them as options; refused rather than forwarded.
-        return fail(m, `Connection lists ${token}, which every recipient needs`, isRequest ? 400 : 502);
-      } else if (token !== '') {
+    // Token by token in place: "keep-alive", "close" and "upgrade" cost no string.
+    let start = 0;
+    for (;;) {
+      const comma = connection.indexOf(',', start);
+      let from = start;
+      let to = comma < 0 ? connection.length : comma;
+      while (from < to && (connection.charCodeAt(from) === 32 || connection.charCodeAt(from) === 9)) from++;
+      while (to > from && (connection.charCodeAt(to - 1) === 32 || connection.charCodeAt(to - 1) === 9)) to--;
+      if (isWord(connection, from, to, 'close')) sawClose = true;
+      else if (isWord(connection, from, to, 'keep-alive')) sawKeepAlive = true;
+      else if (isWord(connection, from, to, 'upgrade')) m.upgrade = hasUpgradeHeader;
+      else if (to > from) {
+        const token = connection.slice(from, to).toLowerCase();
+        if (token === 'content-length' || (isRequest && token === 'host')) {
+          // Connection options are stripped before forwarding (RFC 9110 7.6.1), but these fields
+          // must reach the next hop: without Content-Length the body would be read as the next
+          // message. RFC 9110 forbids sending them as options; refused rather than forwarded.
+          return fail(m, `Connection lists ${token}, which every recipient needs`, isRequest ? 400 : 502);
+        }
         if (m.connectionTokens === null) m.connectionTokens = [];
         m.connectionTokens.push(token);
       }
+      if (comma < 0) break;
+      start = comma + 1;
     }
   }
   // HTTP/1.0 closes unless it asks for keep-alive; "close" wins over "keep-alive".
@@ -511,29 +529,40 @@ export function parseRequestHead(s: string, head: RequestHead, maxHeaders = 100)
   return interpretFields(head, true);
 }
 
+let lastReasonPhrase = '';
+
+/** The reason phrase `s[from, to)`: the last one again when it is the same (servers repeat theirs). */
+function reasonPhrase(s: string, from: number, to: number): string {
+  if (to - from !== lastReasonPhrase.length || !s.startsWith(lastReasonPhrase, from)) {
+    lastReasonPhrase = s.slice(from, to);
+  }
+  return lastReasonPhrase;
+}
+
 /** Parses a response head from a server. Returns 0 or 502 (with `head.error`). */
 export function parseResponseHead(s: string, head: ResponseHead, maxHeaders = 200): number {
   head.error = '';
   const lineEnd = s.indexOf('\r\n');
-  const line = lineEnd < 0 ? s : s.slice(0, lineEnd);
+  // The status line is s[0, le): read in place.
+  const le = lineEnd < 0 ? s.length : lineEnd;
   // status-line = HTTP-version SP 3DIGIT SP [reason-phrase]; a missing final SP is tolerated.
-  if (!line.startsWith('HTTP/1.') || line.length < 12 || line.charCodeAt(8) !== 32) {
+  if (!s.startsWith('HTTP/1.') || le < 12 || s.charCodeAt(8) !== 32) {
     return fail(head, 'malformed status line', 502);
   }
-  const minor = line.charCodeAt(7) - 48;
+  const minor = s.charCodeAt(7) - 48;
   if (minor !== 0 && minor !== 1) return fail(head, 'unsupported response version', 502);
-  const d0 = line.charCodeAt(9) - 48;
-  const d1 = line.charCodeAt(10) - 48;
-  const d2 = line.charCodeAt(11) - 48;
+  const d0 = s.charCodeAt(9) - 48;
+  const d1 = s.charCodeAt(10) - 48;
+  const d2 = s.charCodeAt(11) - 48;
   if (d0 < 1 || d0 > 5 || d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9) return fail(head, 'invalid status code', 502);
-  if (line.length > 12 && line.charCodeAt(12) !== 32) return fail(head, 'malformed status line', 502);
+  if (le > 12 && s.charCodeAt(12) !== 32) return fail(head, 'malformed status line', 502);
   head.minor = minor;
   head.status = d0 * 100 + d1 * 10 + d2;
-  head.reason = line.length > 13 ? line.slice(13) : '';
-  for (let i = 0; i < head.reason.length; i++) {
-    const c = head.reason.charCodeAt(i);
+  for (let i = 13; i < le; i++) {
+    const c = s.charCodeAt(i);
     if ((c < 32 && c !== 9) || c === 127) return fail(head, 'control character in reason phrase', 502);
   }
+  head.reason = le > 13 ? reasonPhrase(s, 13, le) : '';
   const status = lineEnd < 0 ? 0 : parseFields(s, lineEnd + 2, head, maxHeaders);
   if (lineEnd < 0) head.count = 0;
   if (status !== 0) {
@@ -555,8 +584,18 @@ function validAuthority(a: string): boolean {
   return a.length > 0 && a.length <= 255 && AUTHORITY.test(a);
 }
 
-/** "Example.COM:8080" → "example.com"; "[::1]:80" → "[::1]". Trailing dot dropped. */
+let lastAuthority = '';
+let lastHost = '';
+
+/** "Example.COM:8080" → "example.com"; "[::1]:80" → "[::1]". Trailing dot dropped. The last one is remembered. */
 export function hostWithoutPort(authority: string): string {
+  if (authority === lastAuthority) return lastHost;
+  lastAuthority = authority;
+  lastHost = hostOf(authority);
+  return lastHost;
+}
+
+function hostOf(authority: string): string {
   let end = authority.length;
   const colon = authority.lastIndexOf(':');
   if (colon >= 0 && authority.indexOf(']', colon) < 0) end = colon;
