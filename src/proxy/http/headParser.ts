@@ -163,6 +163,31 @@ function internName(s: string, from: number, to: number, hash: number): string {
 }
 
 /**
+ * Recent short field values, by a hash of their chars: a server repeats its Content-Type,
+ * Connection and Keep-Alive values on every response. Direct-mapped (a new value takes its
+ * slot), so it never grows. Only values V8 would copy anyway (under 13 chars): a longer slice
+ * refers to the whole head it came from, which the cache would then keep alive.
+ */
+const VALUE_SLOTS = 512;
+const MAX_CACHED_VALUE = 12;
+const valueCache: string[] = [];
+for (let i = 0; i < VALUE_SLOTS; i++) valueCache.push('');
+
+/** The field value `s[from, to)`; the same string as last time when it is a short repeated one. */
+function fieldValue(s: string, from: number, to: number): string {
+  const len = to - from;
+  if (len > MAX_CACHED_VALUE || len === 0) return s.slice(from, to);
+  let hash = len;
+  for (let i = from; i < to; i++) hash = (Math.imul(hash, 31) + s.charCodeAt(i)) | 0;
+  const slot = hash & (VALUE_SLOTS - 1);
+  const cached = valueCache[slot]!;
+  if (cached.length === len && s.startsWith(cached, from)) return cached;
+  const value = s.slice(from, to);
+  valueCache[slot] = value;
+  return value;
+}
+
+/**
  * Parses header lines from `pos` (just after the start line's CRLF) to the end.
  * Returns 0 or an error status (400; 431 when there are too many headers).
  */
@@ -203,7 +228,7 @@ function parseFields(s: string, pos: number, m: MessageHead, maxHeaders: number)
     const n = m.count++;
     m.lineStarts[n] = pos;
     m.names[n] = internName(s, pos, colon, hash);
-    m.values[n] = s.slice(vStart, vEnd);
+    m.values[n] = fieldValue(s, vStart, vEnd);
     if (lineEnd < 0) break;
     pos = lineEnd + 2;
   }
