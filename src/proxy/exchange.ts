@@ -14,7 +14,7 @@ import { Outcome, type Pool } from '../core/pool.js';
 import { type SelectContext, Selection } from '../core/selection.js';
 import type { Server } from '../core/server.js';
 import { Failure, failureLine, retryCondition, statusOf } from './errorResponse.js';
-import { type ForwardedFor, setCookies, upstreamRequestHead } from './headerRules.js';
+import { assignRequestId, type ForwardedFor, setCookies, writeUpstreamRequestHead } from './headerRules.js';
 import { CHUNKED_ERROR, CHUNKED_MORE, ChunkedDecoder } from './http/chunkedDecoder.js';
 import {
   Framing,
@@ -25,6 +25,7 @@ import {
   type ResponseHead,
   responseHasBody,
 } from './http/headParser.js';
+import { HEAD_WRITER } from './http/headWriter.js';
 import type { UpstreamConnection, UpstreamOwner, UpstreamPool } from './http/upstreamPool.js';
 
 /** What the exchange asks of the front that carries the client's side. */
@@ -99,6 +100,8 @@ enum Res {
 const MAX_HELD = 64 * 1024;
 /** Request bodies up to this size are kept while sent, so the request can be replayed. */
 const REPLAY_LIMIT = 64 * 1024;
+/** Request body bytes at hand up to this size are copied behind the head: one write. */
+const COPY_BODY = 4096;
 /** Upstream response heads larger than this are garbage. */
 const MAX_RESPONSE_HEAD = 64 * 1024;
 /** Idle limit of upgraded (WebSocket) connections. */
@@ -131,7 +134,6 @@ export class Exchange implements UpstreamOwner {
   /** The leased server, until the lease is released. */
   private server: Server | null = null;
   private up: UpstreamConnection | null = null;
-  private reqHead = '';
   /** The request body is complete (the front said so, or there is none). */
   private reqDone = true;
   /** Body chunks not yet sent (from `unsent` on) and, while `keep`, those sent (before it). */
@@ -218,7 +220,7 @@ export class Exchange implements UpstreamOwner {
     this.resPhase = Res.Done;
     this.lastFailure = Failure.NoServer;
     this.lastError = '';
-    this.reqHead = upstreamRequestHead(req, from, 'localhost');
+    assignRequestId(req);
     this.pinned = undefined;
     const affinity = pool.affinity;
     if (affinity === null) return this.begin();
@@ -280,18 +282,27 @@ export class Exchange implements UpstreamOwner {
     this.resPhase = Res.Head;
     this.resBuf = null;
     this.front.deadline = Date.now() + this.pool!.options.timeouts.response;
-    const head =
-      req.hostHeader === '' ? upstreamRequestHead(req, this.from, this.server!.address) : this.reqHead;
+    // The head is built for each send (a retry, a reconnect), into the shared head writer.
+    const w = HEAD_WRITER;
+    w.reset();
+    writeUpstreamRequestHead(req, this.from, this.server!.address, w);
     const held = this.held;
-    if (this.unsent >= held.length) {
-      // No body bytes at hand: one plain write (cork would force the slower buffered path).
-      out.write(head, 'latin1');
-    } else {
-      out.cork();
-      out.write(head, 'latin1');
-      for (let i = this.unsent; i < held.length; i++) out.write(held[i]!);
-      out.uncork();
+    if (this.unsent < held.length) {
+      let bytes = 0;
+      for (let i = this.unsent; i < held.length; i++) bytes += held[i]!.length;
+      if (bytes <= COPY_BODY) {
+        // A small body goes in the same buffer: one write.
+        for (let i = this.unsent; i < held.length; i++) w.bytes(held[i]!, 0, held[i]!.length);
+        w.flush(out);
+      } else {
+        out.cork();
+        out.write(w.take());
+        for (let i = this.unsent; i < held.length; i++) out.write(held[i]!);
+        out.uncork();
+      }
       this.sent();
+    } else {
+      w.flush(out);
     }
     // Held bytes may have paused the client's reads.
     if (!this.reqDone && !out.writableNeedDrain) this.front.onBodyDrain();

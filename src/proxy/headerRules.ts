@@ -5,6 +5,7 @@
  */
 import type { CidrSet } from '../core/cidr.js';
 import { Framing, isHopByHop, type MessageHead, type RequestHead, rawLines } from './http/headParser.js';
+import { HeadWriter } from './http/headWriter.js';
 import { newRequestId } from './requestId.js';
 
 /** Who sent a request, as the header rules need it. */
@@ -17,31 +18,51 @@ export interface ForwardedFor {
   proto: 'http' | 'https';
 }
 
-/** The lines every forwarded head ends with, made once rather than per request. */
+/** The lines every forwarded head ends with. */
 const PROTO_LINE = { http: 'x-forwarded-proto: http\r\n', https: 'x-forwarded-proto: https\r\n' } as const;
 const VIA_END = ['via: 1.0 fulcrum\r\n\r\n', 'via: 1.1 fulcrum\r\n\r\n'] as const;
 const VIA_END_H2 = 'via: 2 fulcrum\r\n\r\n';
-/** The X-Forwarded-For line of the last peer seen alone (no earlier hops): clients reconnect. */
-let lastPeer = '';
-let lastPeerLine = '';
 
-function peerLine(peerIp: string): string {
-  if (peerIp !== lastPeer) {
-    lastPeer = peerIp;
-    lastPeerLine = `x-forwarded-for: ${peerIp}\r\n`;
+/**
+ * Sets `r.requestId`: the request's X-Request-Id (the last one), else a new id, made once per
+ * request so that every try sends the same one.
+ */
+export function assignRequestId(r: RequestHead): void {
+  for (let i = r.count - 1; i >= 0; i--) {
+    if (r.names[i] === 'x-request-id') {
+      r.requestId = r.values[i]!;
+      return;
+    }
   }
-  return lastPeerLine;
+  if (r.requestId === '') r.requestId = newRequestId();
+}
+
+/** Header lines `from` to `to` (exclusive) of `m` exactly as received, each ending in CRLF. */
+function writeRawLines(m: MessageHead, from: number, to: number, w: HeadWriter): void {
+  const start = m.lineStarts[from]!;
+  if (to < m.count) return w.chars(m.source, start, m.lineStarts[to]!);
+  w.chars(m.source, start, m.source.length);
+  w.text('\r\n');
 }
 
 /**
- * The HTTP/1.1 head sent to the server: unchanged header lines forwarded as raw runs, hop-by-hop
- * fields and those named in Connection dropped, X-Forwarded-* and Via added. `serverAddress`
- * names the server for a request without Host (HTTP/1.0), since HTTP/1.1 servers require one.
- * A request without X-Request-Id gets one (kept in `r.requestId`, the same on every try).
+ * Writes the HTTP/1.1 head sent to the server into `w`: unchanged header lines copied as raw
+ * runs, hop-by-hop fields and those named in Connection dropped, X-Forwarded-* and Via added.
+ * `serverAddress` names the server for a request without Host (HTTP/1.0), since HTTP/1.1 servers
+ * require one. A request without X-Request-Id gets one (kept in `r.requestId`, the same on every
+ * try: see `assignRequestId`).
  */
-export function upstreamRequestHead(r: RequestHead, from: ForwardedFor, serverAddress: string): string {
-  let h = `${r.method} ${r.target} HTTP/1.1\r\n`;
-  let xff = '';
+export function writeUpstreamRequestHead(
+  r: RequestHead,
+  from: ForwardedFor,
+  serverAddress: string,
+  w: HeadWriter,
+): void {
+  w.text(r.method);
+  w.text(' ');
+  w.text(r.target);
+  w.text(' HTTP/1.1\r\n');
+  let xff = false;
   let upgrade = '';
   let keepProto = false;
   let keepHost = false;
@@ -65,7 +86,7 @@ export function upstreamRequestHead(r: RequestHead, from: ForwardedFor, serverAd
       keep = false;
     } else if (name.length >= 15 && name.startsWith('x-forwarded-')) {
       if (name === 'x-forwarded-for') {
-        xff = xff === '' ? r.values[i]! : `${xff}, ${r.values[i]}`;
+        xff = true;
         keep = false;
       } else if (name === 'x-forwarded-proto') {
         // X-Forwarded-Proto/Host are believed only from trusted proxies.
@@ -79,23 +100,91 @@ export function upstreamRequestHead(r: RequestHead, from: ForwardedFor, serverAd
     if (keep) {
       if (run < 0) run = i;
     } else if (run >= 0) {
-      h += rawLines(r, run, i);
+      writeRawLines(r, run, i, w);
       run = -1;
     }
   }
-  if (run >= 0) h += rawLines(r, run, r.count);
-  if (r.hostHeader === '') h += `host: ${serverAddress}\r\n`;
-  else if (r.absoluteForm) h += `host: ${r.hostHeader}\r\n`;
-  if (r.framing === Framing.Chunked) h += 'transfer-encoding: chunked\r\n';
-  if (upgrade !== '') h += `connection: upgrade\r\nupgrade: ${upgrade}\r\n`;
-  h += xff === '' ? peerLine(from.peerIp) : `x-forwarded-for: ${xff}, ${from.peerIp}\r\n`;
-  if (!keepProto) h += PROTO_LINE[from.proto];
-  if (!keepHost && r.hostHeader !== '') h += `x-forwarded-host: ${r.hostHeader}\r\n`;
+  if (run >= 0) writeRawLines(r, run, r.count, w);
+  if (r.hostHeader === '') {
+    w.text('host: ');
+    w.text(serverAddress);
+    w.text('\r\n');
+  } else if (r.absoluteForm) {
+    w.text('host: ');
+    w.text(r.hostHeader);
+    w.text('\r\n');
+  }
+  if (r.framing === Framing.Chunked) w.text('transfer-encoding: chunked\r\n');
+  if (upgrade !== '') {
+    w.text('connection: upgrade\r\nupgrade: ');
+    w.text(upgrade);
+    w.text('\r\n');
+  }
+  // The X-Forwarded-For values received, in order, then the peer.
+  w.text('x-forwarded-for: ');
+  if (xff) {
+    // As the values joined with ", " would be, where empty values before the first non-empty
+    // one add nothing.
+    let any = false;
+    for (let i = 0; i < r.count; i++) {
+      if (r.names[i] !== 'x-forwarded-for') continue;
+      const v = r.values[i]!;
+      if (any) w.text(', ');
+      else if (v === '') continue;
+      w.text(v);
+      any = true;
+    }
+    if (any) w.text(', ');
+  }
+  w.text(from.peerIp);
+  w.text('\r\n');
+  if (!keepProto) w.text(PROTO_LINE[from.proto]);
+  if (!keepHost && r.hostHeader !== '') {
+    w.text('x-forwarded-host: ');
+    w.text(r.hostHeader);
+    w.text('\r\n');
+  }
   if (!hasId) {
     if (r.requestId === '') r.requestId = newRequestId();
-    h += `x-request-id: ${r.requestId}\r\n`;
+    w.text('x-request-id: ');
+    w.text(r.requestId);
+    w.text('\r\n');
   }
-  return h + (r.h2 ? VIA_END_H2 : (VIA_END[r.minor] ?? `via: 1.${r.minor} fulcrum\r\n\r\n`));
+  if (r.h2) w.text(VIA_END_H2);
+  else if (r.minor === 0 || r.minor === 1) w.text(VIA_END[r.minor]);
+  else {
+    w.text('via: 1.');
+    w.text(String(r.minor));
+    w.text(' fulcrum\r\n\r\n');
+  }
+}
+
+const STRING_WRITER = new HeadWriter();
+
+/** `writeUpstreamRequestHead` as a string (tests; the forwarding path writes the bytes). */
+export function upstreamRequestHead(r: RequestHead, from: ForwardedFor, serverAddress: string): string {
+  STRING_WRITER.reset();
+  writeUpstreamRequestHead(r, from, serverAddress, STRING_WRITER);
+  return STRING_WRITER.takeString();
+}
+
+/**
+ * Writes the end-to-end fields of a message into `w` as raw header lines: hop-by-hop fields and
+ * those named in its Connection header removed.
+ */
+export function writeEndToEndLines(m: MessageHead, w: HeadWriter): void {
+  const tokens = m.connectionTokens;
+  let run = -1;
+  for (let i = 0; i < m.count; i++) {
+    const name = m.names[i]!;
+    if (!(isHopByHop(name) || tokens?.includes(name))) {
+      if (run < 0) run = i;
+    } else if (run >= 0) {
+      writeRawLines(m, run, i, w);
+      run = -1;
+    }
+  }
+  if (run >= 0) writeRawLines(m, run, m.count, w);
 }
 
 /**

@@ -263,3 +263,29 @@ test("a response's Keep-Alive timeout hint, in ms; -1 without one", () => {
   assert.equal(parse('HTTP/1.1 200 OK\nContent-Length: 0'), -1);
   assert.equal(keepAliveTimeoutMs('timeout=0'), 0);
 });
+
+test('names and short values stay right over many spellings (name table full, value slots reused)', () => {
+  const res = newResponseHead();
+  for (let i = 0; i < 1500; i++) {
+    const text = `HTTP/1.1 200 R${i % 7}\r\nX-H${i}: v${i}\r\nContent-Type: t${i % 3}\r\nCONNECTION: Keep-Alive, X-H${i}`;
+    assert.equal(parseResponseHead(text, res), 0);
+    assert.equal(res.reason, `R${i % 7}`);
+    assert.deepEqual(res.names.slice(0, res.count), [`x-h${i}`, 'content-type', 'connection']);
+    assert.deepEqual(res.values.slice(0, res.count), [`v${i}`, `t${i % 3}`, `Keep-Alive, X-H${i}`]);
+    assert.deepEqual(res.connectionTokens, [`x-h${i}`]);
+    assert.equal(res.close, false);
+  }
+  const r = newRequestHead();
+  for (const [target, host] of [
+    ['/a', 'One.example:80'],
+    ['/b', 'two.example'],
+    ['/c', 'One.example:80'],
+  ] as const) {
+    assert.equal(parseRequestHead(`DELETE ${target} HTTP/1.1\r\nHost: ${host}`, r), 0);
+    assert.equal(r.method, 'DELETE');
+    assert.equal(r.host, host.startsWith('One') ? 'one.example' : 'two.example');
+  }
+  assert.equal(parseRequestHead('BREW /pot HTTP/1.0', r), 0);
+  assert.equal(r.method, 'BREW');
+  assert.equal(r.minor, 0);
+});

@@ -126,21 +126,65 @@ enum Scan {
  */
 const CONTROL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/;
 
-/** Lower-cased field names seen so far, by their spelling on the wire (bounded). */
-const lowerNames = new Map<string, string>();
-const MAX_LOWER_NAMES = 512;
+/**
+ * Lower-cased field names seen so far, by their spelling on the wire: an open-addressing table
+ * looked up by a hash of the name's chars taken while they are checked, so that a name seen
+ * before costs no string at all (`Content-Type` is sliced and lower-cased once per process).
+ * Bounded: past MAX_NAMES spellings, new ones are sliced and lower-cased each time.
+ */
+const NAME_SLOTS = 1024;
+const MAX_NAMES = 512;
+const nameRaw: (string | undefined)[] = [];
+const nameLower: string[] = [];
+for (let i = 0; i < NAME_SLOTS; i++) {
+  nameRaw.push(undefined);
+  nameLower.push('');
+}
+let namesKept = 0;
+
+/** The lower-case name of `s[from, to)`, whose chars hash to `hash`. */
+function internName(s: string, from: number, to: number, hash: number): string {
+  const len = to - from;
+  let slot = hash & (NAME_SLOTS - 1);
+  for (;;) {
+    const raw = nameRaw[slot];
+    if (raw === undefined) break;
+    if (raw.length === len && s.startsWith(raw, from)) return nameLower[slot]!;
+    slot = (slot + 1) & (NAME_SLOTS - 1);
+  }
+  const raw = s.slice(from, to);
+  const lower = raw.toLowerCase();
+  if (namesKept < MAX_NAMES) {
+    namesKept++;
+    nameRaw[slot] = raw;
+    nameLower[slot] = lower;
+  }
+  return lower;
+}
 
 /**
- * The lower-case form of a field name: the same string for every message that spells it the
- * same way (`Content-Type` costs one toLowerCase per process, not one per message).
+ * Recent short field values, by a hash of their chars: a server repeats its Content-Type,
+ * Connection and Keep-Alive values on every response. Direct-mapped (a new value takes its
+ * slot), so it never grows. Only values V8 would copy anyway (under 13 chars): a longer slice
+ * refers to the whole head it came from, which the cache would then keep alive.
  */
-function lowerName(raw: string): string {
-  let name = lowerNames.get(raw);
-  if (name === undefined) {
-    name = raw.toLowerCase();
-    if (lowerNames.size < MAX_LOWER_NAMES) lowerNames.set(raw, name);
-  }
-  return name;
+const VALUE_SLOTS = 512;
+const MAX_CACHED_VALUE = 12;
+const valueCache: string[] = [];
+for (let i = 0; i < VALUE_SLOTS; i++) valueCache.push('');
+
+/** The field value `s[from, to)`; the same string as last time when it is a short repeated one. */
+function fieldValue(s: string, from: number, to: number): string {
+  const len = to - from;
+  if (len > MAX_CACHED_VALUE || len === 0) return s.slice(from, to);
+  let hash = len;
+  for (let i = from; i < to; i++) hash = (Math.imul(hash, 31) + s.charCodeAt(i)) | 0;
+  const slot = hash & (VALUE_SLOTS - 1);
+  const cached = valueCache[slot]!;
+  if (cached.length === len && s.startsWith(cached, from)) return cached;
+  const value = s.slice(from, to);
+  valueCache[slot] = value;
+  return value;
 }
 
 /**
@@ -164,6 +208,7 @@ function parseFields(s: string, pos: number, m: MessageHead, maxHeaders: number)
     const colon = s.indexOf(':', pos);
     if (colon < 0 || colon >= stop) return fail(m, 'invalid header line (no colon)');
     if (colon === pos) return fail(m, 'empty header name');
+    let hash = 0;
     for (let i = pos; i < colon; i++) {
       const c = s.charCodeAt(i);
       if (c >= 128 || TCHAR[c] !== 1) {
@@ -172,6 +217,7 @@ function parseFields(s: string, pos: number, m: MessageHead, maxHeaders: number)
           c === 32 || c === 9 ? 'whitespace before colon in header' : 'invalid character in header name',
         );
       }
+      hash = (Math.imul(hash, 31) + c) | 0;
     }
     // value: OWS field-value OWS
     let vStart = colon + 1;
@@ -181,8 +227,8 @@ function parseFields(s: string, pos: number, m: MessageHead, maxHeaders: number)
     if (m.count >= maxHeaders) return fail(m, 'too many header fields', 431);
     const n = m.count++;
     m.lineStarts[n] = pos;
-    m.names[n] = lowerName(s.slice(pos, colon));
-    m.values[n] = s.slice(vStart, vEnd);
+    m.names[n] = internName(s, pos, colon, hash);
+    m.values[n] = fieldValue(s, vStart, vEnd);
     if (lineEnd < 0) break;
     pos = lineEnd + 2;
   }
@@ -271,6 +317,16 @@ function decimal(s: string, from: number, to: number): number {
 function fail(m: MessageHead, why: string, status = 400): number {
   m.error = why;
   return status;
+}
+
+/** `s[from, to)` is `word` (lower-case ASCII) in any case. */
+function isWord(s: string, from: number, to: number, word: string): boolean {
+  if (to - from !== word.length) return false;
+  for (let i = 0; i < word.length; i++) {
+    const c = s.charCodeAt(from + i);
+    if ((c >= 65 && c <= 90 ? c + 32 : c) !== word.charCodeAt(i)) return false;
+  }
+  return true;
 }
 
 /**
@@ -362,28 +418,46 @@ function interpretFields(m: MessageHead, isRequest: boolean): number {
   let sawClose = false;
   let sawKeepAlive = false;
   if (connection !== null) {
-    // Almost always one token ("keep-alive", "close"): no array for that case.
-    const tokens = connection.indexOf(',') < 0 ? [connection] : connection.split(',');
-    for (const raw of tokens) {
-      const token = trimOws(raw).toLowerCase();
-      if (token === 'close') sawClose = true;
-      else if (token === 'keep-alive') sawKeepAlive = true;
-      else if (token === 'upgrade') m.upgrade = hasUpgradeHeader;
-      else if (token === 'content-length' || (isRequest && token === 'host')) {
-        // Connection options are stripped before forwarding (RFC 9110 7.6.1), but these fields
-        // must reach the next hop: without Content-Length the body would be read as the next
-        // message. RFC 9110 forbids sending them as options; refused rather than forwarded.
-        return fail(m, `Connection lists ${token}, which every recipient needs`, isRequest ? 400 : 502);
-      } else if (token !== '') {
+    // Token by token in place: "keep-alive", "close" and "upgrade" cost no string.
+    let start = 0;
+    for (;;) {
+      const comma = connection.indexOf(',', start);
+      let from = start;
+      let to = comma < 0 ? connection.length : comma;
+      while (from < to && (connection.charCodeAt(from) === 32 || connection.charCodeAt(from) === 9)) from++;
+      while (to > from && (connection.charCodeAt(to - 1) === 32 || connection.charCodeAt(to - 1) === 9)) to--;
+      if (isWord(connection, from, to, 'close')) sawClose = true;
+      else if (isWord(connection, from, to, 'keep-alive')) sawKeepAlive = true;
+      else if (isWord(connection, from, to, 'upgrade')) m.upgrade = hasUpgradeHeader;
+      else if (to > from) {
+        const token = connection.slice(from, to).toLowerCase();
+        if (token === 'content-length' || (isRequest && token === 'host')) {
+          // Connection options are stripped before forwarding (RFC 9110 7.6.1), but these fields
+          // must reach the next hop: without Content-Length the body would be read as the next
+          // message. RFC 9110 forbids sending them as options; refused rather than forwarded.
+          return fail(m, `Connection lists ${token}, which every recipient needs`, isRequest ? 400 : 502);
+        }
         if (m.connectionTokens === null) m.connectionTokens = [];
         m.connectionTokens.push(token);
       }
+      if (comma < 0) break;
+      start = comma + 1;
     }
   }
   // HTTP/1.0 closes unless it asks for keep-alive; "close" wins over "keep-alive".
   const close = sawClose || (m.minor === 0 && !sawKeepAlive);
   m.close = close;
   return Scan.Ok;
+}
+
+/** The usual methods, so that a request's method is a constant rather than a new string. */
+const METHODS = ['GET', 'POST', 'HEAD', 'PUT', 'DELETE', 'OPTIONS', 'PATCH', 'TRACE', 'CONNECT'];
+
+/** The method `s[from, to)` (checked tchars). */
+function methodName(s: string, from: number, to: number): string {
+  const len = to - from;
+  for (const m of METHODS) if (m.length === len && s.startsWith(m, from)) return m;
+  return s.slice(from, to);
 }
 
 /**
@@ -400,27 +474,34 @@ export function parseRequestHead(s: string, head: RequestHead, maxHeaders = 100)
   // a refusal of a request that starts like a HEAD gets no body (RFC 9110 9.3.2).
   head.method = s.startsWith('HEAD ', pos) ? 'HEAD' : '';
   const lineEnd = s.indexOf('\r\n', pos);
-  const line = lineEnd < 0 ? s.slice(pos) : s.slice(pos, lineEnd);
-  if (line.indexOf('\r') >= 0 || line.indexOf('\n') >= 0) return fail(head, 'bare CR or LF in request line');
-  const sp1 = line.indexOf(' ');
-  const sp2 = sp1 < 0 ? -1 : line.indexOf(' ', sp1 + 1);
-  if (sp1 <= 0 || sp2 < 0 || line.indexOf(' ', sp2 + 1) >= 0) return fail(head, 'malformed request line');
-  const method = line.slice(0, sp1);
-  for (let i = 0; i < method.length; i++) {
-    const c = method.charCodeAt(i);
+  // The request line is s[pos, le): read in place, no string made of it.
+  const le = lineEnd < 0 ? s.length : lineEnd;
+  const cr = s.indexOf('\r', pos);
+  const lf = s.indexOf('\n', pos);
+  if ((cr >= 0 && cr < le) || (lf >= 0 && lf < le)) return fail(head, 'bare CR or LF in request line');
+  const sp1 = s.indexOf(' ', pos);
+  const sp2 = sp1 < 0 || sp1 >= le ? -1 : s.indexOf(' ', sp1 + 1);
+  const sp3 = sp2 < 0 || sp2 >= le ? -1 : s.indexOf(' ', sp2 + 1);
+  if (sp1 <= pos || sp2 < 0 || sp2 >= le || (sp3 >= 0 && sp3 < le))
+    return fail(head, 'malformed request line');
+  for (let i = pos; i < sp1; i++) {
+    const c = s.charCodeAt(i);
     if (c >= 128 || TCHAR[c] !== 1) return fail(head, 'invalid method');
   }
-  const target = line.slice(sp1 + 1, sp2);
-  if (target.length === 0) return fail(head, 'empty request target');
-  for (let i = 0; i < target.length; i++) {
-    const c = target.charCodeAt(i);
+  const method = methodName(s, pos, sp1);
+  if (sp2 === sp1 + 1) return fail(head, 'empty request target');
+  for (let i = sp1 + 1; i < sp2; i++) {
+    const c = s.charCodeAt(i);
     if (c <= 32 || c >= 127) return fail(head, 'invalid character in request target');
   }
-  const version = line.slice(sp2 + 1);
-  if (version === 'HTTP/1.1') head.minor = 1;
-  else if (version === 'HTTP/1.0') head.minor = 0;
-  else if (/^HTTP\/[0-9]\.[0-9]$/.test(version)) return fail(head, `unsupported version ${version}`, 505);
-  else return fail(head, 'malformed HTTP version');
+  const target = s.slice(sp1 + 1, sp2);
+  if (le - sp2 === 9 && s.startsWith('HTTP/1.', sp2 + 1) && s.charCodeAt(le - 1) === 49) head.minor = 1;
+  else if (le - sp2 === 9 && s.startsWith('HTTP/1.', sp2 + 1) && s.charCodeAt(le - 1) === 48) head.minor = 0;
+  else {
+    const version = s.slice(sp2 + 1, le);
+    if (/^HTTP\/[0-9]\.[0-9]$/.test(version)) return fail(head, `unsupported version ${version}`, 505);
+    return fail(head, 'malformed HTTP version');
+  }
   head.method = method;
   // 501, not 405: a reverse proxy has no tunnel for any target, and 405 needs an Allow list.
   if (method === 'CONNECT') return fail(head, 'CONNECT is not supported by a reverse proxy', 501);
@@ -473,29 +554,40 @@ export function parseRequestHead(s: string, head: RequestHead, maxHeaders = 100)
   return interpretFields(head, true);
 }
 
+let lastReasonPhrase = '';
+
+/** The reason phrase `s[from, to)`: the last one again when it is the same (servers repeat theirs). */
+function reasonPhrase(s: string, from: number, to: number): string {
+  if (to - from !== lastReasonPhrase.length || !s.startsWith(lastReasonPhrase, from)) {
+    lastReasonPhrase = s.slice(from, to);
+  }
+  return lastReasonPhrase;
+}
+
 /** Parses a response head from a server. Returns 0 or 502 (with `head.error`). */
 export function parseResponseHead(s: string, head: ResponseHead, maxHeaders = 200): number {
   head.error = '';
   const lineEnd = s.indexOf('\r\n');
-  const line = lineEnd < 0 ? s : s.slice(0, lineEnd);
+  // The status line is s[0, le): read in place.
+  const le = lineEnd < 0 ? s.length : lineEnd;
   // status-line = HTTP-version SP 3DIGIT SP [reason-phrase]; a missing final SP is tolerated.
-  if (!line.startsWith('HTTP/1.') || line.length < 12 || line.charCodeAt(8) !== 32) {
+  if (!s.startsWith('HTTP/1.') || le < 12 || s.charCodeAt(8) !== 32) {
     return fail(head, 'malformed status line', 502);
   }
-  const minor = line.charCodeAt(7) - 48;
+  const minor = s.charCodeAt(7) - 48;
   if (minor !== 0 && minor !== 1) return fail(head, 'unsupported response version', 502);
-  const d0 = line.charCodeAt(9) - 48;
-  const d1 = line.charCodeAt(10) - 48;
-  const d2 = line.charCodeAt(11) - 48;
+  const d0 = s.charCodeAt(9) - 48;
+  const d1 = s.charCodeAt(10) - 48;
+  const d2 = s.charCodeAt(11) - 48;
   if (d0 < 1 || d0 > 5 || d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9) return fail(head, 'invalid status code', 502);
-  if (line.length > 12 && line.charCodeAt(12) !== 32) return fail(head, 'malformed status line', 502);
+  if (le > 12 && s.charCodeAt(12) !== 32) return fail(head, 'malformed status line', 502);
   head.minor = minor;
   head.status = d0 * 100 + d1 * 10 + d2;
-  head.reason = line.length > 13 ? line.slice(13) : '';
-  for (let i = 0; i < head.reason.length; i++) {
-    const c = head.reason.charCodeAt(i);
+  for (let i = 13; i < le; i++) {
+    const c = s.charCodeAt(i);
     if ((c < 32 && c !== 9) || c === 127) return fail(head, 'control character in reason phrase', 502);
   }
+  head.reason = le > 13 ? reasonPhrase(s, 13, le) : '';
   const status = lineEnd < 0 ? 0 : parseFields(s, lineEnd + 2, head, maxHeaders);
   if (lineEnd < 0) head.count = 0;
   if (status !== 0) {
@@ -517,8 +609,18 @@ function validAuthority(a: string): boolean {
   return a.length > 0 && a.length <= 255 && AUTHORITY.test(a);
 }
 
-/** "Example.COM:8080" → "example.com"; "[::1]:80" → "[::1]". Trailing dot dropped. */
+let lastAuthority = '';
+let lastHost = '';
+
+/** "Example.COM:8080" → "example.com"; "[::1]:80" → "[::1]". Trailing dot dropped. The last one is remembered. */
 export function hostWithoutPort(authority: string): string {
+  if (authority === lastAuthority) return lastHost;
+  lastAuthority = authority;
+  lastHost = hostOf(authority);
+  return lastHost;
+}
+
+function hostOf(authority: string): string {
   let end = authority.length;
   const colon = authority.lastIndexOf(':');
   if (colon >= 0 && authority.indexOf(']', colon) < 0) end = colon;

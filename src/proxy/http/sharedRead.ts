@@ -8,9 +8,16 @@
  */
 export const SHARED_READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
+/** Reads shorter than this (a request, a small response) are copied by a loop. */
+const LOOP_COPY = 512;
+
 /** The `n` bytes just read into SHARED_READ_BUFFER, as a Buffer of their own. */
 export function copyOfRead(n: number): Buffer {
   const chunk = Buffer.allocUnsafe(n);
-  SHARED_READ_BUFFER.copy(chunk, 0, 0, n);
+  if (n < LOOP_COPY) {
+    // Buffer.copy of a part of its source allocates a view of that part on every call.
+    const src = SHARED_READ_BUFFER;
+    for (let i = 0; i < n; i++) chunk[i] = src[i]!;
+  } else SHARED_READ_BUFFER.copy(chunk, 0, 0, n);
   return chunk;
 }
