@@ -37,6 +37,16 @@ export function assignRequestId(r: RequestHead): void {
   if (r.requestId === '') r.requestId = newRequestId();
 }
 
+/**
+ * The request id an access-log line carries: the one sent to the server, else (a request
+ * answered by the balancer itself) the client's own X-Request-Id, else none.
+ */
+export function loggedRequestId(r: RequestHead): string {
+  if (r.requestId !== '') return r.requestId;
+  for (let i = r.count - 1; i >= 0; i--) if (r.names[i] === 'x-request-id') return r.values[i]!;
+  return '';
+}
+
 /** Header lines `from` to `to` (exclusive) of `m` exactly as received, each ending in CRLF. */
 function writeRawLines(m: MessageHead, from: number, to: number, w: HeadWriter): void {
   const start = m.lineStarts[from]!;

@@ -34,15 +34,24 @@ ${serverList([{ id: 'a', port: backend!.port }])}
   try {
     // A client far past its rate limit: 3 requests served, 22 refused.
     for (let i = 0; i < 25; i++)
-      await request(lb.port, { path: `/missing-${i}`, localAddress: '127.0.0.80' });
+      await request(lb.port, {
+        path: `/missing-${i}`,
+        localAddress: '127.0.0.80',
+        headers: { 'x-request-id': `req-${i}` },
+      });
     const p = lb.runtime.listeners.get('web')!.protection!;
     assert.equal(p.rejected.rate, 22);
     await log.flush();
     const lines = readFileSync(join(dir.path, 'access.log'), 'utf8')
       .trim()
       .split('\n')
-      .map((l) => JSON.parse(l) as { status: number; refusedBy?: string });
+      .map((l) => JSON.parse(l) as { status: number; refusedBy?: string; requestId: string });
     assert.equal(lines.filter((l) => l.status === 429 && l.refusedBy === 'rate').length, 22);
+    // A refused request's line carries the id the client sent, as a served one does.
+    assert.deepEqual(
+      lines.map((l) => l.requestId),
+      Array.from({ length: 25 }, (_, i) => `req-${i}`),
+    );
     assert.equal(lines.filter((l) => l.status === 200 && l.refusedBy === undefined).length, 3);
 
     // Top talkers and the surge state, as the CLI prints them.

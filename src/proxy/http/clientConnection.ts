@@ -12,6 +12,7 @@ import {
   cookieHeader,
   endToEndLines,
   type ForwardedFor,
+  loggedRequestId,
   writeEndToEndLines,
 } from '../headerRules.js';
 import { http1Redirect, httpsLocation } from '../tls/httpsRedirect.js';
@@ -715,7 +716,7 @@ export class ClientConnection implements ExchangeFront, FrontConnection {
       query: q < 0 ? '' : r.target.slice(q + 1),
       host: r.hostHeader,
       userAgent: headerValue(r, 'user-agent') ?? '',
-      requestId: r.requestId,
+      requestId: loggedRequestId(r),
       status,
       bytesOut: this.reportStart >= 0 ? this.socket.bytesWritten - this.reportStart : 0,
       bytesIn,

@@ -10,7 +10,7 @@ import type { ExchangeRecord } from '../../core/observer.js';
 import type { SelectContext } from '../../core/selection.js';
 import { errorBody, RETRY_AFTER_S } from '../errorResponse.js';
 import { Exchange, type ExchangeFront } from '../exchange.js';
-import { cookieHeader, type ForwardedFor } from '../headerRules.js';
+import { cookieHeader, type ForwardedFor, loggedRequestId } from '../headerRules.js';
 import type { ListenerContext } from '../http/clientConnection.js';
 import { Framing, headerValue, isHopByHop, type RequestHead, type ResponseHead } from '../http/headParser.js';
 
@@ -289,8 +289,7 @@ export function streamRecord(
     query: q < 0 ? '' : req.target.slice(q + 1),
     host: req.hostHeader,
     userAgent: headerValue(req, 'user-agent') ?? '',
-    // Set once the head went to a server; a refused stream logs the one the client sent.
-    requestId: req.requestId !== '' ? req.requestId : (headerValue(req, 'x-request-id') ?? ''),
+    requestId: loggedRequestId(req),
     status,
     bytesOut: 0,
     durationMs: 0,
