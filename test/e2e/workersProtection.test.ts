@@ -205,10 +205,11 @@ ${serverList([{ id: 'a', port: backend!.port }])}
       highest = now;
       return now;
     };
-    // Every refusal is counted (the /metrics read also asked each worker for its figures).
+    // Every refusal is counted (the /metrics read also asked each worker for its figures); a request
+    // that timed out here may have been refused too.
     const before = await check('before');
     t.diagnostic(`flooder saw ${seen.join(', ')}; refused total ${JSON.stringify(before)}`);
-    assert.deepEqual(before, { api: refused, metric: refused });
+    assert.ok(before.api >= refused && before.metric === before.api, JSON.stringify(before));
 
     // SIGKILL each worker in turn, reading the totals until its replacement serves.
     for (let round = 1; round <= 2; round++) {
