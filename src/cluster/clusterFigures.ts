@@ -2,11 +2,13 @@
  * The figures of all workers as one balancer's: what each live worker last reported plus what
  * the workers gone had counted (so a replaced worker takes no requests out of the totals), merged
  * into the supervisor's Telemetry (for /metrics, the status and the dashboard) and into its
- * servers' statistics (in flight, totals, response time) that the admin API shows.
+ * servers' statistics (in flight, totals, response time) that the admin API shows. Protection's
+ * refusals are retired the same way and added to the merged protection report by the supervisor
+ * (blocked clients and top talkers of a worker gone are not kept).
  */
 import type { DnsFigures, EntryFigures, Telemetry } from '../admin/metrics.js';
 import type { Runtime } from '../runtime/runtime.js';
-import type { WorkerStats } from './messages.js';
+import type { Refusals, WorkerStats } from './messages.js';
 
 interface ServerTotals {
   total: number;
@@ -22,6 +24,8 @@ export class ClusterFigures {
   private readonly retiredServers = new Map<string, ServerTotals>();
   /** The dns counters of workers gone, summed. */
   private retiredDns: DnsFigures[] = [];
+  /** Protection's refusals of workers gone, by listener\0reason. */
+  private readonly retiredRefused = new Map<string, number>();
   private telemetry: Telemetry | null = null;
 
   constructor(private readonly runtime: Runtime) {}
@@ -45,6 +49,23 @@ export class ClusterFigures {
   /** A worker's new report. */
   report(worker: number, stats: WorkerStats): void {
     this.live.set(worker, stats);
+  }
+
+  /**
+   * A worker's refusals as it answered `protection?`: fresher than its last heartbeat, and already
+   * shown, so they are what it retires with if it dies before its next heartbeat.
+   */
+  refusals(worker: number, refused: Refusals): void {
+    const last = this.live.get(worker) ?? { entries: [], servers: [], listeners: [] };
+    this.live.set(worker, { ...last, refused });
+  }
+
+  /** Protection's refusals of the workers gone, summed: [listener, reason, count]. */
+  retiredRefusals(): Refusals {
+    return [...this.retiredRefused].map(([key, n]) => {
+      const [listener, reason] = key.split('\0') as [string, string];
+      return [listener, reason, n];
+    });
   }
 
   /** The last report of a worker. */
@@ -83,6 +104,10 @@ export class ClusterFigures {
       t.total += total;
       t.failures += failures;
       this.retiredServers.set(key, t);
+    }
+    for (const [listener, reason, n] of last.refused ?? []) {
+      const key = `${listener}\0${reason}`;
+      this.retiredRefused.set(key, (this.retiredRefused.get(key) ?? 0) + n);
     }
   }
 

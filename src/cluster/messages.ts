@@ -32,7 +32,12 @@ export interface WorkerStats {
   idle?: [string, string, number][];
   /** The dns listeners' counters, since the worker started. */
   dns?: DnsFigures[];
+  /** Protection's refusals since the worker started (listeners with protection, non-zero only). */
+  refused?: Refusals;
 }
+
+/** Refusals by listener and reason: [listener, reason, count]. */
+export type Refusals = [listener: string, reason: string, count: number][];
 
 // ------------------------------------------------------------------------- supervisor → worker
 

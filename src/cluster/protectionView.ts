@@ -2,15 +2,22 @@
  * Protection as one balancer shows it with `workers: N`: the reports of every worker merged per
  * listener. Refusals by reason are summed; a client blocked in several workers is one row with the
  * latest `until`; top talkers are merged by client (counts summed, the 10 busiest kept); a surge is
- * active if it is in any worker, with the largest rate seen.
+ * active if it is in any worker, with the largest rate seen. The refusals of workers gone (kept by
+ * ClusterFigures from their last report) are added to the live workers' sums, so the counters never
+ * go back when a worker is replaced; its blocked clients and top talkers are not kept.
  */
 import type { ProtectionReport } from '../admin/protectionReport.js';
+import type { Refusals } from './messages.js';
 
 /** How many top talkers a merged report keeps. */
 const TOP = 10;
 
-/** Merges the workers' reports (one list per worker) into one report per listener. */
-export function mergeProtection(perWorker: ProtectionReport[][]): ProtectionReport[] {
+/**
+ * Merges the workers' reports (one list per worker) into one report per listener, adding the
+ * `retired` refusals (of workers gone) to the listeners some live worker reports. A listener no
+ * live worker reports (protection removed by a reload, no worker serving right now) is not shown.
+ */
+export function mergeProtection(perWorker: ProtectionReport[][], retired: Refusals = []): ProtectionReport[] {
   const byListener = new Map<string, ProtectionReport[]>();
   for (const reports of perWorker) {
     for (const r of reports) {
@@ -19,7 +26,23 @@ export function mergeProtection(perWorker: ProtectionReport[][]): ProtectionRepo
       else list.push(r);
     }
   }
-  return [...byListener.values()].map(mergeListener).sort((a, b) => a.listener.localeCompare(b.listener));
+  const merged = [...byListener.values()].map(mergeListener);
+  for (const [listener, reason, n] of retired) {
+    const r = merged.find((x) => x.listener === listener);
+    if (r !== undefined) r.rejected[reason] = (r.rejected[reason] ?? 0) + n;
+  }
+  return merged.sort((a, b) => a.listener.localeCompare(b.listener));
+}
+
+/** The compact form of the refusals (what a heartbeat carries): non-zero counts only. */
+export function refusalsOf(
+  reports: Iterable<{ listener: string; rejected: Record<string, number> }>,
+): Refusals {
+  const out: Refusals = [];
+  for (const r of reports) {
+    for (const [reason, n] of Object.entries(r.rejected)) if (n > 0) out.push([r.listener, reason, n]);
+  }
+  return out;
 }
 
 function mergeListener(reports: ProtectionReport[]): ProtectionReport {

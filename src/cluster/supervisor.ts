@@ -36,7 +36,7 @@ import {
   type WorkerMessage,
   type WorkerStats,
 } from './messages.js';
-import { mergeProtection } from './protectionView.js';
+import { mergeProtection, refusalsOf } from './protectionView.js';
 import { nextStreak, restartDelay } from './restartDelay.js';
 import { workerCount } from './workerCount.js';
 
@@ -70,7 +70,8 @@ interface Slot {
 /** A question asked of every serving worker: who has not answered, the answers so far. */
 interface Question {
   waiting: Set<number>;
-  answers: WorkerMessage[];
+  /** The answers so far, with the worker (cluster id) of each. */
+  answers: { worker: number; message: WorkerMessage }[];
   done: () => void;
 }
 
@@ -231,7 +232,10 @@ export class Supervisor implements ClusterView {
 
   async protection(): Promise<ProtectionReport[]> {
     const answers = await this.ask((id) => ({ t: 'protection?', id }));
-    return mergeProtection(answers.map((m) => (m.t === 'protection' ? m.listeners : [])));
+    return mergeProtection(
+      answers.map((m) => (m.t === 'protection' ? m.listeners : [])),
+      this.figures.retiredRefusals(),
+    );
   }
 
   async unblock(listener: string, ip: string): Promise<'unblocked' | 'not-blocked' | 'no-listener'> {
@@ -253,7 +257,7 @@ export class Supervisor implements ClusterView {
         done: () => {
           clearTimeout(timer);
           this.questions.delete(id);
-          resolve(q.answers);
+          resolve(q.answers.map((a) => a.message));
         },
       };
       const timer = setTimeout(q.done, REFRESH_WAIT_MS);
@@ -266,7 +270,8 @@ export class Supervisor implements ClusterView {
   private answer(worker: Worker, m: WorkerMessage & { id: number }): void {
     const q = this.questions.get(m.id);
     if (q === undefined || !q.waiting.delete(worker.id)) return;
-    q.answers.push(m);
+    q.answers.push({ worker: worker.id, message: m });
+    if (m.t === 'protection') this.figures.refusals(worker.id, refusalsOf(m.listeners));
     if (q.waiting.size === 0) q.done();
   }
 
@@ -419,6 +424,10 @@ export class Supervisor implements ClusterView {
     if (slot.worker !== worker) return;
     this.figures.retire(worker.id);
     this.figures.merge();
+    // Its refusals are retired now: an answer it gave to a question still open would count them twice.
+    for (const q of this.questions.values()) {
+      q.answers = q.answers.filter((a) => a.worker !== worker.id || a.message.t !== 'protection');
+    }
     for (const asked of [...this.asked.values(), ...this.questions.values()]) {
       asked.waiting.delete(worker.id);
       if (asked.waiting.size === 0) asked.done();

@@ -18,6 +18,7 @@ import {
   type WorkerMessage,
   type WorkerStats,
 } from './messages.js';
+import { refusalsOf } from './protectionView.js';
 import { answerStick, useSupervisorTables } from './supervisorStickTable.js';
 
 /** Longest pause between two heartbeats (shorter when `workerTimeout` is short). */
@@ -210,6 +211,12 @@ export class WorkerAgent {
       })),
       idle,
       dns: this.telemetry?.exportDns() ?? [],
+      // Only the counts: the supervisor keeps them when this worker is gone (blocks and top talkers go with it).
+      refused: refusalsOf(
+        [...runtime.listeners.values()].flatMap((l) =>
+          l.protection == null ? [] : [{ listener: l.name, rejected: l.protection.rejected }],
+        ),
+      ),
     };
   }
 }

@@ -119,3 +119,42 @@ test('idle upstream connections and dns counters are the workers’ sums; a work
     await runtime.shutdown(0);
   }
 });
+
+test('protection refusals of a worker gone are kept: its last report, or its fresher protection answer', async () => {
+  const runtime = new Runtime(parseConfig(CONFIG, 'test.yaml'), { serve: false });
+  await runtime.start();
+  try {
+    const figures = new ClusterFigures(runtime);
+    figures.report(1, {
+      ...stats(0, 0),
+      refused: [
+        ['web', 'rate', 5],
+        ['web', 'blocked', 2],
+      ],
+    });
+    figures.report(2, { ...stats(0, 0), refused: [['web', 'rate', 3]] });
+    assert.deepEqual(figures.retiredRefusals(), [], 'live workers’ refusals are not retired');
+
+    figures.retire(1);
+    assert.deepEqual(figures.retiredRefusals(), [
+      ['web', 'rate', 5],
+      ['web', 'blocked', 2],
+    ]);
+    // Worker 2 answered `protection?` with more than its last heartbeat said, then died.
+    figures.refusals(2, [
+      ['web', 'rate', 7],
+      ['web', 'deny', 1],
+    ]);
+    assert.equal(figures.requestsOf(2), 0, 'its request figures are left as they were');
+    figures.retire(2);
+    figures.retire(2);
+    figures.retire(4);
+    assert.deepEqual(figures.retiredRefusals(), [
+      ['web', 'rate', 12],
+      ['web', 'blocked', 2],
+      ['web', 'deny', 1],
+    ]);
+  } finally {
+    await runtime.shutdown(0);
+  }
+});

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ProtectionReport } from '../../src/admin/protectionReport.js';
-import { mergeProtection } from '../../src/cluster/protectionView.js';
+import { mergeProtection, refusalsOf } from '../../src/cluster/protectionView.js';
 
 function report(over: Partial<ProtectionReport>): ProtectionReport {
   return { listener: 'web', protocol: 'http', rejected: {}, surge: null, blocked: [], top: [], ...over };
@@ -64,4 +64,32 @@ test('mergeProtection keeps the 10 busiest talkers', () => {
   assert.equal(web!.top.length, 10);
   assert.equal(web!.top[0]!.ip, '10.0.0.11');
   assert.equal(web!.top[9]!.ip, '10.0.0.2');
+});
+
+test('mergeProtection adds the refusals of workers gone to the listeners still reported', () => {
+  const rejected = { rate: 2, deny: 0 };
+  const merged = mergeProtection(
+    [[report({ rejected })], [report({ rejected: { rate: 1 } })]],
+    [
+      ['web', 'rate', 5],
+      ['web', 'blocked', 1],
+      ['gone', 'rate', 9],
+    ],
+  );
+  assert.deepEqual(
+    merged.map((r) => [r.listener, r.rejected]),
+    [['web', { rate: 8, deny: 0, blocked: 1 }]],
+    'a listener no live worker reports is not shown',
+  );
+  assert.deepEqual(rejected, { rate: 2, deny: 0 }, 'the workers’ reports are left as they were');
+  assert.deepEqual(
+    refusalsOf([
+      { listener: 'web', rejected: { rate: 3, deny: 0, blocked: 1 } },
+      { listener: 'api', rejected: {} },
+    ]),
+    [
+      ['web', 'rate', 3],
+      ['web', 'blocked', 1],
+    ],
+  );
 });

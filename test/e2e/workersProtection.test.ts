@@ -3,6 +3,7 @@
  * two worker processes in front of a real backend. A client flooded over the rate limit is refused
  * and blocked by whichever worker accepts it; the supervisor's `GET /api/protection`, `/metrics`
  * and `fulcrum protection` show the workers' figures merged, and one DELETE unblocks it everywhere.
+ * A worker SIGKILLed and replaced takes none of its refusals out of the totals.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -130,6 +131,105 @@ ${serverList([{ id: 'a', port: backend!.port }])}
     const served: number[] = [];
     for (let i = 0; i < 4; i++) served.push(await status(web, FLOODER));
     assert.deepEqual(served, [200, 200, 200, 200]);
+  } finally {
+    await lb?.stop('SIGTERM', 8000).catch(() => {});
+    await backend!.close();
+    dir.remove();
+  }
+});
+
+interface WorkerRow {
+  id: number;
+  pid: number;
+  restarts: number;
+  state: string;
+}
+
+async function workerRows(admin: number): Promise<WorkerRow[]> {
+  const body = JSON.parse((await request(admin, { path: '/api/status' })).body) as { workers?: WorkerRow[] };
+  return body.workers ?? [];
+}
+
+test('workers: 2: the refusals of a replaced worker stay in /api/protection and /metrics', {
+  timeout: 120_000,
+}, async (t) => {
+  const dir = tempDir();
+  const [backend] = await startBackends(1);
+  let lb: CliProcess | undefined;
+  try {
+    const [web, admin] = [await freePort(), await freePort()];
+    const file = dir.write(
+      'fulcrum.yaml',
+      `
+workers: 2
+workerTimeout: 3s
+shutdownTimeout: 2s
+admin: { listen: "127.0.0.1:${admin}" }
+listeners:
+  - name: web
+    protocol: http
+    listen: "127.0.0.1:${web}"
+    pool: p
+    protection:
+      rateLimit: { requests: 5, per: 1m, burst: 2 }
+pools:
+  - name: p
+    servers:
+${serverList([{ id: 'a', port: backend!.port }])}
+`,
+    );
+    lb = spawnCli(['start', '-c', file]);
+    await lb.waitFor('2 workers serving', { timeoutMs: 30_000 });
+
+    // Refused by the rate limit (new connections: the kernel spreads them over both workers).
+    const seen: number[] = [];
+    for (let i = 0; i < 40; i++) seen.push(await status(web, FLOODER));
+    assert.ok(seen.includes(429), seen.join(', '));
+    const refused = seen.filter((s) => s === 429).length;
+
+    // The refused total, as /api/protection and /metrics show it; it must never go down.
+    const metric = async () => {
+      const text = (await request(admin, { path: '/metrics' })).body;
+      return Number(
+        /^fulcrum_protection_rejected_total\{listener="web",reason="rate"\} (\d+)/m.exec(text)?.[1] ?? 0,
+      );
+    };
+    const api = async () => (await protection(admin)).rejected.rate ?? 0;
+    let highest = { api: 0, metric: 0 };
+    const check = async (when: string) => {
+      const now = { api: await api(), metric: await metric() };
+      assert.ok(
+        now.api >= highest.api && now.metric >= highest.metric,
+        `${when}: ${JSON.stringify(now)} after ${JSON.stringify(highest)}`,
+      );
+      highest = now;
+      return now;
+    };
+    // Every refusal is counted (the /metrics read also asked each worker for its figures); a request
+    // that timed out here may have been refused too.
+    const before = await check('before');
+    t.diagnostic(`flooder saw ${seen.join(', ')}; refused total ${JSON.stringify(before)}`);
+    assert.ok(before.api >= refused && before.metric === before.api, JSON.stringify(before));
+
+    // SIGKILL each worker in turn, reading the totals until its replacement serves.
+    for (let round = 1; round <= 2; round++) {
+      const rows = await workerRows(admin);
+      const victim = rows.find((w) => w.id === round)!;
+      process.kill(victim.pid, 'SIGKILL');
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        await check(`after killing worker ${victim.id} (pid ${victim.pid})`);
+        const now = await workerRows(admin);
+        const total = now.reduce((n, w) => n + w.restarts, 0);
+        if (now.length === 2 && now.every((w) => w.state === 'serving') && total === round) break;
+        assert.ok(Date.now() < deadline, `worker ${victim.id} not replaced: ${JSON.stringify(now)}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    // Both workers are new: every refusal is the retired ones'.
+    const after = await check('both replaced');
+    t.diagnostic(`after both workers were replaced: ${JSON.stringify(after)}`);
+    assert.deepEqual(after, before);
   } finally {
     await lb?.stop('SIGTERM', 8000).catch(() => {});
     await backend!.close();
