@@ -4,14 +4,13 @@
  * traffic falling to zero. A screenshot is saved to test-output/dashboard.png.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { Agent } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
-import { chromium } from 'playwright-core';
 import { startAdmin } from '../../src/admin/index.js';
 import { request, serverList, startBackends, startBalancer } from '../helpers/balancer.js';
+import { CHROMIUM_MISSING, openChromium } from '../helpers/browser.js';
 
 // Globals of the functions that run in the page (the tests compile without the DOM library).
 // biome-ignore lint/suspicious/noExplicitAny: browser objects
@@ -19,10 +18,7 @@ declare const document: any;
 // biome-ignore lint/suspicious/noExplicitAny: browser objects
 declare function getComputedStyle(element: any): { backgroundColor: string; borderLeftColor: string };
 
-const CHROMIUM = '/usr/bin/chromium';
-const SKIP = existsSync(CHROMIUM)
-  ? false
-  : `${CHROMIUM} is missing: install Debian's chromium (apt-get install chromium; npm test does it) to run the browser test`;
+const SKIP = CHROMIUM_MISSING;
 const OUTPUT = resolve('test-output');
 
 test('the dashboard shows servers live, turns a killed one red, and drains one with a click', {
@@ -58,24 +54,7 @@ ${serverList(backends)}
     }
   });
 
-  const profile = mkdtempSync(join(tmpdir(), 'fulcrum-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-    viewport: { width: 1400, height: 900 },
-    timeout: 30_000,
-  });
-  const page = context.pages()[0] ?? (await context.newPage());
+  const { page, close: closeBrowser } = await openChromium({ viewport: { width: 1400, height: 900 } });
   const errors: string[] = [];
   try {
     page.on('pageerror', (err) => errors.push(err.message));
@@ -159,8 +138,7 @@ ${serverList(backends)}
     throw err;
   } finally {
     running = false;
-    await context.close();
-    rmSync(profile, { recursive: true, force: true });
+    await closeBrowser();
     await Promise.all(loops);
     agent.destroy();
     await admin.close();
@@ -189,21 +167,7 @@ ${serverList(backends)}
   );
   for (let i = 0; i < 4; i++) await request(lb.port, { path: '/whoami' });
   await request(lb.port, { path: '/missing' }).catch(() => {});
-  const profile = mkdtempSync(join(tmpdir(), 'fulcrum-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--no-first-run',
-      '--disable-background-networking',
-    ],
-    viewport: { width: 420, height: 900 },
-    timeout: 30_000,
-  });
-  const page = context.pages()[0] ?? (await context.newPage());
+  const { page, close: closeBrowser } = await openChromium({ viewport: { width: 420, height: 900 } });
   try {
     await page.goto(`http://127.0.0.1:${admin.address.port}/`);
     await page.waitForSelector('tr.server[data-server="b"]', { timeout: 10_000 });
@@ -227,8 +191,7 @@ ${serverList(backends)}
       Number(await page.locator(`tr.server[data-server="${id}"] td.total`).textContent());
     assert.equal((await total('a')) + (await total('b')), 5);
   } finally {
-    await context.close();
-    rmSync(profile, { recursive: true, force: true });
+    await closeBrowser();
     await admin.close();
     await lb.stop();
     await Promise.all(backends.map((b) => b.close().catch(() => {})));

@@ -5,22 +5,21 @@
  * this process on loopback, except redis-server, which the demo starts and stops by PID.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
-import { chromium } from 'playwright-core';
 import { startAdmin } from '../../src/admin/index.js';
 import { startLab } from '../../src/demo/lab.js';
 import { findBinary } from '../../src/lab/processes.js';
 import { api, LOOPBACK, until } from '../admin/helpers.js';
 import { memoryLogger, serverList, startBackends, startBalancer } from '../helpers/balancer.js';
+import { CHROMIUM_MISSING, openChromium } from '../helpers/browser.js';
 
 // Globals of the functions that run in the page (the tests compile without the DOM library).
 // biome-ignore lint/suspicious/noExplicitAny: browser objects
 declare const document: any;
 
-const CHROMIUM = '/usr/bin/chromium';
 const OUTPUT = resolve('test-output');
 /** Health checks every second, down after 3 failures, up after 2 successes: generous bounds. */
 const HEALTH_MS = 30_000;
@@ -211,29 +210,13 @@ ${serverList(backends)}
 });
 
 test('the Lab panel shows in the demo, and a click kills a backend', {
-  skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing (apt-get install chromium)`,
+  skip: CHROMIUM_MISSING,
   timeout: 120_000,
 }, async (t) => {
   const log = memoryLogger();
   const reportDir = mkdtempSync(join(tmpdir(), 'fulcrum-demo-report-'));
   const lab = await startLab({ port: 0, host: '127.0.0.1', backends: 3, log, reportDir, pauseMs: 100 });
-  const profile = mkdtempSync(join(tmpdir(), 'fulcrum-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-    viewport: { width: 1400, height: 1000 },
-    timeout: 30_000,
-  });
-  const page = context.pages()[0] ?? (await context.newPage());
+  const { page, close: closeBrowser } = await openChromium({ viewport: { width: 1400, height: 1000 } });
   const errors: string[] = [];
   page.on('pageerror', (err) => errors.push(err.message));
   page.on('console', (msg) => {
@@ -287,8 +270,7 @@ test('the Lab panel shows in the demo, and a click kills a backend', {
     t.diagnostic(`page errors: ${JSON.stringify(errors)}; log: ${log.lines.slice(-20).join('\n')}`);
     throw err;
   } finally {
-    await context.close();
-    rmSync(profile, { recursive: true, force: true });
+    await closeBrowser();
     await lab.stop();
     rmSync(reportDir, { recursive: true, force: true });
   }

@@ -7,15 +7,13 @@
  * labCluster; the command line: labCli.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { pathToFileURL } from 'node:url';
-import { chromium } from 'playwright-core';
+import { CHROMIUM, openChromium } from '../helpers/browser.js';
 import { labFigures, runQuickLab } from '../helpers/lab.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const OUTPUT = resolve('test-output');
 
 test('fulcrum lab --quick: algorithms and ip hash show the expected directions; the report reads in Chromium', {
@@ -53,24 +51,12 @@ test('fulcrum lab --quick: algorithms and ip hash show the expected directions; 
     return;
   }
   mkdirSync(OUTPUT, { recursive: true });
-  const profile = mkdtempSync(join(tmpdir(), 'fulcrum-chromium-'));
-  t.after(() => rmSync(profile, { recursive: true, force: true }));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    javaScriptEnabled: false,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--no-first-run',
-      '--disable-background-networking',
-    ],
+  const { page, close: closeBrowser } = await openChromium({
     viewport: { width: 1100, height: 900 },
-    timeout: 60_000,
+    javaScriptEnabled: false,
+    timeoutMs: 60_000,
   });
   try {
-    const page = context.pages()[0] ?? (await context.newPage());
     await page.goto(pathToFileURL(join(out, 'index.html')).href);
     const charts = await page.locator('svg').count();
     assert.ok(charts >= 3, `charts drawn: ${charts}`);
@@ -83,6 +69,6 @@ test('fulcrum lab --quick: algorithms and ip hash show the expected directions; 
     assert.ok((await page.locator('svg text').count()) > charts * 8, 'charts carry labels');
     await page.screenshot({ path: join(OUTPUT, 'lab.png'), fullPage: true });
   } finally {
-    await context.close();
+    await closeBrowser();
   }
 });

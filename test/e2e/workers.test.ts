@@ -4,18 +4,14 @@
  * after scenario; a second one with `workers: 1` is the reference for the health probe count.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { Agent, createServer, request as httpRequest, type Server } from 'node:http';
 import { type AddressInfo, connect, createServer as createTcpServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'node:test';
-import { chromium } from 'playwright-core';
 import { request, startBackends } from '../helpers/balancer.js';
+import { CHROMIUM_MISSING, openChromium } from '../helpers/browser.js';
 import { type CliProcess, freePort, runCli, spawnCli, tempDir } from '../helpers/processes.js';
 
 const HEALTH_INTERVAL_MS = 500;
-const CHROMIUM = '/usr/bin/chromium';
 
 interface Backend {
   id: string;
@@ -239,40 +235,22 @@ test('workers: 2 under a supervisor: one view, one health checker, shared affini
       assert.equal(probe.code, 0, probe.stderr);
     });
 
-    await t.test(
-      'the dashboard shows one row per worker',
-      { skip: !existsSync(CHROMIUM) && `${CHROMIUM} is missing` },
-      async () => {
-        const profile = mkdtempSync(join(tmpdir(), 'fulcrum-chromium-'));
-        const context = await chromium.launchPersistentContext(profile, {
-          executablePath: CHROMIUM,
-          headless: true,
-          args: [
-            '--headless',
-            '--no-sandbox',
-            '--disable-gpu',
-            '--no-first-run',
-            '--disable-background-networking',
-          ],
-          timeout: 30_000,
-        });
-        try {
-          const page = context.pages()[0] ?? (await context.newPage());
-          await page.goto(`http://127.0.0.1:${admin}/`);
-          await page.waitForSelector('#workers tr[data-worker="2"]', { timeout: 15_000 });
-          const row = await page.locator('#workers tr[data-worker="1"] td').allTextContents();
-          assert.equal(row[2], 'serving', row.join(' | '));
-          const listener = await page.locator('#listeners tr[data-listener="web"] td').allTextContents();
-          assert.ok(
-            Number(listener[4]) >= 40,
-            `the listener's requests over both workers: ${listener.join(' | ')}`,
-          );
-        } finally {
-          await context.close();
-          rmSync(profile, { recursive: true, force: true });
-        }
-      },
-    );
+    await t.test('the dashboard shows one row per worker', { skip: CHROMIUM_MISSING }, async () => {
+      const { page, close: closeBrowser } = await openChromium();
+      try {
+        await page.goto(`http://127.0.0.1:${admin}/`);
+        await page.waitForSelector('#workers tr[data-worker="2"]', { timeout: 15_000 });
+        const row = await page.locator('#workers tr[data-worker="1"] td').allTextContents();
+        assert.equal(row[2], 'serving', row.join(' | '));
+        const listener = await page.locator('#listeners tr[data-listener="web"] td').allTextContents();
+        assert.ok(
+          Number(listener[4]) >= 40,
+          `the listener's requests over both workers: ${listener.join(' | ')}`,
+        );
+      } finally {
+        await closeBrowser();
+      }
+    });
 
     await t.test('a tcp listener is served by the workers too', async () => {
       for (let i = 0; i < 10; i++) {
