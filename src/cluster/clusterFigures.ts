@@ -68,11 +68,6 @@ export class ClusterFigures {
     });
   }
 
-  /** The last report of a worker. */
-  of(worker: number): WorkerStats | undefined {
-    return this.live.get(worker);
-  }
-
   /** A worker is gone: what it had counted stays in the totals. */
   retire(worker: number): void {
     const last = this.live.get(worker);

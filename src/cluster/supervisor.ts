@@ -98,8 +98,6 @@ export class Supervisor implements ClusterView {
   private readonly watched = new WeakSet<Pool>();
   private statesPending = false;
   private nextRequest = 1;
-  /** Figures asked for: request id → the workers that have not answered, and who waits. */
-  private readonly asked = new Map<number, { waiting: Set<number>; done: () => void }>();
   /** Questions other than figures (protection, unblock): request id → answers so far. */
   private readonly questions = new Map<number, Question>();
   /** The workers' protection, merged, as the last `refresh` found it (for /metrics). */
@@ -195,21 +193,10 @@ export class Supervisor implements ClusterView {
     ]);
   }
 
-  private refreshFigures(): Promise<void> {
-    const live = this.slots.filter((s) => s.ready && s.worker !== null);
-    if (live.length === 0) return Promise.resolve();
-    const id = this.nextRequest++;
-    return new Promise<void>((resolve) => {
-      const finish = () => {
-        clearTimeout(timer);
-        this.asked.delete(id);
-        this.figures.merge();
-        resolve();
-      };
-      const timer = setTimeout(finish, REFRESH_WAIT_MS);
-      this.asked.set(id, { waiting: new Set(live.map((s) => s.worker!.id)), done: finish });
-      for (const s of live) this.send(s.worker!, { t: 'stats?', id });
-    });
+  /** Asks every serving worker for its figures, then merges them once. */
+  private async refreshFigures(): Promise<void> {
+    await this.ask((id) => ({ t: 'stats?', id }));
+    this.figures.merge();
   }
 
   workers(): WorkerRow[] {
@@ -372,15 +359,11 @@ export class Supervisor implements ClusterView {
         slot.lastBeat = Date.now();
         this.report(slot, worker, m.stats);
         return;
-      case 'stats': {
-        this.report(slot, worker, m.stats);
-        const asked = this.asked.get(m.id);
-        if (asked !== undefined) {
-          asked.waiting.delete(worker.id);
-          if (asked.waiting.size === 0) asked.done();
-        }
+      case 'stats':
+        // Merged once all have answered (refreshFigures), not at each answer.
+        this.report(slot, worker, m.stats, false);
+        this.answer(worker, m);
         return;
-      }
       case 'protection':
       case 'unblocked':
         this.answer(worker, m);
@@ -409,7 +392,7 @@ export class Supervisor implements ClusterView {
     }
   }
 
-  private report(slot: Slot, worker: Worker, stats: WorkerStats): void {
+  private report(slot: Slot, worker: Worker, stats: WorkerStats, merge = true): void {
     this.figures.report(worker.id, stats);
     const now = Date.now();
     const count = this.figures.requestsOf(worker.id);
@@ -417,7 +400,7 @@ export class Supervisor implements ClusterView {
       slot.rate = ((count - slot.lastCount) * 1000) / (now - slot.lastAt);
     slot.lastCount = count;
     slot.lastAt = now;
-    this.figures.merge();
+    if (merge) this.figures.merge();
   }
 
   private onExit(slot: Slot, worker: Worker, code: number | null, signal: string | null): void {
@@ -428,9 +411,9 @@ export class Supervisor implements ClusterView {
     for (const q of this.questions.values()) {
       q.answers = q.answers.filter((a) => a.worker !== worker.id || a.message.t !== 'protection');
     }
-    for (const asked of [...this.asked.values(), ...this.questions.values()]) {
-      asked.waiting.delete(worker.id);
-      if (asked.waiting.size === 0) asked.done();
+    for (const q of this.questions.values()) {
+      q.waiting.delete(worker.id);
+      if (q.waiting.size === 0) q.done();
     }
     slot.worker = null;
     const wasReady = slot.ready;
