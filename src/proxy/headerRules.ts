@@ -28,13 +28,9 @@ const VIA_END_H2 = 'via: 2 fulcrum\r\n\r\n';
  * request so that every try sends the same one.
  */
 export function assignRequestId(r: RequestHead): void {
-  for (let i = r.count - 1; i >= 0; i--) {
-    if (r.names[i] === 'x-request-id') {
-      r.requestId = r.values[i]!;
-      return;
-    }
-  }
-  if (r.requestId === '') r.requestId = newRequestId();
+  const received = receivedRequestId(r);
+  if (received !== undefined) r.requestId = received;
+  else if (r.requestId === '') r.requestId = newRequestId();
 }
 
 /**
@@ -42,9 +38,13 @@ export function assignRequestId(r: RequestHead): void {
  * answered by the balancer itself) the client's own X-Request-Id, else none.
  */
 export function loggedRequestId(r: RequestHead): string {
-  if (r.requestId !== '') return r.requestId;
+  return r.requestId !== '' ? r.requestId : (receivedRequestId(r) ?? '');
+}
+
+/** The request's own X-Request-Id (the last one), if it has one. */
+function receivedRequestId(r: RequestHead): string | undefined {
   for (let i = r.count - 1; i >= 0; i--) if (r.names[i] === 'x-request-id') return r.values[i]!;
-  return '';
+  return undefined;
 }
 
 /** Header lines `from` to `to` (exclusive) of `m` exactly as received, each ending in CRLF. */
