@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { formatAddress } from '../config/address.js';
+import { bounded } from '../core/bounded.js';
 import { listenError } from '../proxy/listener.js';
 import {
   getSession,
@@ -53,20 +54,6 @@ export interface RunningBackend {
 const SESSION_COOKIE = 'fulcrum.sid';
 /** Longest wait for the session store's close when a backend closes. */
 const STORE_CLOSE_WAIT_MS = 3000;
-
-/** Waits for `closing` (its failure ignored) for at most `ms`. */
-function closeWithin(closing: Promise<void>, ms: number): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    timer.unref();
-    closing
-      .catch(() => {})
-      .finally(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-  });
-}
 
 /**
  * The sample backend of the contract: every answer carries `x-served-by: ID`; `GET /health`,
@@ -131,7 +118,8 @@ export async function startBackend(options: BackendOptions): Promise<RunningBack
           server.close(() => resolve());
           server.closeAllConnections();
         }),
-        closeWithin(sessions.close(), STORE_CLOSE_WAIT_MS),
+        // Its failure, or no answer in time, is ignored: the backend closes anyway.
+        bounded(sessions.close(), STORE_CLOSE_WAIT_MS).catch(() => {}),
       ]).then(() => {}),
   };
 }
