@@ -6,6 +6,7 @@
  * stickiness does to the load (the lab's scenario 7, the sticky hot spot).
  */
 import { Agent, request } from 'node:http';
+import { CookieJar } from '../lab/cookieJar.js';
 
 export interface SimulatedUsersOptions {
   host: string;
@@ -39,7 +40,7 @@ export interface UsersView {
 const REQUEST_TIMEOUT_MS = 5000;
 
 class User {
-  readonly jar = new Map<string, string>();
+  readonly jar = new CookieJar();
   /** The last counter seen, 0 before the first answer. */
   last = 0;
   lastServer = '';
@@ -56,23 +57,6 @@ class User {
     this.jar.clear();
     this.last = 0;
     this.lastServer = '';
-  }
-
-  cookieHeader(): string {
-    return [...this.jar].map(([k, v]) => `${k}=${v}`).join('; ');
-  }
-
-  keepCookies(setCookie: readonly string[] | undefined): void {
-    for (const line of setCookie ?? []) {
-      const pair = line.split(';')[0] ?? '';
-      const eq = pair.indexOf('=');
-      if (eq <= 0) continue;
-      const name = pair.slice(0, eq).trim();
-      const value = pair.slice(eq + 1).trim();
-      // An expired or emptied cookie leaves the jar.
-      if (value === '' || /;\s*max-age=0\b/i.test(line)) this.jar.delete(name);
-      else this.jar.set(name, value);
-    }
   }
 }
 
@@ -224,7 +208,7 @@ export class SimulatedUsers {
   /** One `GET /session`: the counter and the backend, or undefined when it failed. */
   #ask(u: User): Promise<{ count: number; server: string } | undefined> {
     return new Promise((resolve) => {
-      const cookie = u.cookieHeader();
+      const cookie = u.jar.header();
       const req = request(
         {
           host: this.options.host,
@@ -235,7 +219,7 @@ export class SimulatedUsers {
           timeout: REQUEST_TIMEOUT_MS,
         },
         (res) => {
-          u.keepCookies(res.headers['set-cookie']);
+          u.jar.keep(res.headers['set-cookie']);
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
           res.on('error', () => resolve(undefined));

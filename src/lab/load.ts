@@ -5,6 +5,7 @@
  */
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { CookieJar } from './cookieJar.js';
 
 /** One request as the client saw it. */
 export interface Sample {
@@ -82,7 +83,7 @@ export function keepAliveAgent(sockets: number): http.Agent {
 
 /** A client that keeps the cookies it is given, as a browser would (names and values only). */
 export class CookieClient {
-  readonly cookies = new Map<string, string>();
+  readonly cookies = new CookieJar();
 
   constructor(
     readonly port: number,
@@ -91,18 +92,13 @@ export class CookieClient {
 
   /** GET `path` with the cookies held; keeps the cookies the answer sets. */
   async get(path: string, origin?: number): Promise<Sample> {
-    const cookie = [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+    const cookie = this.cookies.header();
     const sample = await request(
       this.port,
       { path, ...(this.agent === undefined ? {} : { agent: this.agent }), headers: cookie ? { cookie } : {} },
       origin,
     );
-    const set = sample.headers['set-cookie'] ?? [];
-    for (const line of set) {
-      const pair = line.split(';')[0] ?? '';
-      const eq = pair.indexOf('=');
-      if (eq > 0) this.cookies.set(pair.slice(0, eq).trim(), pair.slice(eq + 1).trim());
-    }
+    this.cookies.keep(sample.headers['set-cookie']);
     return sample;
   }
 }

@@ -13,6 +13,7 @@
  */
 import { request } from 'node:http';
 import { createInterface } from 'node:readline';
+import { CookieJar } from './cookieJar.js';
 
 /** One request's outcome, as printed. */
 export interface ClientRecord {
@@ -28,7 +29,7 @@ export interface ClientRecord {
 
 interface User {
   id: number;
-  jar: Map<string, string>;
+  jar: CookieJar;
   sent: number;
 }
 
@@ -41,7 +42,7 @@ function get(user: User, host: string, timeoutMs: number): Promise<ClientRecord>
       settled = true;
       resolve({ u: user.id, start, end: Date.now(), via: host, ok: false, ...fields });
     };
-    const cookie = [...user.jar].map(([k, v]) => `${k}=${v}`).join('; ');
+    const cookie = user.jar.header();
     const req = request(
       {
         host,
@@ -58,11 +59,7 @@ function get(user: User, host: string, timeoutMs: number): Promise<ClientRecord>
         });
         res.on('error', (err) => done({ err: err.message }));
         res.on('end', () => {
-          for (const line of res.headers['set-cookie'] ?? []) {
-            const pair = line.split(';')[0]!;
-            const eq = pair.indexOf('=');
-            if (eq > 0) user.jar.set(pair.slice(0, eq), pair.slice(eq + 1));
-          }
+          user.jar.keep(res.headers['set-cookie']);
           if (res.statusCode !== 200) return done({ err: `HTTP ${res.statusCode}` });
           try {
             const answer = JSON.parse(body) as { server: string; count: number };
@@ -81,7 +78,7 @@ function get(user: User, host: string, timeoutMs: number): Promise<ClientRecord>
 
 async function main(): Promise<void> {
   const [users = 10, pauseMs = 100, timeoutMs = 1000] = process.argv.slice(2).map(Number);
-  const all: User[] = Array.from({ length: users }, (_, id) => ({ id, jar: new Map(), sent: 0 }));
+  const all: User[] = Array.from({ length: users }, (_, id) => ({ id, jar: new CookieJar(), sent: 0 }));
   let targets: string[] = [];
   let commands = 0;
   let exiting = false;
