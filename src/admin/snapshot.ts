@@ -3,11 +3,10 @@
  * listeners, pools and servers with their state, weights, traffic, latency and health.
  */
 import { formatDuration } from '../config/duration.js';
-import type { Config } from '../config/types.js';
+import type { ListenerConfig } from '../config/types.js';
 import type { Pool } from '../core/pool.js';
 import type { Server } from '../core/server.js';
 import { healthOf } from '../health/index.js';
-import { DnsListener } from '../proxy/dns/dnsListener.js';
 import type { Runtime } from '../runtime/runtime.js';
 import type { ClusterView, WorkerRow } from './clusterView.js';
 import type { Percentiles } from './live.js';
@@ -170,54 +169,51 @@ export function poolView(ctx: ViewContext, pool: Pool): PoolView {
 }
 
 export function listenerViews(ctx: ViewContext): ListenerView[] {
-  const config: Config = ctx.runtime.config;
-  if (ctx.cluster !== undefined) return clusterListenerViews(ctx, ctx.cluster);
+  const cluster = ctx.cluster;
+  if (cluster !== undefined) {
+    // A supervisor's listeners: as configured, with what its workers report.
+    return ctx.runtime.config.listeners.map((c) => {
+      const running = cluster.listener(c.name);
+      return listenerView(
+        ctx,
+        c,
+        running?.address ?? { host: c.listen.host, port: c.listen.port },
+        running?.connections ?? 0,
+      );
+    });
+  }
   const out: ListenerView[] = [];
   for (const l of ctx.runtime.listeners.values()) {
-    const c = config.listeners.find((x) => x.name === l.name);
-    out.push({
-      name: l.name,
-      protocol: l.protocol,
-      listen: c?.listen.text ?? '',
-      address: l.address,
-      pool: c?.pool ?? '',
-      routes: (c?.routes ?? []).map((r) => ({ match: { ...r.match }, pool: r.pool })),
-      ...(c?.zones === undefined
-        ? {}
-        : {
-            zones: c.zones.map((z) => ({ name: z.name, pools: [...new Set(z.records.map((r) => r.pool))] })),
-          }),
-      connections: l.connectionCount,
-      // A dns listener's "requests" are the queries it answered.
-      requests:
-        l instanceof DnsListener ? ctx.telemetry.dnsQueriesOf(l.name) : ctx.telemetry.requestsOf(l.name),
-      totals: ctx.telemetry.listenerTotals(l.name),
-    });
+    const c = ctx.runtime.config.listeners.find((x) => x.name === l.name);
+    if (c !== undefined) out.push(listenerView(ctx, c, l.address, l.connectionCount));
   }
   return out;
 }
 
-/** A supervisor's listeners: as configured, with what its workers report (address, connections). */
-function clusterListenerViews(ctx: ViewContext, cluster: ClusterView): ListenerView[] {
-  return ctx.runtime.config.listeners.map((c) => {
-    const running = cluster.listener(c.name);
-    return {
-      name: c.name,
-      protocol: c.protocol,
-      listen: c.listen.text,
-      address: running?.address ?? { host: c.listen.host, port: c.listen.port },
-      pool: c.pool,
-      routes: c.routes.map((r) => ({ match: { ...r.match }, pool: r.pool })),
-      ...(c.zones === undefined
-        ? {}
-        : {
-            zones: c.zones.map((z) => ({ name: z.name, pools: [...new Set(z.records.map((r) => r.pool))] })),
-          }),
-      connections: running?.connections ?? 0,
-      requests: ctx.telemetry.requestsOf(c.name),
-      totals: ctx.telemetry.listenerTotals(c.name),
-    };
-  });
+/** One listener as configured, with where it is bound and its open connections. */
+function listenerView(
+  ctx: ViewContext,
+  c: ListenerConfig,
+  address: ListenerView['address'],
+  connections: number,
+): ListenerView {
+  return {
+    name: c.name,
+    protocol: c.protocol,
+    listen: c.listen.text,
+    address,
+    pool: c.pool,
+    routes: c.routes.map((r) => ({ match: { ...r.match }, pool: r.pool })),
+    ...(c.zones === undefined
+      ? {}
+      : {
+          zones: c.zones.map((z) => ({ name: z.name, pools: [...new Set(z.records.map((r) => r.pool))] })),
+        }),
+    connections,
+    // A dns listener's "requests" are the queries it answered.
+    requests: c.protocol === 'dns' ? ctx.telemetry.dnsQueriesOf(c.name) : ctx.telemetry.requestsOf(c.name),
+    totals: ctx.telemetry.listenerTotals(c.name),
+  };
 }
 
 export function statusView(ctx: ViewContext): StatusView {

@@ -19,6 +19,7 @@ import { parseConfig } from '../../src/config/index.js';
 import { type RunningBackend, startBackend } from '../../src/demo/backend.js';
 import type { DnsListener } from '../../src/proxy/dns/dnsListener.js';
 import { startBalancer, type TestBalancer } from '../helpers/balancer.js';
+import { freePort, spawnCli, tempDir } from '../helpers/processes.js';
 
 const DIG = ['/usr/bin/dig', '/bin/dig'].find((p) => existsSync(p));
 const SKIP = DIG === undefined ? 'dig not installed (scripts/test-deps.sh installs bind9-dnsutils)' : false;
@@ -500,6 +501,46 @@ test(
         staleMs >= ttl * 1000 - 400,
         `stale for ${staleMs} ms: the TTL, not the health check, decides`,
       );
+    }
+  },
+);
+
+test(
+  "workers: 2: the status shows a dns listener's queries answered, summed over the workers",
+  TIMEOUT,
+  async () => {
+    const dir = tempDir();
+    const [dnsPort, adminPort] = [await freePort(), await freePort()];
+    const file = dir.write(
+      'fulcrum.yaml',
+      `
+workers: 2
+shutdownTimeout: 2s
+admin: { listen: "127.0.0.1:${adminPort}" }
+listeners:
+  - name: dns
+    protocol: dns
+    listen: 127.0.0.1:${dnsPort}
+    responseRateLimit: { responses: 0 }
+    zones:
+      - name: example.test
+        records: [ { name: www, pool: web } ]
+pools:
+  - name: web
+    servers: [ { address: "10.0.0.1:80" } ]
+`,
+    );
+    const lb = spawnCli(['start', '-c', file]);
+    try {
+      await lb.waitFor('2 workers serving', { timeoutMs: 30_000 });
+      for (let i = 0; i < 10; i++) assert.deepEqual(await short(dnsPort, 'www.example.test'), ['10.0.0.1']);
+      const view = JSON.parse(await get(adminPort, '/api/status')).listeners.find(
+        (l: { name: string }) => l.name === 'dns',
+      );
+      assert.equal(view.requests, 10);
+    } finally {
+      await lb.stop('SIGTERM', 8000).catch(() => {});
+      dir.remove();
     }
   },
 );
