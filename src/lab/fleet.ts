@@ -25,17 +25,21 @@ export interface Backend {
   args: string[];
 }
 
-/** Starts `fulcrum backend` as `id` on a free port with extra arguments (`--delay`, `--session-store`...). */
+/**
+ * Starts `fulcrum backend` as `id` on a free port (or `port`) of `host` with extra arguments
+ * (`--delay`, `--session-store`...). Loopback addresses other than 127.0.0.1 may share a port.
+ */
 export async function startBackend(
   procs: ProcessGroup,
   id: string,
   args: string[] = [],
   port?: number,
+  host = HOST,
 ): Promise<Backend> {
   const p = port ?? (await freePort());
-  const all = ['--id', id, ...args];
+  const all = ['--id', id, ...(host === HOST ? [] : ['--host', host]), ...args];
   const proc = procs.fulcrum(`backend-${id}`, ['backend', '--port', String(p), ...all]);
-  await waitForPort(p, proc);
+  await waitForPort(p, proc, 60_000, host);
   return { id, port: p, proc, args: all };
 }
 

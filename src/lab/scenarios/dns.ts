@@ -6,9 +6,9 @@
  * of the same pool, with retries, fails (almost) nothing.
  */
 import { performance } from 'node:perf_hooks';
-import { startBalancer } from '../fleet.js';
+import { startBackend, startBalancer } from '../fleet.js';
 import { keepAliveAgent, pacedLoop, type Sample } from '../load.js';
-import { freePort, type LabProcess, sleep, waitForPort } from '../processes.js';
+import { freePort, sleep } from '../processes.js';
 import { check, type Findings, type LabContext, type Scenario } from '../scenario.js';
 import { fmt, fmtSpread, spread } from '../stats.js';
 import { CachingClient, queryA } from '../stubResolver.js';
@@ -45,26 +45,6 @@ interface Rep {
   expiresAt: number;
 }
 
-/** Starts `fulcrum backend` on `address:port` (loopback addresses other than 127.0.0.1 share the port). */
-async function startBackendOn(
-  ctx: LabContext,
-  id: string,
-  address: string,
-  port: number,
-): Promise<LabProcess> {
-  const proc = ctx.procs.fulcrum(`backend-${id}`, [
-    'backend',
-    '--host',
-    address,
-    '--port',
-    String(port),
-    '--id',
-    id,
-  ]);
-  await waitForPort(port, proc, 60_000, address);
-  return proc;
-}
-
 /** The DNS scenario. */
 export const dns: Scenario = {
   name: 'dns',
@@ -82,7 +62,9 @@ export const dns: Scenario = {
     for (let rep = 0; rep < p.reps; rep++) {
       ctx.progress(`repetition ${rep + 1}/${p.reps}: starting 3 backends and the balancer`);
       const port = await freePort();
-      const procs = await Promise.all(SERVERS.map((s) => startBackendOn(ctx, s.id, s.address, port)));
+      const procs = await Promise.all(
+        SERVERS.map(async (s) => (await startBackend(ctx.procs, s.id, [], port, s.address)).proc),
+      );
       const lb = await startBalancer(
         ctx.procs,
         ctx.workDir,
