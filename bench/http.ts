@@ -28,6 +28,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import {
+  BACKEND_JS,
+  FULCRUM_CLI,
   findBinary,
   findRoot,
   freePort,
@@ -1036,7 +1038,7 @@ async function main(): Promise<number> {
     console.error('bench: wrk not found (apt-get install wrk)');
     return 2;
   }
-  const backendScript = path.join(here, 'backend.js');
+  const backendScript = BACKEND_JS;
   if (!fs.existsSync(backendScript)) {
     console.error(`bench: ${backendScript} not found (build bench/ first)`);
     return 2;
@@ -1045,7 +1047,7 @@ async function main(): Promise<number> {
   const fulcrumCli = [
     opts.fulcrumCli ? path.resolve(opts.fulcrumCli) : undefined,
     path.join(here, '..', 'src', 'cli', 'main.js'),
-    path.join(root, 'dist', 'src', 'cli', 'main.js'),
+    FULCRUM_CLI,
   ].find((p): p is string => p !== undefined && fs.existsSync(p));
   if (opts.fulcrumCli && fulcrumCli !== path.resolve(opts.fulcrumCli)) {
     console.error(`bench: --fulcrum-cli ${opts.fulcrumCli} not found`);

@@ -6,6 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { tail } from '../src/lab/processes.js';
 
 export const HOST = '127.0.0.1';
@@ -26,6 +27,15 @@ export function findRoot(from: string): string {
     dir = parent;
   }
 }
+
+/** This folder (dist/bench once built). */
+export const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
+/** The project's root (the folder of package.json). */
+export const ROOT = findRoot(BENCH_DIR);
+/** The built Fulcrum CLI. */
+export const FULCRUM_CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
+/** The benchmark backend (bench/backend.ts). */
+export const BACKEND_JS = path.join(BENCH_DIR, 'backend.js');
 
 // The lab (`fulcrum lab`) starts processes the same way: one copy of these helpers, in src/lab.
 export { findBinary, freePort, tail } from '../src/lab/processes.js';

@@ -22,11 +22,11 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import {
+  BACKEND_JS,
+  FULCRUM_CLI,
   findBinary,
-  findRoot,
   freePort,
   HOST,
   log,
@@ -38,10 +38,6 @@ import {
   waitForPort,
 } from './processes.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const root = findRoot(here);
-const CLI = path.join(root, 'dist', 'src', 'cli', 'main.js');
-const BACKEND = path.join(here, 'backend.js');
 const TICK_US = 10_000;
 
 const { values } = parseArgs({
@@ -105,7 +101,12 @@ async function startBalancer(name: string, yaml: string): Promise<{ proc: Proc; 
   const port = await freePort();
   const file = path.join(tmp!, `${name}.yaml`);
   fs.writeFileSync(file, yaml.replace('LISTEN_PORT', String(port)));
-  const proc = startProc(name, process.execPath, [CLI, 'start', '-c', file], path.join(tmp!, `${name}.log`));
+  const proc = startProc(
+    name,
+    process.execPath,
+    [FULCRUM_CLI, 'start', '-c', file],
+    path.join(tmp!, `${name}.log`),
+  );
   await waitForPort(port, proc);
   return { proc, port };
 }
@@ -387,7 +388,7 @@ async function main(): Promise<number> {
   const backend = startProc(
     'backend',
     process.execPath,
-    [BACKEND, '--port', String(backendPort)],
+    [BACKEND_JS, '--port', String(backendPort)],
     path.join(tmp, 'backend.log'),
   );
   let redis: Proc | null = null;

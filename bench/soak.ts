@@ -17,11 +17,11 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import {
+  BACKEND_JS,
+  FULCRUM_CLI,
   findBinary,
-  findRoot,
   freePort,
   HOST,
   log,
@@ -31,8 +31,6 @@ import {
   stopProc,
   waitForPort,
 } from './processes.js';
-
-const here = path.dirname(fileURLToPath(import.meta.url));
 
 interface Minute {
   minute: number;
@@ -85,15 +83,14 @@ async function main(): Promise<number> {
   const taskset = values.pin ? findBinary('taskset') : undefined;
   const onCore = (core: number, cmd: string, args: string[]): [string, string[]] =>
     taskset ? [taskset, ['-c', String(core), cmd, ...args]] : [cmd, args];
-  const root = findRoot(here);
-  const cli = path.resolve(values['fulcrum-cli'] ?? path.join(root, 'dist', 'src', 'cli', 'main.js'));
+  const cli = path.resolve(values['fulcrum-cli'] ?? FULCRUM_CLI);
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fulcrum-soak-'));
 
   const backendPorts: number[] = [];
   const procs: Proc[] = [];
   for (const id of ['b1', 'b2']) {
     const port = await freePort();
-    const args = [path.join(here, 'backend.js'), '--port', String(port), '--id', id];
+    const args = [BACKEND_JS, '--port', String(port), '--id', id];
     if (values['body-size'] !== undefined) args.push('--size', values['body-size']);
     const proc = startProc(
       `backend ${id}`,

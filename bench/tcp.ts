@@ -38,6 +38,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import {
+  FULCRUM_CLI,
   findBinary,
   findRoot,
   freePort,
@@ -692,7 +693,7 @@ async function harness(argv: string[]): Promise<number> {
   const fulcrumCli = [
     opts.fulcrumCli ? path.resolve(opts.fulcrumCli) : undefined,
     path.join(here, '..', 'src', 'cli', 'main.js'),
-    path.join(root, 'dist', 'src', 'cli', 'main.js'),
+    FULCRUM_CLI,
   ].find((p): p is string => p !== undefined && fs.existsSync(p));
   if (opts.fulcrumCli && fulcrumCli !== path.resolve(opts.fulcrumCli)) {
     console.error(`bench: --fulcrum-cli ${opts.fulcrumCli} not found`);

@@ -29,6 +29,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import {
+  BACKEND_JS,
   findBinary,
   freePort,
   HOST,
@@ -306,7 +307,7 @@ async function main(): Promise<number> {
       const p = startProc(
         `backend-${id}`,
         process.execPath,
-        [path.join(here, 'backend.js'), '--port', String(port), '--id', id],
+        [BACKEND_JS, '--port', String(port), '--id', id],
         path.join(tmp, `backend-${id}.log`),
       );
       await waitForPort(port, p);

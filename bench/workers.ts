@@ -19,11 +19,11 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import {
+  BACKEND_JS,
+  FULCRUM_CLI,
   findBinary,
-  findRoot,
   freePort,
   HOST,
   log,
@@ -34,11 +34,6 @@ import {
   stopProc,
   waitForPort,
 } from './processes.js';
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const root = findRoot(here);
-const cli = path.join(root, 'dist', 'src', 'cli', 'main.js');
-const backendJs = path.join(here, 'backend.js');
 
 const { values } = parseArgs({
   options: {
@@ -191,7 +186,7 @@ ${backends.map((p, i) => `      - { address: "${HOST}:${p}", name: s${i} }`).joi
   const proc = startProc(
     `fulcrum (${c.name})`,
     process.execPath,
-    [cli, 'start', '-c', file],
+    [FULCRUM_CLI, 'start', '-c', file],
     path.join(tmp!, 'fulcrum.log'),
     {
       env,
@@ -266,7 +261,7 @@ async function main(): Promise<number> {
     startProc(
       `backend ${i}`,
       process.execPath,
-      [backendJs, '--port', String(port), '--id', `b${i}`],
+      [BACKEND_JS, '--port', String(port), '--id', `b${i}`],
       path.join(tmp!, `b${i}.log`),
     ),
   );
