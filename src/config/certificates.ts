@@ -7,7 +7,14 @@
 import type { X509Certificate } from 'node:crypto';
 import { isAbsolute, resolve } from 'node:path';
 import type { PathProblem } from './errors.js';
-import { checkKeyPair, PemProblem, parseCertificate, parsePrivateKey, readPemFile } from './pem.js';
+import {
+  checkKeyPair,
+  checkValidity,
+  PemProblem,
+  parseCertificate,
+  parsePrivateKey,
+  readPemFile,
+} from './pem.js';
 import type { Config } from './types.js';
 
 /** A certificate and its key as read from their files. */
@@ -41,7 +48,7 @@ export function readCertificatePair(certFile: string, keyFile: string, now = Dat
   const privateKey = asCertificateError('key', () => parsePrivateKey(key, keyFile));
   asCertificateError('key', () => checkKeyPair(x509, privateKey, certFile, keyFile));
   // Dates after the pairing: a wrong key is the problem to fix first.
-  asCertificateError('cert', () => parseCertificate(cert, certFile, now));
+  asCertificateError('cert', () => checkValidity(x509, certFile, now));
   return { cert, key, names: certificateNames(x509) };
 }
 

@@ -39,12 +39,15 @@ export function parseCertificate(pem: Buffer, label: string, now?: number): X509
   } catch {
     throw new PemProblem(`${label} is not a PEM certificate`);
   }
-  if (now !== undefined) {
-    if (Date.parse(x509.validTo) <= now) throw new PemProblem(`${label} expired on ${x509.validTo}`);
-    if (Date.parse(x509.validFrom) > now)
-      throw new PemProblem(`${label} is not valid before ${x509.validFrom}`);
-  }
+  if (now !== undefined) checkValidity(x509, label, now);
   return x509;
+}
+
+/** Throws unless `x509` is valid at `now` (not expired, not before its start). */
+export function checkValidity(x509: X509Certificate, label: string, now: number): void {
+  if (Date.parse(x509.validTo) <= now) throw new PemProblem(`${label} expired on ${x509.validTo}`);
+  if (Date.parse(x509.validFrom) > now)
+    throw new PemProblem(`${label} is not valid before ${x509.validFrom}`);
 }
 
 /** The private key in `pem` (an encrypted key cannot be used: there is no passphrase to give). */
