@@ -56,6 +56,12 @@ export interface ExchangeFront {
   onResponseBody(chunk: Buffer): boolean;
   /** The response is complete and the lease released. */
   onResponseEnd(): void;
+  /**
+   * A write to the client is not done: bytes handed to the front may still be read from where
+   * they lie (the server connection's read buffer, lent for one call), so it is not read into
+   * again. True when unsure.
+   */
+  readonly writing: boolean;
   /** 101 Switching Protocols: bytes now go both ways as they are; `rest` came with the head. */
   onUpgrade(res: ResponseHead, rest: Buffer): void;
   /** The server ended the tunnel, or a body delimited by the server's close ended. */
@@ -387,27 +393,35 @@ export class Exchange implements UpstreamOwner {
 
   // ---- the response ----
 
-  onUpstreamData(up: UpstreamConnection, chunk: Buffer): void {
-    if (up !== this.up) return up.destroy();
+  onUpstreamData(up: UpstreamConnection, chunk: Buffer): boolean {
+    if (up !== this.up) {
+      up.destroy();
+      return false;
+    }
     if (this.step === Step.Tunnel) {
       this.front.deadline = Date.now() + TUNNEL_IDLE_MS;
       if (!this.front.onResponseBody(chunk)) up.socket.pause();
-      return;
+    } else {
+      this.front.deadline = Date.now() + this.pool!.options.timeouts.response;
+      if (this.resPhase === Res.Body) this.relayBody(chunk);
+      else if (this.resPhase === Res.Head) this.readHead(chunk);
+      // Bytes after a complete response: the server is out of step, never reuse it.
+      else this.upReusable = false;
     }
-    this.front.deadline = Date.now() + this.pool!.options.timeouts.response;
-    if (this.resPhase === Res.Body) return this.relayBody(chunk);
-    if (this.resPhase === Res.Head) return this.readHead(chunk);
-    // Bytes after a complete response: the server is out of step, never reuse it.
-    this.upReusable = false;
+    // The front copies a head and a small body into a buffer of its own, but a larger body or a
+    // tunnel's bytes go to the client as the lent chunk: kept while that write is pending.
+    return this.front.writing;
   }
 
   private readHead(chunk: Buffer): void {
-    let buf = this.resBuf === null ? chunk : Buffer.concat([this.resBuf, chunk]);
+    const held = this.resBuf;
+    let buf = held === null ? chunk : Buffer.concat([held, chunk]);
     for (;;) {
       const end = findHeadEnd(buf, 0);
       if (end < 0) {
         if (buf.length > MAX_RESPONSE_HEAD) return this.broken('response head too large');
-        this.resBuf = buf;
+        // Kept for the next read: a copy when it is (a part of) the lent chunk.
+        this.resBuf = held === null ? Buffer.from(buf) : buf;
         return;
       }
       const res = this.res;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { LARGE_READ, ReadBuffer, SMALL_READ } from '../../src/proxy/l4/readBuffer.js';
+import { LARGE_READ, ReadBuffer, SMALL_READ } from '../../src/proxy/readBuffer.js';
 
 test('read buffer: small while reads are small, large once a read fills it, small again after a run of small reads', () => {
   const rb = new ReadBuffer();

@@ -20,7 +20,7 @@ function owner(): UpstreamOwner & { connected: Promise<void> } {
   return {
     connected,
     onUpstreamConnect: () => resolve(),
-    onUpstreamData: () => {},
+    onUpstreamData: () => false,
     onUpstreamDrain: () => {},
     onUpstreamClose: () => {},
   };

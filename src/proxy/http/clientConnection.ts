@@ -188,6 +188,11 @@ export class ClientConnection implements ExchangeFront, FrontConnection {
     this.nextRequest();
   }
 
+  /** A write to the client is not done (ExchangeFront). */
+  get writing(): boolean {
+    return this.socket.writableLength > 0;
+  }
+
   /** Idle between requests: safe to close now (shutdown). */
   get idle(): boolean {
     return this.phase === Phase.Idle && this.inBuf === null;

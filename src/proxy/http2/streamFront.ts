@@ -85,6 +85,11 @@ export class StreamFront implements ExchangeFront {
     if (this.exchange.busy) this.exchange.onTimeout();
   }
 
+  /** A write to the stream is not done (ExchangeFront): nghttp2 reads DATA from where it lies. */
+  get writing(): boolean {
+    return this.stream.writableLength > 0;
+  }
+
   private get gone(): boolean {
     return this.stream.destroyed || this.stream.closed;
   }

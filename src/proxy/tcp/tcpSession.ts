@@ -14,8 +14,8 @@ import {
   PROXY_HEADER_TIMEOUT,
   proxyVersionFor,
 } from '../l4/l4.js';
-import { ReadBuffer } from '../l4/readBuffer.js';
 import { encodeProxyHeader, type ProxyEndpoints, parseProxyHeader, V2_MAX_LENGTH } from '../proxyProtocol.js';
+import { ReadBuffer } from '../readBuffer.js';
 import { ClientHelloReader } from './clientHello.js';
 import type { SniRouter } from './sniRouter.js';
 
