@@ -1,9 +1,9 @@
 /**
  * The buffer one direction of a TCP relay, or an HTTP server connection, reads into (a socket's
- * `onread`), sized by what flows:
- * 16 KiB while the connection trickles, 256 KiB once a read fills its buffer (a bulk transfer:
- * fewer and larger reads and writes, measured at 1.4–1.6× the throughput of 64 KiB reads on
- * loopback), back to 16 KiB after a run of small reads. Buffers come from and go back to a
+ * `onread`), sized by what flows: 16 KiB while the connection trickles, a large size once a read
+ * fills its buffer (a bulk transfer), back to 16 KiB after a run of small reads. The large size
+ * is the reader's: 256 KiB for a TCP relay (fewer and larger reads and writes, measured at
+ * 1.4–1.6× the throughput of 64 KiB reads on loopback), 64 KiB for HTTP responses. Buffers come from and go back to a
  * bounded process-wide pool, so an idle connection holds 16 KiB per direction (HAProxy's default
  * `bufsize`) and short connections allocate nothing for reading.
  *
@@ -18,24 +18,25 @@ export const LARGE_READ = 256 * 1024;
 /** Small reads in a row, on a large buffer, before it is swapped for a small one. */
 const SHRINK_AFTER = 8;
 
-const spareSmall: Buffer[] = [];
-const spareLarge: Buffer[] = [];
-const MAX_SPARE_SMALL = 256; // 4 MiB
-const MAX_SPARE_LARGE = 16; // 4 MiB
+/** Spare buffers by size; each size keeps at most MAX_SPARE_BYTES of them. */
+const spares = new Map<number, Buffer[]>();
+const MAX_SPARE_BYTES = 4 * 1024 * 1024;
 
-function take(large: boolean): Buffer {
-  return (large ? spareLarge.pop() : spareSmall.pop()) ?? Buffer.allocUnsafe(large ? LARGE_READ : SMALL_READ);
+function take(size: number): Buffer {
+  return spares.get(size)?.pop() ?? Buffer.allocUnsafe(size);
 }
 
 function give(buf: Buffer): void {
-  if (buf.length === LARGE_READ) {
-    if (spareLarge.length < MAX_SPARE_LARGE) spareLarge.push(buf);
-  } else if (spareSmall.length < MAX_SPARE_SMALL) {
-    spareSmall.push(buf);
+  let list = spares.get(buf.length);
+  if (list === undefined) {
+    list = [];
+    spares.set(buf.length, list);
   }
+  if (list.length * buf.length < MAX_SPARE_BYTES) list.push(buf);
 }
 
 export class ReadBuffer {
+  readonly #largeSize: number;
   #buf: Buffer | null = null;
   #large = false;
   #smallRun = 0;
@@ -58,9 +59,14 @@ export class ReadBuffer {
     if (buf) give(buf);
   };
 
+  /** `largeSize`: what the buffer grows to for bulk reads (LARGE_READ unless given). */
+  constructor(largeSize = LARGE_READ) {
+    this.#largeSize = largeSize;
+  }
+
   /** For `onread.buffer`: the buffer the next read goes into. */
   readonly next = (): Buffer => {
-    this.#buf ??= take(this.#large);
+    this.#buf ??= take(this.#large ? this.#largeSize : SMALL_READ);
     return this.#buf;
   };
 
@@ -87,7 +93,7 @@ export class ReadBuffer {
     if (buf === null) return;
     if (held) {
       this.#buf = null;
-    } else if (buf.length !== (this.#large ? LARGE_READ : SMALL_READ)) {
+    } else if (buf.length !== (this.#large ? this.#largeSize : SMALL_READ)) {
       give(buf);
       this.#buf = null;
     }

@@ -39,3 +39,29 @@ test('read buffer: a chunk still held by a pending write is never read into agai
   rb.written(); // the other one (written in order)
   assert.equal(new ReadBuffer().next(), first, 'back in the pool');
 });
+
+test("read buffer: the large size is the reader's; a kept chunk leaves its buffer to the reader", () => {
+  const rb = new ReadBuffer(64 * 1024);
+  const first = rb.next();
+  assert.equal(first.length, SMALL_READ);
+  rb.afterRead(SMALL_READ, first.length); // filled
+  const large = rb.next();
+  assert.equal(large.length, 64 * 1024);
+  rb.afterRead(17_000, large.length);
+  assert.equal(rb.next(), large, 'reused while not kept');
+  rb.keep(); // the chunk just read stays with a pending write, which has no callback
+  rb.afterRead(17_000, large.length);
+  const next = rb.next();
+  assert.notEqual(next, large, 'a kept buffer is never read into again');
+  assert.equal(next.length, 64 * 1024);
+  rb.release();
+  // The released buffer is reused by the next reader of that size; the kept one is not there.
+  const again = new ReadBuffer(64 * 1024);
+  again.afterRead(SMALL_READ, SMALL_READ); // filled: large from now on
+  assert.equal(again.next(), next);
+  again.afterRead(SMALL_READ, SMALL_READ);
+  again.keep();
+  again.afterRead(SMALL_READ, SMALL_READ);
+  assert.notEqual(again.next(), large, 'the kept buffer never came back to the pool');
+  again.release();
+});

@@ -54,6 +54,13 @@ export function keepAliveFor(hintMs: number): number {
 const sessions = new WeakMap<Server, { tls: ServerTls; host: string; port: number; session: Buffer }>();
 
 /**
+ * What a server connection's read buffer grows to for large responses (Node's own read size):
+ * one read takes a 16 KiB body with its head, and a client too slow for a large body holds at
+ * most this much of it in a pending write (plus the buffer being read into).
+ */
+const LARGE_RESPONSE_READ = 64 * 1024;
+
+/**
  * A raw keep-alive connection to one server. Its listeners are attached once and forward to
  * whichever exchange owns it now, so reusing a connection allocates nothing.
  */
@@ -92,7 +99,7 @@ export class UpstreamConnection {
     let reads: ReadBuffer | null = null;
     let socket: Socket;
     if (tls === undefined) {
-      const r = new ReadBuffer();
+      const r = new ReadBuffer(LARGE_RESPONSE_READ);
       reads = r;
       socket = connect({
         host: server.host,
