@@ -57,11 +57,12 @@ export interface ExchangeFront {
   /** The response is complete and the lease released. */
   onResponseEnd(): void;
   /**
-   * A write to the client is not done: bytes handed to the front may still be read from where
-   * they lie (the server connection's read buffer, lent for one call), so it is not read into
-   * again. True when unsure.
+   * Asked once after each read from the server: did the front, during that call, hand response
+   * bytes it was given (a view of the server connection's read buffer, lent for the length of
+   * the call) to a write that is not done yet, rather than a copy of them? Then that buffer is
+   * not read into again. The answer covers that call only (the front forgets it once asked).
    */
-  readonly writing: boolean;
+  holdsLent(): boolean;
   /** 101 Switching Protocols: bytes now go both ways as they are; `rest` came with the head. */
   onUpgrade(res: ResponseHead, rest: Buffer): void;
   /** The server ended the tunnel, or a body delimited by the server's close ended. */
@@ -408,9 +409,7 @@ export class Exchange implements UpstreamOwner {
       // Bytes after a complete response: the server is out of step, never reuse it.
       else this.upReusable = false;
     }
-    // The front copies a head and a small body into a buffer of its own, but a larger body or a
-    // tunnel's bytes go to the client as the lent chunk: kept while that write is pending.
-    return this.front.writing;
+    return this.front.holdsLent();
   }
 
   private readHead(chunk: Buffer): void {

@@ -10,12 +10,15 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, request as httpRequest, type IncomingMessage } from 'node:http';
 import { connect as h2connect } from 'node:http2';
+import { request as httpsRequest } from 'node:https';
 import { type AddressInfo, connect, type Server as NetServer, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { startBalancer, type TestBalancer } from '../helpers/balancer.js';
+import { makeCertKit } from '../helpers/certificates.js';
 
 const SIZE = 6 * 1024 * 1024;
 /** The sizes the origin writes in, in turn. */
@@ -133,17 +136,24 @@ describe('response bytes are relayed intact to slow clients', () => {
     if (how === 'trickle') trickle(socket, body(Number(seed)));
     else pump(socket, body(Number(seed)));
   });
+  const kit = makeCertKit();
+  const site = kit.leaf('site', ['site.test']);
   let lb: TestBalancer;
+  let tlsPort = 0;
   before(async () => {
     const port = await listen(origin as unknown as NetServer);
     lb = await startBalancer(`
-listeners: [{ name: web, protocol: http, listen: "127.0.0.1:0", pool: p, http2: true }]
+listeners:
+  - { name: web, protocol: http, listen: "127.0.0.1:0", pool: p, http2: true }
+  - { name: secure, listen: "127.0.0.1:0", pool: p, tls: { certificates: [{ cert: "${site.cert}", key: "${site.key}" }] } }
 pools: [{ name: p, servers: [{ address: "127.0.0.1:${port}" }] }]
 `);
+    tlsPort = lb.runtime.address('secure').port;
   });
   after(async () => {
     await lb.stop();
     origin.close();
+    kit.remove();
   });
 
   const http1 = (path: string, stallMs?: number) =>
@@ -170,6 +180,27 @@ pools: [{ name: p, servers: [{ address: "127.0.0.1:${port}" }] }]
     got.forEach((g, i) => {
       assert.equal(g.bytes, SIZE);
       assert.equal(g.sha, digest(body(i + 7)), 'the bytes differ from what the server sent');
+    });
+  });
+
+  test('HTTPS (HTTP/1.1 over TLS), content-length and trickled, two at once', async () => {
+    const ca = readFileSync(kit.ca.cert);
+    const get = (path: string) =>
+      new Promise<{ sha: string; bytes: number }>((resolve, reject) => {
+        httpsRequest(
+          { host: '127.0.0.1', port: tlsPort, path, servername: 'site.test', ca, agent: false },
+          (res) => {
+            assert.equal(res.statusCode, 200);
+            slowRead(res, 1000).then(resolve, reject);
+          },
+        )
+          .on('error', reject)
+          .end();
+      });
+    const got = await Promise.all([get('/31/length'), get('/32/trickle')]);
+    got.forEach((g, i) => {
+      assert.equal(g.bytes, SIZE);
+      assert.equal(g.sha, digest(body(31 + i)), 'the bytes differ from what the server sent');
     });
   });
 

@@ -121,6 +121,8 @@ export class ClientConnection implements ExchangeFront, FrontConnection {
   /** The whole request body has been read from the client. */
   private reqDone = true;
   private keepAlive = true;
+  /** Since `holdsLent` was last asked: lent response bytes went to a write uncopied. */
+  private wroteLent = false;
   /** The current request was routed (a rejected one reports no pool or server). */
   private routed = false;
   private status = 0;
@@ -188,9 +190,14 @@ export class ClientConnection implements ExchangeFront, FrontConnection {
     this.nextRequest();
   }
 
-  /** A write to the client is not done (ExchangeFront). */
-  get writing(): boolean {
-    return this.socket.writableLength > 0;
+  /**
+   * ExchangeFront: response bytes written as they were lent (a body above SMALL_BODY, a body's
+   * later reads, a tunnel's bytes), not copied, in a write not done yet.
+   */
+  holdsLent(): boolean {
+    const held = this.wroteLent && this.socket.writableLength > 0;
+    this.wroteLent = false;
+    return held;
   }
 
   /** Idle between requests: safe to close now (shutdown). */
@@ -507,10 +514,12 @@ export class ClientConnection implements ExchangeFront, FrontConnection {
     out.write(w.take());
     const ok = out.write(buf.subarray(from, to));
     out.uncork();
+    this.wroteLent = true;
     return ok;
   }
 
   onResponseBody(chunk: Buffer): boolean {
+    this.wroteLent = true;
     return this.socket.write(chunk);
   }
 
@@ -523,7 +532,10 @@ export class ClientConnection implements ExchangeFront, FrontConnection {
     this.status = res.status;
     this.socket.write(`${statusLine(res)}${endToEndLines(res, true)}\r\n`, 'latin1');
     this.phase = Phase.Tunnel;
-    if (rest.length > 0) this.socket.write(rest);
+    if (rest.length > 0) {
+      this.socket.write(rest);
+      this.wroteLent = true;
+    }
     const held = this.inBuf;
     this.inBuf = null;
     if (held !== null && !this.exchange.writeTunnel(held)) this.upBlocked = true;

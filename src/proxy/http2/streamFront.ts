@@ -85,9 +85,13 @@ export class StreamFront implements ExchangeFront {
     if (this.exchange.busy) this.exchange.onTimeout();
   }
 
-  /** A write to the stream is not done (ExchangeFront): nghttp2 reads DATA from where it lies. */
-  get writing(): boolean {
-    return this.stream.writableLength > 0;
+  /**
+   * ExchangeFront: never. nghttp2 reads DATA from where it lies when it sends it, which is
+   * always later: the stream is written copies (`send`), so a server connection's read buffer
+   * is read into again at once rather than replaced on every read.
+   */
+  holdsLent(): boolean {
+    return false;
   }
 
   private get gone(): boolean {
@@ -213,14 +217,18 @@ export class StreamFront implements ExchangeFront {
       return true;
     }
     if (to === from) return true;
-    this.bytesOut += to - from;
-    return this.stream.write(buf.subarray(from, to));
+    return this.send(buf.subarray(from, to));
   }
 
   onResponseBody(chunk: Buffer): boolean {
     if (this.gone) return true;
-    this.bytesOut += chunk.length;
-    return this.stream.write(chunk);
+    return this.send(chunk);
+  }
+
+  /** A copy of lent response bytes to the stream (see `holdsLent`). */
+  private send(lent: Buffer): boolean {
+    this.bytesOut += lent.length;
+    return this.stream.write(Buffer.from(lent));
   }
 
   onResponseEnd(): void {
