@@ -407,11 +407,9 @@ export class Supervisor implements ClusterView {
     if (slot.worker !== worker) return;
     this.figures.retire(worker.id);
     this.figures.merge();
-    // Its refusals are retired now: an answer it gave to a question still open would count them twice.
     for (const q of this.questions.values()) {
+      // Its refusals are retired now: an answer it gave to a question still open would count them twice.
       q.answers = q.answers.filter((a) => a.worker !== worker.id || a.message.t !== 'protection');
-    }
-    for (const q of this.questions.values()) {
       q.waiting.delete(worker.id);
       if (q.waiting.size === 0) q.done();
     }

@@ -5,7 +5,7 @@
  */
 import type { CidrSet } from '../core/cidr.js';
 import { Framing, isHopByHop, type MessageHead, type RequestHead, rawLines } from './http/headParser.js';
-import { HeadWriter } from './http/headWriter.js';
+import type { HeadWriter } from './http/headWriter.js';
 import { newRequestId } from './requestId.js';
 
 /** Who sent a request, as the header rules need it. */
@@ -169,15 +169,6 @@ export function writeUpstreamRequestHead(
   }
 }
 
-const STRING_WRITER = new HeadWriter();
-
-/** `writeUpstreamRequestHead` as a string (tests; the forwarding path writes the bytes). */
-export function upstreamRequestHead(r: RequestHead, from: ForwardedFor, serverAddress: string): string {
-  STRING_WRITER.reset();
-  writeUpstreamRequestHead(r, from, serverAddress, STRING_WRITER);
-  return STRING_WRITER.takeString();
-}
-
 /**
  * Writes the end-to-end fields of a message into `w` as raw header lines: hop-by-hop fields and
  * those named in its Connection header removed.
@@ -198,27 +189,12 @@ export function writeEndToEndLines(m: MessageHead, w: HeadWriter): void {
 }
 
 /**
- * The end-to-end fields of a message as raw header lines (each ending in CRLF): hop-by-hop
- * fields and those named in its Connection header removed. With `all`, every field is kept
- * (interim and 101 responses keep Connection and Upgrade).
+ * Every field of a message as raw header lines (each ending in CRLF), as received: interim and
+ * 101 responses keep Connection and Upgrade. (A final response's head is built by
+ * `writeEndToEndLines`.)
  */
-export function endToEndLines(m: MessageHead, all = false): string {
-  if (m.count === 0) return '';
-  if (all) return rawLines(m, 0, m.count);
-  const tokens = m.connectionTokens;
-  let h = '';
-  let run = -1;
-  for (let i = 0; i < m.count; i++) {
-    const name = m.names[i]!;
-    if (!(isHopByHop(name) || tokens?.includes(name))) {
-      if (run < 0) run = i;
-    } else if (run >= 0) {
-      h += rawLines(m, run, i);
-      run = -1;
-    }
-  }
-  if (run >= 0) h += rawLines(m, run, m.count);
-  return h;
+export function allFieldLines(m: MessageHead): string {
+  return m.count === 0 ? '' : rawLines(m, 0, m.count);
 }
 
 /** The values of every field `name` of a message joined with `sep`, or null when there is none. */

@@ -1,8 +1,16 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type ForwardedFor, upstreamRequestHead } from '../../src/proxy/headerRules.js';
-import { Framing, newRequestHead } from '../../src/proxy/http/headParser.js';
+import { type ForwardedFor, writeUpstreamRequestHead } from '../../src/proxy/headerRules.js';
+import { Framing, newRequestHead, type RequestHead } from '../../src/proxy/http/headParser.js';
+import { HeadWriter } from '../../src/proxy/http/headWriter.js';
 import { h2RequestHead } from '../../src/proxy/http2/requestHead.js';
+
+/** The head the forwarding path would write to the server, as a string. */
+function upstreamRequestHead(r: RequestHead, from: ForwardedFor, serverAddress: string): string {
+  const w = new HeadWriter();
+  writeUpstreamRequestHead(r, from, serverAddress, w);
+  return w.takeString();
+}
 
 const from: ForwardedFor = { peerIp: '10.0.0.9', trustedPeer: false, proto: 'https' };
 

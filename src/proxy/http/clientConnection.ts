@@ -8,9 +8,9 @@ import { http1ErrorResponse } from '../errorResponse.js';
 import { Exchange, type ExchangeContext, type ExchangeFront } from '../exchange.js';
 import type { FrontConnection } from '../frontConnection.js';
 import {
+  allFieldLines,
   clientIpOf,
   cookieHeader,
-  endToEndLines,
   type ForwardedFor,
   loggedRequestId,
   writeEndToEndLines,
@@ -470,8 +470,7 @@ export class ClientConnection implements ExchangeFront, FrontConnection {
 
   onInterim(res: ResponseHead): void {
     // Interim responses (100 Continue, 103 Early Hints) go to HTTP/1.1 clients as they are.
-    if (this.req.minor === 1)
-      this.socket.write(`${statusLine(res)}${endToEndLines(res, true)}\r\n`, 'latin1');
+    if (this.req.minor === 1) this.socket.write(`${statusLine(res)}${allFieldLines(res)}\r\n`, 'latin1');
   }
 
   onResponseHead(
@@ -530,7 +529,7 @@ export class ClientConnection implements ExchangeFront, FrontConnection {
 
   onUpgrade(res: ResponseHead, rest: Buffer): void {
     this.status = res.status;
-    this.socket.write(`${statusLine(res)}${endToEndLines(res, true)}\r\n`, 'latin1');
+    this.socket.write(`${statusLine(res)}${allFieldLines(res)}\r\n`, 'latin1');
     this.phase = Phase.Tunnel;
     if (rest.length > 0) {
       this.socket.write(rest);

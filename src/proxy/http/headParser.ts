@@ -66,7 +66,7 @@ export class RequestHead extends MessageHead {
   absoluteForm = false;
   /** The request came over HTTP/2 (the head was built from its header block): Via says 2. */
   h2 = false;
-  /** X-Request-Id as received, or the one generated for the server (set by upstreamRequestHead). */
+  /** X-Request-Id as received, or the one generated for the server (set by assignRequestId). */
   requestId = '';
 }
 
@@ -220,10 +220,8 @@ function parseFields(s: string, pos: number, m: MessageHead, maxHeaders: number)
       hash = (Math.imul(hash, 31) + c) | 0;
     }
     // value: OWS field-value OWS
-    let vStart = colon + 1;
-    let vEnd = stop;
-    while (vStart < vEnd && (s.charCodeAt(vStart) === 32 || s.charCodeAt(vStart) === 9)) vStart++;
-    while (vEnd > vStart && (s.charCodeAt(vEnd - 1) === 32 || s.charCodeAt(vEnd - 1) === 9)) vEnd--;
+    const vStart = owsFrom(s, colon + 1, stop);
+    const vEnd = owsTo(s, vStart, stop);
     if (m.count >= maxHeaders) return fail(m, 'too many header fields', 431);
     const n = m.count++;
     m.lineStarts[n] = pos;
@@ -278,15 +276,25 @@ export function isHopByHop(name: string): boolean {
 }
 
 /**
- * `s` without the SP and HTAB (OWS) around it. Not String.trim, which also removes U+00A0: in a
- * latin1 head that is byte 0xA0, which is no whitespace to HTTP (`Content-Length: 5\xA0` is
- * invalid, not 5).
+ * The start of `s[from, to)` past the SP and HTAB (OWS) that lead it. Not String.trim, which also
+ * removes U+00A0: in a latin1 head that is byte 0xA0, which is no whitespace to HTTP
+ * (`Content-Length: 5\xA0` is invalid, not 5).
  */
-function trimOws(s: string): string {
-  let from = 0;
-  let to = s.length;
+function owsFrom(s: string, from: number, to: number): number {
   while (from < to && (s.charCodeAt(from) === 32 || s.charCodeAt(from) === 9)) from++;
+  return from;
+}
+
+/** The end of `s[from, to)` before the OWS that trails it. */
+function owsTo(s: string, from: number, to: number): number {
   while (to > from && (s.charCodeAt(to - 1) === 32 || s.charCodeAt(to - 1) === 9)) to--;
+  return to;
+}
+
+/** `s` without the OWS around it. */
+function trimOws(s: string): string {
+  const from = owsFrom(s, 0, s.length);
+  const to = owsTo(s, from, s.length);
   return from === 0 && to === s.length ? s : s.slice(from, to);
 }
 
@@ -301,9 +309,9 @@ function htabAfterValue(m: MessageHead, i: number): boolean {
 }
 
 /** The decimal in `s` from `from` to `to`, OWS around it allowed; -1 if empty, not digits or over 15 digits. */
-function decimal(s: string, from: number, to: number): number {
-  while (from < to && (s.charCodeAt(from) === 32 || s.charCodeAt(from) === 9)) from++;
-  while (to > from && (s.charCodeAt(to - 1) === 32 || s.charCodeAt(to - 1) === 9)) to--;
+function decimal(s: string, start: number, end: number): number {
+  const from = owsFrom(s, start, end);
+  const to = owsTo(s, from, end);
   if (from === to || to - from > 15) return -1;
   let n = 0;
   for (let i = from; i < to; i++) {
@@ -422,10 +430,9 @@ function interpretFields(m: MessageHead, isRequest: boolean): number {
     let start = 0;
     for (;;) {
       const comma = connection.indexOf(',', start);
-      let from = start;
-      let to = comma < 0 ? connection.length : comma;
-      while (from < to && (connection.charCodeAt(from) === 32 || connection.charCodeAt(from) === 9)) from++;
-      while (to > from && (connection.charCodeAt(to - 1) === 32 || connection.charCodeAt(to - 1) === 9)) to--;
+      const end = comma < 0 ? connection.length : comma;
+      const from = owsFrom(connection, start, end);
+      const to = owsTo(connection, from, end);
       if (isWord(connection, from, to, 'close')) sawClose = true;
       else if (isWord(connection, from, to, 'keep-alive')) sawKeepAlive = true;
       else if (isWord(connection, from, to, 'upgrade')) m.upgrade = hasUpgradeHeader;

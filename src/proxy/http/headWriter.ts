@@ -8,6 +8,16 @@ import type { Writable } from 'node:stream';
 
 /** Below this many bytes a range is copied by a loop: `Buffer.copy` of a part allocates a view. */
 const LOOP_COPY = 256;
+
+/**
+ * Copies `src[from, to)` into `dst` at `at` and returns the bytes copied; a short range by a loop
+ * (`Buffer.copy` of a part of its source allocates a view of that part on every call).
+ */
+export function copyRange(src: Buffer, from: number, to: number, dst: Buffer, at: number): number {
+  if (to - from >= LOOP_COPY) return src.copy(dst, at, from, to);
+  for (let i = from; i < to; i++) dst[at++] = src[i]!;
+  return to - from;
+}
 /** How many views of the buffer are kept for reuse. */
 const VIEWS = 8;
 /** The size a writer starts with (it grows to the largest head it has built). */
@@ -68,14 +78,7 @@ export class HeadWriter {
   bytes(src: Buffer, from: number, to: number): void {
     const n = to - from;
     if (n <= 0) return;
-    const b = this.room(n);
-    let at = this.length;
-    if (n < LOOP_COPY) {
-      for (let i = from; i < to; i++) b[at++] = src[i]!;
-    } else {
-      at += src.copy(b, at, from, to);
-    }
-    this.length = at;
+    this.length += copyRange(src, from, to, this.room(n), this.length);
   }
 
   /**

@@ -1,3 +1,5 @@
+import { copyRange } from './headWriter.js';
+
 /**
  * The buffer every plain (non-TLS) HTTP/1.1 client socket reads into with `onread`: one for the
  * process, since each read is handed on as a copy before the next read can happen (one thread).
@@ -10,16 +12,9 @@
  */
 export const SHARED_READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
-/** Reads shorter than this (a request, a small response) are copied by a loop. */
-const LOOP_COPY = 512;
-
 /** The `n` bytes just read into SHARED_READ_BUFFER, as a Buffer of their own. */
 export function copyOfRead(n: number): Buffer {
   const chunk = Buffer.allocUnsafe(n);
-  if (n < LOOP_COPY) {
-    // Buffer.copy of a part of its source allocates a view of that part on every call.
-    const src = SHARED_READ_BUFFER;
-    for (let i = 0; i < n; i++) chunk[i] = src[i]!;
-  } else SHARED_READ_BUFFER.copy(chunk, 0, 0, n);
+  copyRange(SHARED_READ_BUFFER, 0, n, chunk, 0);
   return chunk;
 }
